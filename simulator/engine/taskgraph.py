@@ -1,0 +1,73 @@
+"""The task graph: flat numpy arrays that both timing engines consume.
+
+Lowering (simulator.engine.lower) turns (Graph, Mapping, HwConfig) into a TaskGraph;
+the simpy engine (engine.des) and the numba engine (engine.fast) turn it into a
+Schedule. Tasks are numbered in topological order: every predecessor id is smaller.
+
+The dispatch rule, which both engines implement exactly:
+  * A task is *ready* at ready_cycle = max(finish_cycle of its predecessors), or 0
+    if it has none. finish_cycle = start_cycle + duration_cycles.
+  * A task with resource == -1 needs no resource (a pure delay, e.g. DRAM latency):
+    it starts at its ready_cycle.
+  * Every resource serves one task at a time, without preemption. Whenever a
+    resource is idle at cycle t and some of its tasks are ready at or before t,
+    it starts the one with the smallest (ready_cycle, task_id) at cycle t.
+  * All finishes at cycle t are processed (making successors ready at t) before
+    any resource picks a task at cycle t.
+So start_cycle = the earliest cycle at which the resource is idle and the task is
+the first, by (ready_cycle, task_id), of that resource's tasks ready by then.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Energy columns of TaskGraph.energy_pj; static energy is added from the makespan.
+ENERGY_COMPONENTS = (
+    "array", "dac", "adc", "digital_mac", "special_function", "sram", "dram", "noc", "program",
+)
+ALL_ENERGY_COMPONENTS = ENERGY_COMPONENTS + ("static",)
+
+# Resource kinds, in the order resources are numbered.
+RESOURCE_KINDS = ("tile", "core", "link", "dram")
+
+# Task kinds, for traces and per-kind statistics.
+TASK_KINDS = (
+    "mvm", "reduce", "digital_linear", "matmul", "special", "elementwise",
+    "transfer", "dram", "delay", "program",
+)
+
+
+@dataclass(frozen=True)
+class TaskGraph:
+    resource: np.ndarray  # int32 [n_tasks], index into resource_kind, or -1 for none
+    duration_cycles: np.ndarray  # int64 [n_tasks], >= 1 for tasks with a resource
+    energy_pj: np.ndarray  # float64 [n_tasks, len(ENERGY_COMPONENTS)]
+    pred_ptr: np.ndarray  # int64 [n_tasks + 1], CSR row pointers
+    pred_idx: np.ndarray  # int32 [nnz], predecessor task ids (each < its task id)
+    task_kind: np.ndarray  # int8 [n_tasks], index into TASK_KINDS
+    task_op: np.ndarray  # int32 [n_tasks], Graph op id the task comes from (-1: none)
+    resource_kind: np.ndarray  # int8 [n_resources], index into RESOURCE_KINDS
+    resource_label: tuple[str, ...]  # e.g. "tile3", "core0", "link(1,0)->(2,0)", "dram"
+    static_power_mw: np.ndarray  # float64 [n_resources], drawn for the whole makespan
+    cycle_ns: float  # one cycle in ns
+    tokens: int  # tokens the workload processes (for tokens/s)
+
+    @property
+    def n_tasks(self) -> int:
+        return int(self.resource.shape[0])
+
+    @property
+    def n_resources(self) -> int:
+        return int(self.resource_kind.shape[0])
+
+    def preds(self, task: int) -> np.ndarray:
+        return self.pred_idx[self.pred_ptr[task]:self.pred_ptr[task + 1]]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    start_cycles: np.ndarray  # int64 [n_tasks]
+    makespan_cycles: int
+    engine: str  # "simpy" | "fast"
