@@ -9,7 +9,6 @@ setup(
     packages=find_packages(include=["simulator", "simulator.*", "workloads", "workloads.*"]),
     package_data={
         "workloads": ["data/*.json", "data/*.safetensors", "data/*.txt", "data/*.md"],
-        "simulator": ["presets/*.yaml"],
     },
     include_package_data=True,
     install_requires=[
