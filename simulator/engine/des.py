@@ -1,0 +1,125 @@
+"""The simpy timing engine: the readable reference for the dispatch rule in engine.taskgraph.
+
+One simpy process per resource serves a `simpy.PriorityStore` of ready tasks keyed
+(ready_cycle, task_id). A task enters its resource's store the moment its last
+predecessor finishes; tasks without a resource (resource == -1) are pure delays and
+finish `duration_cycles` after they become ready.
+
+The same-cycle subtlety, and the trick that solves it. The rule says every finish at
+cycle t lands before any resource picks at cycle t. simpy orders its event queue by
+(time, priority, insertion id), and everything simpy schedules itself (timeouts, store
+puts and gets, `succeed()`) has priority NORMAL (1). A server therefore never picks
+right after it wakes up: it first yields an `EndOfCycle` event, which we schedule at
+the current time with priority LATE (2). It fires only after every NORMAL event at
+this cycle, including NORMAL events created while those run (a zero-delay task's
+finish scheduled by a finish at t sorts as (t, 1, ...) < (t, 2, ...)). Once the first
+LATE event at t has fired no finish at t can follow, because resource tasks last
+>= 1 cycle; picks of different resources touch different stores, so their order among
+themselves does not matter. After the barrier the server takes the smallest
+(ready_cycle, task_id) in its store; if it had already taken a task to wake up and a
+smaller one arrived meanwhile, it swaps.
+"""
+from __future__ import annotations
+
+import numpy as np
+import simpy
+from simpy.events import Event
+
+from simulator.engine.taskgraph import Schedule, TaskGraph
+
+LATE = 2  # below simpy's NORMAL (1) and URGENT (0): runs last among same-time events
+
+
+class EndOfCycle(Event):
+    """Fires at the current cycle once every NORMAL-priority event of this cycle has run."""
+
+    def __init__(self, env: simpy.Environment):
+        # Same initialisation as simpy's own Timeout, but scheduled at priority LATE.
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        env.schedule(self, LATE)
+
+
+class _Machine:
+    """The hardware as simpy sees it: one server process per resource, one store each."""
+
+    def __init__(self, tg: TaskGraph):
+        self.env = simpy.Environment()
+        self.tg = tg
+        self.resource = tg.resource.tolist()
+        self.duration_cycles = tg.duration_cycles.tolist()
+        self.successors = _successor_lists(tg)
+        self.preds_left = np.diff(tg.pred_ptr).tolist()
+        self.start_cycles = [-1] * tg.n_tasks
+        self.ready_stores = [simpy.PriorityStore(self.env) for _ in range(tg.n_resources)]
+        for r in range(tg.n_resources):
+            self.env.process(self._serve(r))
+        for task in range(tg.n_tasks):
+            if self.preds_left[task] == 0:
+                self._make_ready(task)
+
+    def _serve(self, r: int):
+        """Serve resource r: wait for a ready task, pick the smallest at end of cycle, run it."""
+        store = self.ready_stores[r]
+        while True:
+            picked = yield store.get()
+            yield EndOfCycle(self.env)
+            if store.items and store.items[0] < picked:
+                store.put(picked)
+                picked = yield store.get()
+            task = picked[1]
+            self.start_cycles[task] = self.env.now
+            yield self.env.timeout(self.duration_cycles[task])
+            self._finish(task)
+
+    def _make_ready(self, task: int) -> None:
+        """All predecessors have finished: queue the task, or start the delay it stands for."""
+        r = self.resource[task]
+        if r >= 0:
+            self.ready_stores[r].put((self.env.now, task))
+            return
+        self.start_cycles[task] = self.env.now
+        delay = self.env.timeout(self.duration_cycles[task], value=task)
+        delay.callbacks.append(self._finish_delay)
+
+    def _finish_delay(self, event: Event) -> None:
+        self._finish(event.value)
+
+    def _finish(self, task: int) -> None:
+        for succ in self.successors[task]:
+            self.preds_left[succ] -= 1
+            if self.preds_left[succ] == 0:
+                self._make_ready(succ)
+
+
+def _successor_lists(tg: TaskGraph) -> list[list[int]]:
+    successors: list[list[int]] = [[] for _ in range(tg.n_tasks)]
+    pred_ptr = tg.pred_ptr.tolist()
+    pred_idx = tg.pred_idx.tolist()
+    for task in range(tg.n_tasks):
+        for pred in pred_idx[pred_ptr[task]:pred_ptr[task + 1]]:
+            successors[pred].append(task)
+    return successors
+
+
+def check_durations(tg: TaskGraph) -> None:
+    """The rule needs resource tasks to last >= 1 cycle (so no pick can cause a finish at t)."""
+    if tg.n_tasks and int(tg.duration_cycles.min()) < 0:
+        raise ValueError("TaskGraph.duration_cycles must be >= 0")
+    on_resource = tg.resource >= 0
+    if np.any(tg.duration_cycles[on_resource] < 1):
+        raise ValueError("TaskGraph: tasks with a resource must last >= 1 cycle")
+
+
+def simulate(tg: TaskGraph) -> Schedule:
+    """Run the task graph through simpy; returns the start cycle of every task."""
+    check_durations(tg)
+    machine = _Machine(tg)
+    machine.env.run()
+    start_cycles = np.asarray(machine.start_cycles, dtype=np.int64)
+    if np.any(start_cycles < 0):
+        raise ValueError("TaskGraph: some tasks never became ready (predecessor ids must be smaller)")
+    finish = start_cycles + tg.duration_cycles
+    makespan = int(finish.max()) if tg.n_tasks else 0
+    return Schedule(start_cycles=start_cycles, makespan_cycles=makespan, engine="simpy")

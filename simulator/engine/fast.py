@@ -1,0 +1,207 @@
+"""The numba timing engine: the dispatch rule of engine.taskgraph as an event-driven list scheduler.
+
+Same answer as engine.des (identical start cycles), for the mapping-search inner loop
+and big sweeps. Data layout, all flat arrays:
+  * successors in CSR (built once with numpy from the predecessor CSR);
+  * one binary min-heap of ready tasks per resource, keyed (ready_cycle, task_id); the
+    heaps share one array, resource r owning the slice of its own task count;
+  * one global min-heap of finish events keyed by finish cycle.
+The main loop visits cycles in increasing order: it first processes every finish at
+the cycle (zero-duration delay tasks may add more finishes at the same cycle, and are
+processed in the same pass), then lets each touched, idle resource pick its smallest
+ready task. Resource tasks last >= 1 cycle, so a pick never adds a finish at the cycle.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from simulator.engine.des import check_durations
+from simulator.engine.taskgraph import Schedule, TaskGraph
+
+
+@njit(cache=True, inline="always")
+def _ready_before(ready_cycle, a, b):
+    """Heap order of resource queues: (ready_cycle, task_id) lexicographic."""
+    return ready_cycle[a] < ready_cycle[b] or (ready_cycle[a] == ready_cycle[b] and a < b)
+
+
+@njit(cache=True)
+def _ready_push(heap, base, size, task, ready_cycle):
+    """Push task into the ready heap heap[base:base+size]; returns the new size."""
+    i = size
+    while i > 0:
+        parent = (i - 1) >> 1
+        if not _ready_before(ready_cycle, task, heap[base + parent]):
+            break
+        heap[base + i] = heap[base + parent]
+        i = parent
+    heap[base + i] = task
+    return size + 1
+
+
+@njit(cache=True)
+def _ready_pop(heap, base, size, ready_cycle):
+    """Pop the smallest (ready_cycle, task_id) from heap[base:base+size]; returns the task."""
+    top = heap[base]
+    size -= 1
+    last = heap[base + size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and _ready_before(ready_cycle, heap[base + child + 1], heap[base + child]):
+            child += 1
+        if not _ready_before(ready_cycle, heap[base + child], last):
+            break
+        heap[base + i] = heap[base + child]
+        i = child
+    heap[base + i] = last
+    return top
+
+
+@njit(cache=True)
+def _event_push(cycles, tasks, size, cycle, task):
+    """Push a finish event onto the global heap (cycles, tasks)[:size]; returns the new size."""
+    i = size
+    while i > 0:
+        parent = (i - 1) >> 1
+        if cycles[parent] <= cycle:
+            break
+        cycles[i] = cycles[parent]
+        tasks[i] = tasks[parent]
+        i = parent
+    cycles[i] = cycle
+    tasks[i] = task
+    return size + 1
+
+
+@njit(cache=True)
+def _event_pop(cycles, tasks, size):
+    """Remove the earliest finish event; returns its task (read the cycle from cycles[0] first)."""
+    top = tasks[0]
+    size -= 1
+    last_cycle = cycles[size]
+    last_task = tasks[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and cycles[child + 1] < cycles[child]:
+            child += 1
+        if cycles[child] >= last_cycle:
+            break
+        cycles[i] = cycles[child]
+        tasks[i] = tasks[child]
+        i = child
+    cycles[i] = last_cycle
+    tasks[i] = last_task
+    return top
+
+
+@njit(cache=True)
+def _schedule(resource, duration_cycles, n_preds, succ_ptr, succ_idx, heap_base, n_resources):
+    """Start cycle of every task under the dispatch rule (-1 if a task never became ready)."""
+    n_tasks = resource.shape[0]
+    start_cycles = np.full(n_tasks, -1, dtype=np.int64)
+    ready_cycle = np.zeros(n_tasks, dtype=np.int64)
+    preds_left = n_preds.copy()
+    ready_heap = np.empty(n_tasks, dtype=np.int32)
+    ready_size = np.zeros(n_resources, dtype=np.int64)
+    busy = np.zeros(n_resources, dtype=np.bool_)
+    touched = np.empty(n_resources, dtype=np.int32)  # resources that may pick this cycle
+    is_touched = np.zeros(n_resources, dtype=np.bool_)
+    n_touched = 0
+    event_cycles = np.empty(n_tasks, dtype=np.int64)
+    event_tasks = np.empty(n_tasks, dtype=np.int32)
+    n_events = 0
+
+    now = 0
+    for task in range(n_tasks):  # tasks without predecessors are ready at cycle 0
+        if preds_left[task] == 0:
+            r = resource[task]
+            if r < 0:
+                start_cycles[task] = 0
+                n_events = _event_push(event_cycles, event_tasks, n_events, duration_cycles[task], task)
+            else:
+                ready_size[r] = _ready_push(ready_heap, heap_base[r], ready_size[r], task, ready_cycle)
+                if not is_touched[r]:
+                    is_touched[r] = True
+                    touched[n_touched] = r
+                    n_touched += 1
+
+    while True:
+        # 1. every finish at `now`, including zero-delay finishes they cause
+        while n_events > 0 and event_cycles[0] == now:
+            task = _event_pop(event_cycles, event_tasks, n_events)
+            n_events -= 1
+            r = resource[task]
+            if r >= 0:
+                busy[r] = False
+                if not is_touched[r]:
+                    is_touched[r] = True
+                    touched[n_touched] = r
+                    n_touched += 1
+            for k in range(succ_ptr[task], succ_ptr[task + 1]):
+                succ = succ_idx[k]
+                preds_left[succ] -= 1
+                if preds_left[succ] > 0:
+                    continue
+                ready_cycle[succ] = now
+                rs = resource[succ]
+                if rs < 0:
+                    start_cycles[succ] = now
+                    n_events = _event_push(event_cycles, event_tasks, n_events,
+                                           now + duration_cycles[succ], succ)
+                else:
+                    ready_size[rs] = _ready_push(ready_heap, heap_base[rs], ready_size[rs], succ, ready_cycle)
+                    if not is_touched[rs]:
+                        is_touched[rs] = True
+                        touched[n_touched] = rs
+                        n_touched += 1
+        # 2. picks at `now`
+        for i in range(n_touched):
+            r = touched[i]
+            is_touched[r] = False
+            if busy[r] or ready_size[r] == 0:
+                continue
+            task = _ready_pop(ready_heap, heap_base[r], ready_size[r], ready_cycle)
+            ready_size[r] -= 1
+            busy[r] = True
+            start_cycles[task] = now
+            n_events = _event_push(event_cycles, event_tasks, n_events, now + duration_cycles[task], task)
+        n_touched = 0
+        # 3. next cycle with a finish
+        if n_events == 0:
+            break
+        now = event_cycles[0]
+    return start_cycles
+
+
+def successor_csr(tg: TaskGraph) -> tuple[np.ndarray, np.ndarray]:
+    """(succ_ptr, succ_idx): the predecessor CSR transposed, successors in increasing id order."""
+    n_preds = np.diff(tg.pred_ptr)
+    owner = np.repeat(np.arange(tg.n_tasks, dtype=np.int32), n_preds)
+    order = np.argsort(tg.pred_idx, kind="stable")
+    succ_idx = owner[order]
+    succ_ptr = np.zeros(tg.n_tasks + 1, dtype=np.int64)
+    np.cumsum(np.bincount(tg.pred_idx, minlength=tg.n_tasks), out=succ_ptr[1:])
+    return succ_ptr, succ_idx
+
+
+def simulate(tg: TaskGraph) -> Schedule:
+    """Schedule the task graph with the numba list scheduler; same start cycles as engine.des."""
+    check_durations(tg)
+    succ_ptr, succ_idx = successor_csr(tg)
+    resource = np.ascontiguousarray(tg.resource, dtype=np.int32)
+    tasks_per_resource = np.bincount(resource[resource >= 0], minlength=tg.n_resources)
+    heap_base = np.zeros(tg.n_resources, dtype=np.int64)
+    np.cumsum(tasks_per_resource[:-1], out=heap_base[1:])
+    start_cycles = _schedule(resource, np.ascontiguousarray(tg.duration_cycles, dtype=np.int64),
+                             np.diff(tg.pred_ptr), succ_ptr, succ_idx, heap_base, tg.n_resources)
+    if np.any(start_cycles < 0):
+        raise ValueError("TaskGraph: some tasks never became ready (predecessor ids must be smaller)")
+    makespan = int((start_cycles + tg.duration_cycles).max()) if tg.n_tasks else 0
+    return Schedule(start_cycles=start_cycles, makespan_cycles=makespan, engine="fast")
