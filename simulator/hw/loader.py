@@ -1,0 +1,305 @@
+"""Load a hardware YAML (or a preset name) into a validated, frozen `HwConfig`.
+
+The YAML sections map one to one onto the dataclasses of `simulator.hw.schema`. Every
+leaf is checked where it is written (type, range, enum), so an error names the file
+that holds the bad value, even deep in an `extends:` chain, or `--set KEY` for a
+command-line override. Layers merge key by key: the base preset, then each file that
+extends it, then the overrides.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import typing
+from pathlib import Path
+
+import yaml
+
+from simulator.errors import UserError, where
+from simulator.hw.schema import AnalogConfig, HwConfig
+
+PRESET_DIR = Path(__file__).resolve().parents[2] / "hwconfigs"
+PRESET_DIR_ENV = "AIMCSIM_HWCONFIGS"
+REQUIRED_SECTIONS = ("analog", "digital")  # the two compute halves must be stated explicitly
+
+ENUMS = {
+    "analog.input_encoding": ("pwm", "bit_serial"),
+    "analog.adc_model": ("fixed", "walden", "capacitive", "survey"),
+    "analog.device.model": ("pcm", "gaussian", "reram", "ideal"),
+    "analog.device.gaussian_kind": ("additive", "proportional"),
+    "analog.periphery.noise_management": ("abs_max", "none"),
+    "analog.periphery.bound_management": ("iterative", "none"),
+    "analog.periphery.weight_scaling": ("per_tile", "per_column"),
+    "analog.periphery.drift_compensation": ("global", "per_column", "none"),
+    "interconnect.topology": ("mesh", "bus"),
+}
+INT_RANGES = {"analog.dac_bits": (1, 16), "analog.adc_bits": (1, 16)}
+FRACTIONS = {"analog.device.stuck_at_zero_frac", "analog.device.stuck_at_gmax_frac"}
+POSITIVE = {
+    "system.clock_ghz",
+    "analog.rows", "analog.cols", "analog.adcs_per_tile", "analog.mvm_latency_ns",
+    "analog.device.g_max_uS", "analog.device.t0_s", "analog.device.t_read_s",
+    "analog.periphery.inp_bound", "analog.periphery.out_bound",
+    "analog.periphery.max_bound_iterations",
+    "digital.cores", "digital.macs_per_cycle", "digital.simd_lanes", "digital.exp_per_cycle",
+    "digital.gelu_per_cycle", "digital.layernorm_elems_per_cycle", "digital.activation_bytes",
+    "digital.weight_bytes", "digital.sram_bytes_per_cycle",
+    "interconnect.mesh_cols", "interconnect.link_bytes_per_cycle",
+    "memory.dram_bandwidth_gb_s",
+}  # every other number must be >= 0
+
+# ADC energy per conversion (pJ) as a function of its resolution; see docs/hwconfigs.md.
+WALDEN_FOM_FJ_PER_STEP = 1.56e3 / 2 ** 8  # ISAAC's 8-bit ADC, 1.56 pJ (REFERENCES.md)
+SURVEY_8BIT_14NM_PJ = 0.36  # Murmann-survey regression at 14 nm (REFERENCES.md)
+CAPACITIVE_VDD_V = 0.8  # assumed supply of a 14 nm node
+ADC_ENERGY_MODELS_PJ = {
+    "walden": lambda bits: WALDEN_FOM_FJ_PER_STEP * 2 ** bits / 1e3,
+    "capacitive": lambda bits: (100.0 * bits + 0.001 * 4 ** bits) * CAPACITIVE_VDD_V ** 2 / 1e3,
+    "survey": lambda bits: SURVEY_8BIT_14NM_PJ * 2.0 ** (bits - 8),
+}
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-9` as a float (YAML 1.1 insists on `1.0e-9`)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Leaf:
+    """One validated scalar with the place it was written, for later error messages."""
+
+    value: object
+    origin: str
+
+
+def load_hw(path_or_name, overrides: dict[str, object] | None = None) -> HwConfig:
+    """Load a preset name (`hermes64`) or a YAML path, apply dotted-key overrides, validate."""
+    path = resolve_config_path(str(path_or_name))
+    leaves, sections = _load_layers(path, chain=())
+    for key, value in (overrides or {}).items():
+        leaves[key] = _validated_leaf(key, value, origin=f"--set {key}")
+    missing = [s for s in REQUIRED_SECTIONS if s not in sections]
+    if missing:
+        raise UserError(f"{_display(path)}: missing required section '{missing[0]}' "
+                        f"(required: {', '.join(REQUIRED_SECTIONS)})")
+    _resolve_adc_energy(leaves)
+    return _build(HwConfig, "", leaves, name=path.stem, source=_display(path))
+
+
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """Turn `["analog.tiles=64", "analog.device.model=ideal"]` into a dict of YAML-typed values."""
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item}: expected KEY=VALUE, e.g. analog.tiles=64")
+        try:
+            value = yaml.load(text, Loader=_YamlLoader) if text.strip() else text
+        except yaml.YAMLError:
+            value = text
+        overrides[key.strip()] = value
+    return overrides
+
+
+def preset_dirs() -> list[Path]:
+    """Folders searched for preset names: `$AIMCSIM_HWCONFIGS` entries first, then the repo's."""
+    extra = [Path(p) for p in os.environ.get(PRESET_DIR_ENV, "").split(os.pathsep) if p]
+    return extra + [PRESET_DIR]
+
+
+def preset_names() -> list[str]:
+    return sorted({p.stem for d in preset_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+
+
+def resolve_config_path(path_or_name: str, relative_to: Path | None = None) -> Path:
+    """An existing file, else a preset name; anything else is a `UserError` listing presets."""
+    candidate = Path(path_or_name)
+    if relative_to is not None and not candidate.is_absolute():
+        candidate = relative_to.parent / candidate
+    if candidate.is_file():
+        return candidate
+    if "/" not in path_or_name and os.sep not in path_or_name:
+        stem = path_or_name[:-5] if path_or_name.endswith(".yaml") else path_or_name
+        for folder in preset_dirs():
+            if (folder / f"{stem}.yaml").is_file():
+                return folder / f"{stem}.yaml"
+    raise UserError(f"{path_or_name}: hardware config not found; presets: {', '.join(preset_names())}")
+
+
+def _load_layers(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, _Leaf], set[str]]:
+    """Leaves and declared sections of `path` merged over those of the file it extends."""
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(_display(p) for p in chain + (resolved,))
+        raise UserError(f"{_display(path)}: extends: cycle {cycle}")
+    raw = _read_yaml(path)
+    origin = _display(path)
+    leaves: dict[str, _Leaf] = {}
+    sections: set[str] = set()
+    if "extends" in raw:
+        base = raw.pop("extends")
+        if not isinstance(base, str):
+            raise UserError(f"{origin}: extends: expected a preset name or a YAML path, got {base!r}")
+        try:
+            base_path = resolve_config_path(base, relative_to=path)
+        except UserError as exc:
+            raise UserError(f"{origin}: extends: {exc}") from None
+        leaves, sections = _load_layers(base_path, chain + (resolved,))
+    for key, value in _flatten_section(raw, HwConfig, "", origin, sections).items():
+        leaves[key] = _validated_leaf(key, value, origin)
+    return leaves, sections
+
+
+def _read_yaml(path: Path) -> dict:
+    origin = _display(path)
+    try:
+        with open(path) as f:
+            raw = yaml.load(f, Loader=_YamlLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise UserError(f"{origin}: YAML syntax error{line}: {problem}") from None
+    except OSError as exc:
+        raise UserError(f"{origin}: cannot read: {exc.strerror}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{origin}: expected a mapping of sections "
+                        f"({', '.join(_section_names(HwConfig))}), got {type(raw).__name__}")
+    return raw
+
+
+def _flatten_section(raw: dict, cls, prefix: str, origin: str, sections: set[str]) -> dict[str, object]:
+    """Dotted leaf keys of one YAML mapping, checking every key against the dataclass `cls`."""
+    fields = _settable_fields(cls)
+    flat = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            valid = ", ".join(fields) + (", extends" if cls is HwConfig else "")
+            raise UserError(f"{where(origin, dotted)}: unknown key; valid keys: {valid}")
+        field_type = fields[key]
+        if dataclasses.is_dataclass(field_type):
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise UserError(f"{where(origin, dotted)}: expected a section with keys "
+                                f"{', '.join(_settable_fields(field_type))}, got {value!r}")
+            sections.add(dotted)
+            flat.update(_flatten_section(value, field_type, f"{dotted}.", origin, sections))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _validated_leaf(key: str, value, origin: str) -> _Leaf:
+    """Check one scalar against its schema type and the range rules above."""
+    field_type = _field_type_at(key, origin)
+    if dataclasses.is_dataclass(field_type):
+        raise UserError(f"{where(origin, key)}: is a section; set one of its keys: "
+                        f"{', '.join(_settable_fields(field_type))}")
+    optional = type(None) in typing.get_args(field_type)
+    base_type = next((t for t in typing.get_args(field_type) if t is not type(None)), field_type)
+    if value is None and optional:
+        return _Leaf(None, origin)
+    expected = _expectation(key, base_type) + (" or null" if optional else "")
+    if not _is_valid(key, base_type, value):
+        raise UserError(f"{where(origin, key)}: expected {expected}, got {value!r}")
+    return _Leaf(float(value) if base_type is float else value, origin)
+
+
+def _is_valid(key: str, base_type, value) -> bool:
+    if base_type is bool:
+        return isinstance(value, bool)
+    if base_type is str:
+        return isinstance(value, str) and (key not in ENUMS or value in ENUMS[key])
+    numeric = (int,) if base_type is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, numeric) or not math.isfinite(value):
+        return False
+    low, high = INT_RANGES.get(key, (None, None))
+    if low is not None:
+        return low <= value <= high
+    if key in FRACTIONS:
+        return 0 <= value <= 1
+    return value > 0 if key in POSITIVE else value >= 0
+
+
+def _expectation(key: str, base_type) -> str:
+    if base_type is bool:
+        return "true or false"
+    if base_type is str:
+        return f"one of {', '.join(ENUMS[key])}" if key in ENUMS else "a string"
+    noun = "an integer" if base_type is int else "a number"
+    if key in INT_RANGES:
+        low, high = INT_RANGES[key]
+        return f"{noun} in {low}..{high}"
+    if key in FRACTIONS:
+        return f"{noun} in 0..1"
+    sign = "positive" if key in POSITIVE else "non-negative"
+    return f"a {sign} {'integer' if base_type is int else 'number'}"
+
+
+def _field_type_at(key: str, origin: str):
+    cls = HwConfig
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        fields = _settable_fields(cls) if dataclasses.is_dataclass(cls) else {}
+        if part not in fields:
+            prefix = ".".join(parts[:depth])
+            valid = ", ".join(f"{prefix}.{f}" if prefix else f for f in fields)
+            raise UserError(f"{where(origin, key)}: unknown key; valid keys: {valid or 'none'}")
+        cls = fields[part]
+    return cls
+
+
+def _resolve_adc_energy(leaves: dict[str, _Leaf]) -> None:
+    """Replace `adc_energy_pj` by the selected ADC model's figure at `adc_bits`."""
+    model = leaves.get("analog.adc_model", _Leaf(AnalogConfig.adc_model, "")).value
+    if model == "fixed":
+        return
+    given = leaves.get("analog.adc_energy_pj")
+    if given is not None:
+        raise UserError(f"{where(given.origin, 'analog.adc_energy_pj')}: is computed by "
+                        f"adc_model {model!r}; remove it or set analog.adc_model: fixed")
+    bits = leaves.get("analog.adc_bits", _Leaf(AnalogConfig.adc_bits, "")).value
+    leaves["analog.adc_energy_pj"] = _Leaf(ADC_ENERGY_MODELS_PJ[model](bits), f"adc_model {model}")
+
+
+def _build(cls, prefix: str, leaves: dict[str, _Leaf], **extra):
+    kwargs = dict(extra)
+    for name, field_type in _settable_fields(cls).items():
+        dotted = f"{prefix}{name}"
+        if dataclasses.is_dataclass(field_type):
+            kwargs[name] = _build(field_type, f"{dotted}.", leaves)
+        elif dotted in leaves:
+            kwargs[name] = leaves[dotted].value
+    return cls(**kwargs)
+
+
+def _settable_fields(cls) -> dict[str, object]:
+    """Field name -> resolved type; `name` and `source` come from the file, not from YAML."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)
+            if not (cls is HwConfig and f.name in ("name", "source"))}
+
+
+def _section_names(cls) -> list[str]:
+    return list(_settable_fields(cls))
+
+
+def _display(path: Path) -> str:
+    """A path as short as it can be said: relative to the working folder when inside it."""
+    absolute = Path(path).resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
