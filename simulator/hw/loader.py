@@ -74,10 +74,10 @@ _YamlLoader.add_implicit_resolver(
 
 @dataclasses.dataclass(frozen=True)
 class _Leaf:
-    """One validated scalar with the place it was written, for later error messages."""
+    """One validated scalar with where it was written (`file: key` or `--set key`)."""
 
     value: object
-    origin: str
+    location: str
 
 
 def load_hw(path_or_name, overrides: dict[str, object] | None = None) -> HwConfig:
@@ -85,7 +85,7 @@ def load_hw(path_or_name, overrides: dict[str, object] | None = None) -> HwConfi
     path = resolve_config_path(str(path_or_name))
     leaves, sections = _load_layers(path, chain=())
     for key, value in (overrides or {}).items():
-        leaves[key] = _validated_leaf(key, value, origin=f"--set {key}")
+        leaves[key] = _validated_leaf(key, value, location=f"--set {key}")
     missing = [s for s in REQUIRED_SECTIONS if s not in sections]
     if missing:
         raise UserError(f"{_display(path)}: missing required section '{missing[0]}' "
@@ -154,7 +154,7 @@ def _load_layers(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, _Leaf],
             raise UserError(f"{origin}: extends: {exc}") from None
         leaves, sections = _load_layers(base_path, chain + (resolved,))
     for key, value in _flatten_section(raw, HwConfig, "", origin, sections).items():
-        leaves[key] = _validated_leaf(key, value, origin)
+        leaves[key] = _validated_leaf(key, value, where(origin, key))
     return leaves, sections
 
 
@@ -174,7 +174,7 @@ def _read_yaml(path: Path) -> dict:
         return {}
     if not isinstance(raw, dict):
         raise UserError(f"{origin}: expected a mapping of sections "
-                        f"({', '.join(_section_names(HwConfig))}), got {type(raw).__name__}")
+                        f"({', '.join(_settable_fields(HwConfig))}), got {type(raw).__name__}")
     return raw
 
 
@@ -201,20 +201,20 @@ def _flatten_section(raw: dict, cls, prefix: str, origin: str, sections: set[str
     return flat
 
 
-def _validated_leaf(key: str, value, origin: str) -> _Leaf:
+def _validated_leaf(key: str, value, location: str) -> _Leaf:
     """Check one scalar against its schema type and the range rules above."""
-    field_type = _field_type_at(key, origin)
+    field_type = _field_type_at(key, location)
     if dataclasses.is_dataclass(field_type):
-        raise UserError(f"{where(origin, key)}: is a section; set one of its keys: "
+        raise UserError(f"{location}: is a section; set one of its keys: "
                         f"{', '.join(_settable_fields(field_type))}")
     optional = type(None) in typing.get_args(field_type)
     base_type = next((t for t in typing.get_args(field_type) if t is not type(None)), field_type)
     if value is None and optional:
-        return _Leaf(None, origin)
+        return _Leaf(None, location)
     expected = _expectation(key, base_type) + (" or null" if optional else "")
     if not _is_valid(key, base_type, value):
-        raise UserError(f"{where(origin, key)}: expected {expected}, got {value!r}")
-    return _Leaf(float(value) if base_type is float else value, origin)
+        raise UserError(f"{location}: expected {expected}, got {value!r}")
+    return _Leaf(float(value) if base_type is float else value, location)
 
 
 def _is_valid(key: str, base_type, value) -> bool:
@@ -248,15 +248,13 @@ def _expectation(key: str, base_type) -> str:
     return f"a {sign} {'integer' if base_type is int else 'number'}"
 
 
-def _field_type_at(key: str, origin: str):
+def _field_type_at(key: str, location: str):
+    """The schema type behind a dotted key; unknown keys list their valid siblings."""
     cls = HwConfig
-    parts = key.split(".")
-    for depth, part in enumerate(parts):
+    for part in key.split("."):
         fields = _settable_fields(cls) if dataclasses.is_dataclass(cls) else {}
         if part not in fields:
-            prefix = ".".join(parts[:depth])
-            valid = ", ".join(f"{prefix}.{f}" if prefix else f for f in fields)
-            raise UserError(f"{where(origin, key)}: unknown key; valid keys: {valid or 'none'}")
+            raise UserError(f"{location}: unknown key; valid keys: {', '.join(fields) or 'none'}")
         cls = fields[part]
     return cls
 
@@ -268,7 +266,7 @@ def _resolve_adc_energy(leaves: dict[str, _Leaf]) -> None:
         return
     given = leaves.get("analog.adc_energy_pj")
     if given is not None:
-        raise UserError(f"{where(given.origin, 'analog.adc_energy_pj')}: is computed by "
+        raise UserError(f"{given.location}: is computed by "
                         f"adc_model {model!r}; remove it or set analog.adc_model: fixed")
     bits = leaves.get("analog.adc_bits", _Leaf(AnalogConfig.adc_bits, "")).value
     leaves["analog.adc_energy_pj"] = _Leaf(ADC_ENERGY_MODELS_PJ[model](bits), f"adc_model {model}")
@@ -290,10 +288,6 @@ def _settable_fields(cls) -> dict[str, object]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)
             if not (cls is HwConfig and f.name in ("name", "source"))}
-
-
-def _section_names(cls) -> list[str]:
-    return list(_settable_fields(cls))
 
 
 def _display(path: Path) -> str:
