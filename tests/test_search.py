@@ -1,0 +1,160 @@
+"""Mapping search on synthetic, hand-checkable costs and accuracies."""
+import numpy as np
+import pytest
+
+from simulator.analysis.pareto import non_dominated, pareto_sweep
+from simulator.analysis.search import (Cost, Group, Problem, additivity_check, fit_calibration,
+                                       greedy_search, group_gains, make_groups, optimise, solve_milp)
+
+
+def additive_world(groups, gain_ns, gain_pj, delta_scale=1.0, base=Cost(100.0, 1000.0)):
+    """Exactly additive costs; measured degradation = delta_scale * sum of profile deltas."""
+    by_projection = {p: g for g in groups for p in g.projections}
+
+    def cost(analog):
+        names = {by_projection[p].name for p in analog}
+        return Cost(base.latency_ns - sum(gain_ns[n] for n in names),
+                    base.energy_pj - sum(gain_pj[n] for n in names))
+
+    def measure(analog):
+        names = {by_projection[p].name for p in analog}
+        return delta_scale * sum(g.delta for g in groups if g.name in names)
+
+    return cost, measure
+
+
+def single(name, macs, delta, tiles=1):
+    return Group(name, (name,), macs, tiles, delta)
+
+
+# Greedy takes the biggest group A (MACs) and then has no budget left; B + C is better.
+MYOPIC = (single("A", 100, 0.9), single("B", 50, 0.5), single("C", 40, 0.5))
+MYOPIC_GAIN_NS = {"A": 10.0, "B": 7.0, "C": 7.0}
+MYOPIC_GAIN_PJ = {"A": 100.0, "B": 70.0, "C": 70.0}
+
+
+def test_greedy_takes_largest_first_and_respects_budget():
+    problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
+    cost, measure = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
+    greedy = greedy_search(problem, cost, measure)
+    assert greedy.chosen.groups == {"A"}
+    assert greedy.chosen.delta == pytest.approx(0.9)
+    assert greedy.chosen.cost.latency_ns == pytest.approx(90.0)
+    assert [t[0] for t in greedy.tried] == ["A", "B", "C"]
+    assert [t[1] for t in greedy.tried] == [True, False, False]
+
+
+def test_greedy_skips_groups_that_do_not_fit_the_tiles():
+    groups = (single("A", 100, 0.1, tiles=3), single("B", 50, 0.1, tiles=2))
+    problem = Problem(groups, "latency", budget=1.0, tile_capacity=2)
+    cost, measure = additive_world(groups, {"A": 5.0, "B": 1.0}, {"A": 5.0, "B": 1.0})
+    greedy = greedy_search(problem, cost, measure)
+    assert greedy.chosen.groups == {"B"}
+    assert np.isnan(greedy.tried[0][2])  # never measured
+
+
+@pytest.mark.parametrize("objective", ["latency", "energy", "edp"])
+def test_milp_beats_myopic_greedy_within_budget(objective):
+    problem = Problem(MYOPIC, objective, budget=1.0, tile_capacity=None)
+    cost, measure = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
+    greedy = greedy_search(problem, cost, measure)
+    result = optimise(problem, cost, measure, greedy, calibration=1.0)
+    assert not result.fell_back_to_greedy
+    assert result.chosen.groups == {"B", "C"}
+    assert result.chosen.delta <= 1.0
+    assert result.chosen.cost.latency_ns == pytest.approx(86.0)
+    assert result.chosen.cost.objective(objective) < greedy.chosen.cost.objective(objective)
+
+
+def test_milp_respects_tile_capacity():
+    groups = (single("A", 1, 0.0, tiles=4), single("B", 1, 0.0, tiles=3), single("C", 1, 0.0, tiles=3))
+    problem = Problem(groups, "latency", budget=1.0, tile_capacity=6)
+    gains = np.array([5.0, 3.0, 3.0])
+    assert solve_milp(problem, gains, 1.0, 1.0) == {"B", "C"}  # 6 tiles, gain 6 > A's 5
+    unlimited = Problem(groups, "latency", budget=1.0, tile_capacity=None)
+    assert solve_milp(unlimited, gains, 1.0, 1.0) == {"A", "B", "C"}
+
+
+def test_milp_never_picks_groups_without_gain():
+    groups = (single("A", 1, 0.0), single("B", 1, 0.0))
+    problem = Problem(groups, "energy", budget=1.0, tile_capacity=None)
+    assert solve_milp(problem, np.array([2.0, -1.0]), 1.0, 1.0) == {"A"}
+
+
+def test_verification_tightens_when_the_proxy_underestimates():
+    # The real degradation is 1.6x the summed profile; the uncalibrated MILP picks B + C
+    # (predicted 1.0, measured 1.6), so the loop must tighten and land within budget.
+    problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
+    cost, measure = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ, delta_scale=1.6)
+    greedy = greedy_search(problem, cost, measure)
+    result = optimise(problem, cost, measure, greedy, calibration=1.0, max_rounds=4)
+    first = result.rounds[0]
+    assert first.groups == ("B", "C") and first.measured_delta == pytest.approx(1.6)
+    assert len(result.rounds) >= 2
+    assert result.rounds[1].proxy_budget == pytest.approx(1.0 / 1.6)
+    assert result.chosen.delta <= 1.0
+    assert result.chosen.verified
+
+
+def test_falls_back_to_greedy_when_no_round_verifies():
+    problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
+    cost, measure = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
+    greedy = greedy_search(problem, cost, measure)
+    always_over = lambda analog: 5.0 if analog else 0.0  # noqa: E731 - a world where every mapping fails
+    result = optimise(problem, cost, always_over, greedy, calibration=1.0, max_rounds=2)
+    assert result.fell_back_to_greedy and result.chosen == greedy.chosen
+    assert len(result.rounds) == 2
+    assert result.rounds[1].groups != result.rounds[0].groups  # the refuted set is cut off
+
+
+def test_calibration_is_least_squares_through_origin():
+    assert fit_calibration([(1.0, 2.0), (2.0, 4.0)]) == pytest.approx(2.0)
+    assert fit_calibration([(1.0, 1.0), (3.0, 6.0)]) == pytest.approx((1 + 18) / 10)
+    assert fit_calibration([(0.0, 3.0)]) == 1.0
+
+
+def test_groups_by_layer_and_type():
+    names = ["transformer.h.0.attn.c_attn", "transformer.h.0.mlp.c_fc",
+             "transformer.h.1.attn.c_attn", "lm_head"]
+    triples = [(n, 10 * (i + 1), i + 1) for i, n in enumerate(names)]
+    deltas = {n: 0.1 * (i + 1) for i, n in enumerate(names)}
+    by_layer = make_groups(triples, deltas, "layer")
+    assert [g.name for g in by_layer] == ["block 0", "block 1", "lm_head"]
+    assert by_layer[0].macs == 30 and by_layer[0].tiles == 3
+    assert by_layer[0].delta == pytest.approx(0.3)
+    by_type = make_groups(triples, deltas, "type")
+    assert [g.name for g in by_type] == ["attn.c_attn", "mlp.c_fc", "lm_head"]
+    assert by_type[0].projections == ("transformer.h.0.attn.c_attn", "transformer.h.1.attn.c_attn")
+
+
+def test_edp_gains_are_relative_changes():
+    problem = Problem(MYOPIC, "edp", budget=1.0, tile_capacity=None)
+    cost, _ = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
+    base, gains = group_gains(problem, cost)
+    assert base == Cost(100.0, 1000.0)
+    assert gains[0] == pytest.approx(10 / 100 + 100 / 1000)
+
+
+def test_additivity_check_is_exact_on_additive_costs():
+    problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
+    cost, _ = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
+    rows = additivity_check(problem, cost, np.random.default_rng(0), samples=3)
+    assert len(rows) == 3
+    assert all(r["latency_ns_rel_error"] < 1e-12 and r["energy_pj_rel_error"] < 1e-12 for r in rows)
+
+
+def test_pareto_sweep_and_front():
+    problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
+    cost, measure = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
+    _, gains = group_gains(problem, cost)
+    points = pareto_sweep(problem, cost, measure, gains, 1.0, [0.0, 0.5, 1.0, 1.9, 5.0])
+    assert [p.delta for p in points] == pytest.approx([0.0, 0.5, 1.0, 1.9, 1.9])
+    assert [p.latency_ns for p in points] == pytest.approx([100.0, 93.0, 86.0, 76.0, 76.0])
+    assert [p.on_front for p in points] == [True, True, True, True, False]  # last repeats the 4th
+    assert all(p.delta_kind == "verified" for p in points)
+    proxy = pareto_sweep(problem, cost, None, gains, 2.0, [1.0])
+    assert proxy[0].delta_kind == "proxy" and proxy[0].delta == pytest.approx(1.0)
+
+
+def test_non_dominated():
+    assert non_dominated([(1, 5), (2, 4), (2, 6), (3, 3), (1, 5)]) == {0, 1, 3}
