@@ -1,0 +1,540 @@
+"""Lowering: (Graph, Mapping, HwConfig) -> TaskGraph.
+
+Every op becomes a *fragment*: its tasks with fragment-local ids, the transfers that
+bring its inputs to where it runs included. Predecessors outside the fragment are
+*imports* (producer op id, producer-local task id), resolved to global ids when the
+fragments are concatenated. A fragment depends only on the op, its placement and where
+its inputs come from, so `Lowerer` caches fragments across mappings and assembles a
+TaskGraph with a handful of numpy concatenations: cheap enough for a mapping search.
+
+Policies (formulas in docs/timing_model.md):
+- Digital non-Linear ops of block `layer` run on core `layer % cores` (core 0 outside
+  blocks); Embedding and KV-cache ops run at the DRAM controller node.
+- A consumer receives the whole output of each dependency (its share of it when the
+  consumer is split over tiles or token replicas), one transfer per destination.
+- Analog Linear: inputs to every tile of its blocks, one MVM task per block and replica
+  (tokens sequential MVMs), partial sums to the reduction core `cores[0]`, one reduce
+  task (scale, accumulate row blocks, bias) whose output is the op's output.
+- Digital Linear on a core group: one task per core, each computing a slice of the output
+  columns; weights from DRAM also hold the DRAM channel (see `_digital_linear`).
+- Time multiplexing (`program_rounds > 1`): see `_program_tasks`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.analog import tile_cost
+from simulator.digital import cost as digital_cost
+from simulator.engine.taskgraph import ENERGY_COMPONENTS, RESOURCE_KINDS, TASK_KINDS, TaskGraph
+from simulator.errors import UserError
+from simulator.hw.schema import HwConfig
+from simulator.interconnect.cost import hop_cycles_many
+from simulator.interconnect.mesh import build_topology
+from simulator.ir.graph import Graph, Op, OpKind
+from simulator.mapping.mapping import Mapping, Placement
+from simulator.memory.cost import dram_latency_cycles, dram_stream_cycles, ns_to_cycles
+
+_ENERGY = {name: i for i, name in enumerate(ENERGY_COMPONENTS)}
+_KIND = {name: i for i, name in enumerate(TASK_KINDS)}
+_NO_RESOURCE = -1
+_FRAGMENT_CACHE_LIMIT = 200_000  # entries; the cache restarts empty beyond this
+
+_SPECIAL_COSTS = {  # op kind -> (cost function of elements, task kind)
+    OpKind.SOFTMAX: (digital_cost.softmax_cost, "special"),
+    OpKind.LAYERNORM: (digital_cost.layernorm_cost, "special"),
+    OpKind.GELU: (digital_cost.gelu_cost, "special"),
+    OpKind.NONORM: (digital_cost.nonorm_cost, "elementwise"),
+    OpKind.RELU: (digital_cost.relu_cost, "elementwise"),
+    OpKind.ADD: (digital_cost.add_cost, "elementwise"),
+}
+_DRAM_OPS = (OpKind.EMBEDDING, OpKind.KV_READ, OpKind.KV_WRITE)
+
+
+@dataclass(frozen=True)
+class OutputPiece:
+    """Part of an op's output: where it sits, its size, the local tasks that produce it."""
+
+    node: int
+    nbytes: int
+    ready: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """The tasks of one op. edge_pred >= 0 is a local id, -(k+1) is imports[k]."""
+
+    resource: np.ndarray  # int32, global resource ids
+    duration_cycles: np.ndarray  # int64
+    energy_pj: np.ndarray  # float64 [n, len(ENERGY_COMPONENTS)]
+    task_kind: np.ndarray  # int8
+    edge_task: np.ndarray  # int64 local id of the waiting task
+    edge_pred: np.ndarray  # int64 local id or encoded import
+    import_op: np.ndarray  # int64 producer op id per import
+    import_task: np.ndarray  # int64 producer-local task id per import
+    outputs: tuple[OutputPiece, ...]
+    mvm_tasks: np.ndarray  # int64 local ids of MVM tasks (for reprogramming order)
+    mvm_tiles: np.ndarray  # int64 tile of each MVM task
+
+
+def _energy_rows(n: int, **components) -> np.ndarray:
+    rows = np.zeros((n, len(ENERGY_COMPONENTS)))
+    for name, value in components.items():
+        rows[:, _ENERGY[name]] = value
+    return rows
+
+
+class _FragmentBuilder:
+    """Accumulates one fragment's tasks and edges as numpy chunks."""
+
+    def __init__(self):
+        self._resource, self._duration, self._energy, self._kind = [], [], [], []
+        self._edge_task, self._edge_pred = [], []
+        self._imports: dict[tuple[int, int], int] = {}
+        self.n_tasks = 0
+
+    def add_tasks(self, resource, duration_cycles, energy_rows: np.ndarray, kind: str) -> np.ndarray:
+        n = energy_rows.shape[0]
+        self._resource.append(np.broadcast_to(np.asarray(resource, dtype=np.int32), (n,)))
+        self._duration.append(np.broadcast_to(np.asarray(duration_cycles, dtype=np.int64), (n,)))
+        self._energy.append(energy_rows)
+        self._kind.append(np.full(n, _KIND[kind], dtype=np.int8))
+        ids = np.arange(self.n_tasks, self.n_tasks + n, dtype=np.int64)
+        self.n_tasks += n
+        return ids
+
+    def add_task(self, resource: int, duration_cycles: int, energy: dict[str, float], kind: str) -> int:
+        return int(self.add_tasks(resource, duration_cycles, _energy_rows(1, **energy), kind)[0])
+
+    def add_edges(self, tasks, preds) -> None:
+        tasks, preds = np.broadcast_arrays(np.asarray(tasks, dtype=np.int64), np.asarray(preds, dtype=np.int64))
+        self._edge_task.append(tasks.ravel())
+        self._edge_pred.append(preds.ravel())
+
+    def import_ref(self, producer_op: int, producer_task: int) -> int:
+        key = (producer_op, producer_task)
+        if key not in self._imports:
+            self._imports[key] = len(self._imports)
+        return -(self._imports[key] + 1)
+
+    def build(self, outputs: tuple[OutputPiece, ...], mvm_tasks=(), mvm_tiles=()) -> Fragment:
+        imports = np.array(list(self._imports), dtype=np.int64).reshape(-1, 2)
+        cat = lambda chunks, dtype: np.concatenate(chunks).astype(dtype) if chunks else np.zeros(0, dtype)
+        edge_task = cat(self._edge_task, np.int64)
+        by_task = np.argsort(edge_task, kind="stable")  # pre-sorted edges make assembly's sort cheap
+        return Fragment(
+            resource=cat(self._resource, np.int32), duration_cycles=cat(self._duration, np.int64),
+            energy_pj=np.concatenate(self._energy) if self._energy else np.zeros((0, len(ENERGY_COMPONENTS))),
+            task_kind=cat(self._kind, np.int8),
+            edge_task=edge_task[by_task], edge_pred=cat(self._edge_pred, np.int64)[by_task],
+            import_op=imports[:, 0].copy(), import_task=imports[:, 1].copy(), outputs=outputs,
+            mvm_tasks=np.asarray(mvm_tasks, dtype=np.int64), mvm_tiles=np.asarray(mvm_tiles, dtype=np.int64))
+
+
+def _ceil_share(nbytes: int, share_num: np.ndarray, share_den: int) -> np.ndarray:
+    """ceil(nbytes * share_num / share_den) in exact integer arithmetic."""
+    return -(-(nbytes * share_num) // share_den)
+
+
+def _split_evenly(total: int, parts: int) -> np.ndarray:
+    """Sizes of `parts` near-equal slices of `total` (the first ones one larger)."""
+    return total // parts + (np.arange(parts) < total % parts)
+
+
+class Lowerer:
+    """Lowers one graph on one hardware config for many mappings.
+
+    Everything that does not depend on the mapping (resource layout, topology, unit
+    costs) is computed once; op fragments are cached by (op, placement, input pieces).
+    """
+
+    def __init__(self, graph: Graph, hw: HwConfig):
+        self.graph, self.hw = graph, hw
+        self.topology = build_topology(hw)
+        self.clock_ghz = hw.system.clock_ghz
+        n_tiles, n_cores, n_links = hw.analog.tiles, hw.digital.cores, self.topology.n_links
+        self.core_base, self.link_base = n_tiles, n_tiles + n_cores
+        self.dram_resource = n_tiles + n_cores + n_links
+        self.resource_kind = np.repeat(np.arange(len(RESOURCE_KINDS), dtype=np.int8), [n_tiles, n_cores, n_links, 1])
+        self.resource_label = (tuple(f"tile{t}" for t in range(n_tiles)) + tuple(f"core{c}" for c in range(n_cores))
+                               + self.topology.link_labels() + ("dram",))
+        self.static_power_mw = np.concatenate([
+            np.full(n_tiles, tile_cost.tile_static_power_mw(hw.analog) if n_tiles else 0.0),
+            np.full(n_cores, hw.digital.static_power_mw), np.zeros(n_links + 1)])
+        self.mvm_cycles = ns_to_cycles(tile_cost.mvm_latency_ns(hw.analog), self.clock_ghz) if n_tiles else 0
+        self.program_cycles = ns_to_cycles(hw.analog.program_time_per_tile_us * 1000.0, self.clock_ghz)
+        self.dram_latency_cycles = dram_latency_cycles(hw.memory, self.clock_ghz)
+        self._cache: dict = {}
+        self._checked: set[tuple[Placement, int]] = set()
+
+    # ---- assembly -------------------------------------------------------------------
+
+    def lower(self, mapping: Mapping) -> TaskGraph:
+        placements = self._placements(mapping)
+        outputs: dict[int, tuple[OutputPiece, ...]] = {}
+        fragments, stages = [], np.full(len(self.graph.ops), -1, dtype=np.int64)
+        for op in self.graph.ops:
+            placement = placements[op.projection] if op.kind == OpKind.LINEAR else None
+            inputs = tuple((dep, outputs[dep]) for dep in op.deps)
+            fragment = self._fragment(op, placement, inputs)
+            outputs[op.id] = fragment.outputs
+            fragments.append(fragment)
+            if mapping.program_rounds > 1:
+                stages[op.id] = self._stage(op, placement, mapping.program_rounds, stages)
+        order = np.lexsort((np.arange(len(fragments)), stages))
+        program = _program_tasks(fragments, stages, mapping.program_rounds) if mapping.program_rounds > 1 else None
+        return self._assemble([fragments[i] for i in order], order, stages[order], program)
+
+    def _stage(self, op: Op, placement: Placement | None, rounds: int, stages: np.ndarray) -> int:
+        """Programming epoch an op runs in: (decode step, round) flattened; deps bound it below."""
+        inherited = max((int(stages[d]) for d in op.deps), default=-1)
+        if placement is None or not placement.is_analog:
+            return inherited
+        step = op.chunk if self.graph.phase == "decode" else 0
+        epoch = step * rounds + placement.program_round
+        if epoch < inherited:
+            raise UserError(f"mapping: {op.projection}: program_round {placement.program_round} runs before a "
+                            f"projection it depends on; program rounds must follow the model order")
+        return epoch
+
+    def _assemble(self, fragments: list[Fragment], op_order: np.ndarray, stages: np.ndarray,
+                  program: _ProgramTasks | None) -> TaskGraph:
+        """Concatenate fragments (in `op_order`) and program tasks into one TaskGraph."""
+        sizes = np.array([f.resource.shape[0] for f in fragments], dtype=np.int64)
+        offsets = np.cumsum(sizes) - sizes
+        program_offset = np.zeros(0, dtype=np.int64)
+        if program is not None:  # program tasks of epoch e go right before the first fragment of stage e
+            offsets += np.searchsorted(program.epoch, stages, side="right")
+            first_fragment = np.searchsorted(stages, program.epoch, side="left")
+            program_offset = np.concatenate([[0], np.cumsum(sizes)])[first_fragment] + np.arange(program.epoch.shape[0])
+        n_tasks = int(sizes.sum()) + program_offset.shape[0]
+        op_offset = np.zeros(len(self.graph.ops), dtype=np.int64)
+        op_offset[op_order] = offsets
+        blocks = self._ordered_blocks(fragments, op_order, stages, program)
+        resource = np.concatenate([block.resource for block in blocks])
+        duration = np.concatenate([block.duration_cycles for block in blocks])
+        kind = np.concatenate([block.task_kind for block in blocks])
+        energy = np.concatenate([block.energy_pj for block in blocks])
+        task_op = np.repeat(np.array([block.op for block in blocks], dtype=np.int32),
+                            [block.resource.shape[0] for block in blocks])
+
+        # edges: local ids shift by their fragment's offset, imports resolve through op_offset
+        edge_counts = np.array([f.edge_task.shape[0] for f in fragments], dtype=np.int64)
+        import_counts = np.array([f.import_op.shape[0] for f in fragments], dtype=np.int64)
+        import_gid = np.concatenate([op_offset[_concat([f.import_op for f in fragments])]
+                                     + _concat([f.import_task for f in fragments]), [0]])
+        edge_pred = _concat([f.edge_pred for f in fragments])
+        edge_offset = np.repeat(offsets, edge_counts)
+        import_index = np.repeat(np.cumsum(import_counts) - import_counts, edge_counts) - edge_pred - 1
+        local = edge_pred >= 0
+        pred = np.where(local, edge_pred + edge_offset, import_gid[np.where(local, -1, import_index)])
+        task = _concat([f.edge_task for f in fragments]) + edge_offset
+        if program is not None:
+            program_task, program_pred = program.edges(program_offset, op_offset)
+            task, pred = np.concatenate([task, program_task]), np.concatenate([pred, program_pred])
+        by_task = np.argsort(task, kind="stable")
+        pred_ptr = np.concatenate([[0], np.cumsum(np.bincount(task, minlength=n_tasks))]).astype(np.int64)
+        return TaskGraph(
+            resource=resource, duration_cycles=duration, energy_pj=energy, pred_ptr=pred_ptr,
+            pred_idx=pred[by_task].astype(np.int32), task_kind=kind, task_op=task_op,
+            resource_kind=self.resource_kind, resource_label=self.resource_label,
+            static_power_mw=self.static_power_mw, cycle_ns=self.hw.system.cycle_ns, tokens=self.graph.tokens)
+
+    def _ordered_blocks(self, fragments, op_order, stages, program: _ProgramTasks | None) -> list[_TaskBlock]:
+        """Fragments in task-id order, each preceded by the program tasks of its epoch."""
+        if program is None:
+            return [_TaskBlock(op, f.resource, f.duration_cycles, f.task_kind, f.energy_pj)
+                    for op, f in zip(op_order.tolist(), fragments)]
+        n_program = program.epoch.shape[0]
+        program_energy = _energy_rows(n_program, program=self.hw.analog.program_energy_per_tile_nj * 1000.0)
+        program_block = _TaskBlock(-1, program.tile.astype(np.int32), np.full(n_program, self.program_cycles),
+                                   np.full(n_program, _KIND["program"], dtype=np.int8), program_energy)
+        ends = np.searchsorted(program.epoch, stages, side="right").tolist()
+        blocks, start = [], 0
+        for op, f, end in zip(op_order.tolist(), fragments, ends):
+            if end > start:
+                blocks.append(program_block.slice(start, end))
+                start = end
+            blocks.append(_TaskBlock(op, f.resource, f.duration_cycles, f.task_kind, f.energy_pj))
+        return blocks
+
+    # ---- fragments --------------------------------------------------------------------
+
+    def _fragment(self, op: Op, placement: Placement | None, inputs) -> Fragment:
+        key = (op.id, placement, inputs)
+        fragment = self._cache.get(key)
+        if fragment is None:
+            if len(self._cache) >= _FRAGMENT_CACHE_LIMIT:
+                self._cache.clear()
+            fragment = self._cache[key] = self._build_fragment(op, placement, inputs)
+        return fragment
+
+    def _build_fragment(self, op: Op, placement: Placement | None, inputs) -> Fragment:
+        builder = _FragmentBuilder()
+        if op.kind == OpKind.LINEAR and placement.is_analog:
+            return self._analog_linear(builder, op, placement, inputs)
+        if op.kind == OpKind.LINEAR:
+            return self._digital_linear(builder, op, placement, inputs)
+        if op.kind in _DRAM_OPS:
+            return self._dram_op(builder, op, inputs)
+        core = op.layer % self.hw.digital.cores if op.layer >= 0 else 0
+        if op.kind == OpKind.MATMUL:
+            (cycles, energy), kind = digital_cost.matmul_cost(self.hw.digital, op.macs), "matmul"
+        else:
+            cost_fn, kind = _SPECIAL_COSTS[op.kind]
+            cycles, energy = cost_fn(self.hw.digital, op.elements)
+        arrivals = self._deliver(builder, inputs, np.array([self.topology.core_node(core)]), np.array([1]), 1)
+        task = builder.add_task(self.core_base + core, cycles, energy, kind)
+        self._connect(builder, np.array([task]), arrivals)
+        return builder.build((OutputPiece(self.topology.core_node(core), op.elements_out * self._act_bytes, (task,)),))
+
+    def _dram_op(self, builder: _FragmentBuilder, op: Op, inputs) -> Fragment:
+        """Latency delay (no resource), then the bytes on the DRAM channel."""
+        node = self.topology.dram_node
+        arrivals = self._deliver(builder, inputs, np.array([node]), np.array([1]), 1)
+        delay = builder.add_task(_NO_RESOURCE, self.dram_latency_cycles, {}, "delay")
+        self._connect(builder, np.array([delay]), arrivals)
+        nbytes = op.dram_elements * self._act_bytes
+        access = builder.add_task(self.dram_resource, dram_stream_cycles(self.hw.memory, self.clock_ghz, nbytes),
+                                  {"dram": nbytes * self.hw.memory.dram_energy_pj_per_byte}, "dram")
+        builder.add_edges(access, delay)
+        return builder.build((OutputPiece(node, op.elements_out * self._act_bytes, (access,)),))
+
+    def _digital_linear(self, builder: _FragmentBuilder, op: Op, placement: Placement, inputs) -> Fragment:
+        """One task per core of the group, each on a slice of the output columns.
+
+        Weights too big for SRAM stream from DRAM: a latency delay, then the core task
+        (max of compute and streaming) and, in parallel, a task holding the DRAM channel
+        for the streaming time so other DRAM traffic contends with it. The bytes' energy
+        is booked on the core task (linear_cost); the channel task carries none.
+        """
+        cores = np.array(placement.cores, dtype=np.int64)
+        slices = _split_evenly(op.out_features, cores.shape[0])
+        cores, slices = cores[slices > 0], slices[slices > 0]
+        arrivals = self._deliver(builder, inputs, self.topology.core_node(cores), np.ones_like(cores), 1)
+        entries, pieces = [], []  # entries: the task of each core that waits for the inputs
+        for core, out_cols in zip(cores.tolist(), slices.tolist()):
+            cycles, energy = digital_cost.linear_cost(self.hw.digital, self.hw.memory, self.clock_ghz, op.tokens,
+                                                      op.in_features, out_cols, op.has_bias)
+            if digital_cost.weights_fit_sram(self.hw.digital, op.in_features, out_cols):
+                task = builder.add_task(self.core_base + core, cycles, energy, "digital_linear")
+                entries.append(task)
+                ready = (task,)
+            else:
+                delay = builder.add_task(_NO_RESOURCE, self.dram_latency_cycles, {}, "delay")
+                stream = dram_stream_cycles(self.hw.memory, self.clock_ghz,
+                                            op.in_features * out_cols * self.hw.digital.weight_bytes)
+                channel = builder.add_task(self.dram_resource, stream, {}, "dram")
+                task = builder.add_task(self.core_base + core, cycles, energy, "digital_linear")
+                builder.add_edges([channel, task], delay)
+                entries.append(delay)
+                ready = (task, channel)
+            pieces.append(OutputPiece(self.topology.core_node(core), op.tokens * out_cols * self._act_bytes, ready))
+        self._connect(builder, np.array(entries), arrivals)
+        return builder.build(tuple(pieces))
+
+    def _analog_linear(self, builder: _FragmentBuilder, op: Op, placement: Placement, inputs) -> Fragment:
+        analog, act = self.hw.analog, self._act_bytes
+        row_sizes = np.minimum(analog.rows, op.in_features - analog.rows * np.arange(placement.row_blocks))
+        col_sizes = np.minimum(analog.cols, op.out_features - analog.cols * np.arange(placement.col_blocks))
+        replica_tokens = _split_evenly(op.tokens, placement.replicas)
+        # one entry per (replica, row block, col block), in Placement.tiles order
+        rep, row, col = (a.ravel() for a in np.meshgrid(np.arange(placement.replicas), np.arange(placement.row_blocks),
+                                                         np.arange(placement.col_blocks), indexing="ij"))
+        tiles = np.array(placement.tiles, dtype=np.int64)
+        used = replica_tokens[rep] > 0
+        tiles, rows, cols, tokens = tiles[used], row_sizes[row[used]], col_sizes[col[used]], replica_tokens[rep[used]]
+        tile_nodes = self.topology.tile_node(tiles)
+
+        arrivals = self._deliver(builder, inputs, tile_nodes, rows * tokens, op.in_features * op.tokens)
+        per_mvm = {shape: tile_cost.mvm_energy_pj(analog, *shape)
+                   for shape in set(zip(rows.tolist(), cols.tolist()))}
+        energy = np.zeros((tiles.shape[0], len(ENERGY_COMPONENTS)))
+        for (shape_rows, shape_cols), per_component in per_mvm.items():
+            same_shape = (rows == shape_rows) & (cols == shape_cols)
+            for component, pj in per_component.items():
+                energy[same_shape, _ENERGY[component]] = tokens[same_shape] * pj
+        mvms = builder.add_tasks(tiles, tokens * self.mvm_cycles, energy, "mvm")
+        self._connect(builder, mvms, arrivals)
+
+        core = placement.cores[0]
+        first, last, moved = self._transfers(builder, tile_nodes, self.topology.core_node(core), tokens * cols * act)
+        builder.add_edges(first, mvms[moved])
+        cycles, reduce_energy = digital_cost.reduce_cost(self.hw.digital, op.tokens, op.out_features,
+                                                         placement.row_blocks, op.has_bias)
+        reduce = builder.add_task(self.core_base + core, cycles, reduce_energy, "reduce")
+        builder.add_edges(reduce, np.concatenate([last, mvms[~moved]]))
+        output = OutputPiece(self.topology.core_node(core), op.tokens * op.out_features * act, (reduce,))
+        return builder.build((output,), mvm_tasks=mvms, mvm_tiles=tiles)
+
+    # ---- data movement ----------------------------------------------------------------
+
+    @property
+    def _act_bytes(self) -> int:
+        return self.hw.digital.activation_bytes
+
+    def _transfers(self, builder: _FragmentBuilder, src_nodes, dst_nodes, nbytes: np.ndarray):
+        """Hop chains for transfers that move (bytes > 0, different nodes).
+
+        Returns (first hop ids, last hop ids, moved mask over the transfers).
+        """
+        src, dst, nbytes = np.broadcast_arrays(np.asarray(src_nodes, np.int64), np.asarray(dst_nodes, np.int64),
+                                               np.asarray(nbytes, np.int64))
+        moved = (nbytes > 0) & (src != dst)
+        hops, links = self.topology.routes(src[moved], dst[moved])
+        hop_bytes = np.repeat(nbytes[moved], hops)
+        ids = builder.add_tasks(self.link_base + links, hop_cycles_many(self.hw.interconnect, hop_bytes),
+                                _energy_rows(hop_bytes.shape[0], noc=hop_bytes * self.hw.interconnect.energy_pj_per_byte_hop),
+                                "transfer")
+        first = ids[np.cumsum(hops) - hops]
+        is_first = np.zeros(ids.shape[0], dtype=bool)
+        is_first[np.cumsum(hops) - hops] = True
+        builder.add_edges(ids[~is_first], ids[~is_first] - 1)
+        return first, first + hops - 1, moved
+
+    def _deliver(self, builder: _FragmentBuilder, inputs, dst_nodes: np.ndarray, share_num: np.ndarray,
+                 share_den: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Bring each input piece's share to each destination.
+
+        Returns arrivals: (destination index, pred id) pairs for `_connect`: the last hop
+        of a transfer, or the producing tasks themselves when nothing needs to move.
+        """
+        arrivals = []
+        for producer, pieces in inputs:
+            for piece in pieces:
+                ready = np.array([builder.import_ref(producer, t) for t in piece.ready], dtype=np.int64)
+                nbytes = _ceil_share(piece.nbytes, share_num, share_den)
+                first, last, moved = self._transfers(builder, piece.node, dst_nodes, nbytes)
+                builder.add_edges(first[:, None], ready[None, :])
+                arrivals.append((np.flatnonzero(moved), last))
+                still = np.flatnonzero(~moved)
+                arrivals.append((np.repeat(still, ready.shape[0]), np.tile(ready, still.shape[0])))
+        return arrivals
+
+    @staticmethod
+    def _connect(builder: _FragmentBuilder, consumers: np.ndarray, arrivals) -> None:
+        for destination, pred in arrivals:
+            builder.add_edges(consumers[destination], pred)
+
+    # ---- mapping checks ---------------------------------------------------------------
+
+    def _placements(self, mapping: Mapping) -> dict[str, Placement]:
+        placements = {p.projection: p for p in mapping.placements}
+        for projection in self.graph.projections:
+            placement = placements.get(projection.name)
+            if placement is None:
+                raise UserError(f"mapping: no placement for projection {projection.name!r}")
+            if (placement, mapping.program_rounds) not in self._checked:
+                self._check_placement(projection, placement, mapping.program_rounds)
+                self._checked.add((placement, mapping.program_rounds))
+        return placements
+
+    def _check_placement(self, projection, placement: Placement, program_rounds: int) -> None:
+        where = f"mapping: {projection.name}"
+        cores = self.hw.digital.cores
+        if not placement.cores or any(not 0 <= c < cores for c in placement.cores):
+            raise UserError(f"{where}: cores {list(placement.cores)} must be non-empty ids in 0..{cores - 1}")
+        if not placement.is_analog:
+            return
+        analog = self.hw.analog
+        want = (-(-projection.in_features // analog.rows), -(-projection.out_features // analog.cols))
+        if (placement.row_blocks, placement.col_blocks) != want:
+            raise UserError(f"{where}: row_blocks x col_blocks must be {want[0]} x {want[1]} for "
+                            f"{projection.in_features}x{projection.out_features} on {analog.rows}x{analog.cols} tiles")
+        n_tiles = placement.row_blocks * placement.col_blocks * placement.replicas
+        if placement.replicas < 1 or len(placement.tiles) != n_tiles:
+            raise UserError(f"{where}: expected {n_tiles} tiles (blocks x replicas), got {len(placement.tiles)}")
+        if any(not 0 <= t < analog.tiles for t in placement.tiles):
+            raise UserError(f"{where}: tile ids must be in 0..{analog.tiles - 1}")
+        if not 0 <= placement.program_round < program_rounds:
+            raise UserError(f"{where}: program_round must be in 0..{program_rounds - 1}")
+
+
+@dataclass(frozen=True)
+class _TaskBlock:
+    """Consecutive tasks of one op (or of no op: program tasks) during assembly."""
+
+    op: int
+    resource: np.ndarray
+    duration_cycles: np.ndarray
+    task_kind: np.ndarray
+    energy_pj: np.ndarray
+
+    def slice(self, start: int, end: int) -> _TaskBlock:
+        return _TaskBlock(self.op, self.resource[start:end], self.duration_cycles[start:end],
+                          self.task_kind[start:end], self.energy_pj[start:end])
+
+
+def _concat(chunks: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _ProgramTasks:
+    """Reprogramming tasks of a time-multiplexed mapping, sorted by epoch.
+
+    MVM references are (op id, fragment-local task id); `edges` turns them into global ids.
+    """
+
+    epoch: np.ndarray  # epoch of each program task, ascending
+    tile: np.ndarray  # tile (= resource id) of each program task
+    wait_program: np.ndarray  # program task index an MVM waits for ...
+    wait_op: np.ndarray  # ... that MVM's op id ...
+    wait_task: np.ndarray  # ... and its local task id
+    drain_program: np.ndarray  # program task index that waits for an MVM ...
+    drain_op: np.ndarray
+    drain_task: np.ndarray
+
+    def edges(self, program_offset: np.ndarray, op_offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(task, pred) global id pairs: MVMs after their program task, program tasks after
+        the MVMs that used the tile's previous contents."""
+        waiting_mvm = op_offset[self.wait_op] + self.wait_task
+        drained_mvm = op_offset[self.drain_op] + self.drain_task
+        return (np.concatenate([waiting_mvm, program_offset[self.drain_program]]),
+                np.concatenate([program_offset[self.wait_program], drained_mvm]))
+
+
+def _program_tasks(fragments: list[Fragment], stages: np.ndarray, rounds: int) -> _ProgramTasks:
+    """Where tiles must be reprogrammed, and the ordering that reprogramming imposes.
+
+    Epochs run in order (decode step, then program round). The run starts with every
+    tile holding its round-0 weights (programmed before time 0, like a mapping without
+    time multiplexing). A tile is reprogrammed when an epoch uses it for a different
+    round than the one it holds: the program task waits for every MVM since the tile's
+    previous programming, and every MVM of the new contents waits for the program task.
+    """
+    op_of_mvm = np.repeat(np.arange(len(fragments)), [f.mvm_tasks.shape[0] for f in fragments])
+    local = _concat([f.mvm_tasks for f in fragments])
+    tile = _concat([f.mvm_tiles for f in fragments])
+    epoch = stages[op_of_mvm]
+    order = np.lexsort((epoch, tile))
+    op_of_mvm, local, tile, epoch = op_of_mvm[order], local[order], tile[order], epoch[order]
+    held_round = epoch % rounds
+    new_tile = np.ones(tile.shape[0], dtype=bool)
+    new_tile[1:] = tile[1:] != tile[:-1]
+    previous_round = np.where(new_tile, 0, np.concatenate([[0], held_round[:-1]]))
+    programs_here = held_round != previous_round  # only true at the first MVM of an epoch
+    segment = np.cumsum(new_tile | programs_here) - 1  # runs of MVMs on one tile's contents
+    n_segments = int(segment[-1]) + 1 if segment.shape[0] else 0
+    segment_program = np.full(n_segments + 1, -1, dtype=np.int64)  # +1: sentinel for "no next"
+    segment_program[segment[programs_here]] = np.arange(int(programs_here.sum()))
+    # sort program tasks by epoch (stable keeps tile order) and renumber
+    program_epoch, program_tile = epoch[programs_here], tile[programs_here]
+    by_epoch = np.argsort(program_epoch, kind="stable")
+    rank = np.empty_like(by_epoch)
+    rank[by_epoch] = np.arange(by_epoch.shape[0])
+    segment_program[:-1] = np.where(segment_program[:-1] >= 0, rank[np.maximum(segment_program[:-1], 0)], -1)
+    segment_starts_tile = np.concatenate([new_tile[new_tile | programs_here], [True]])
+    waits = segment_program[segment] >= 0
+    next_program = segment_program[segment + 1]
+    drains = (next_program >= 0) & ~segment_starts_tile[segment + 1]  # next contents, same tile
+    return _ProgramTasks(
+        epoch=program_epoch[by_epoch], tile=program_tile[by_epoch],
+        wait_program=segment_program[segment[waits]], wait_op=op_of_mvm[waits], wait_task=local[waits],
+        drain_program=next_program[drains], drain_op=op_of_mvm[drains], drain_task=local[drains])
+
+
+def lower(graph: Graph, mapping: Mapping, hw: HwConfig) -> TaskGraph:
+    """Lower one mapping; use `Lowerer` directly to lower many mappings of one graph."""
+    return Lowerer(graph, hw).lower(mapping)

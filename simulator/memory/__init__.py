@@ -1,0 +1,1 @@
+"""Off-chip memory (DRAM/HBM) cost model."""
