@@ -1,25 +1,26 @@
 """The simpy timing engine: the readable reference for the dispatch rule in engine.taskgraph.
 
-One simpy process per resource serves a `simpy.PriorityStore` of ready tasks keyed
-(ready_cycle, task_id). A task enters its resource's store the moment its last
-predecessor finishes; tasks without a resource (resource == -1) are pure delays and
-finish `duration_cycles` after they become ready.
+One simpy process per resource serves a priority queue (a heapq list) of ready tasks
+keyed (ready_cycle, task_id). A task enters its resource's queue the moment its last
+predecessor finishes, waking the server if it sleeps; tasks without a resource
+(resource == -1) are pure delays and finish `duration_cycles` after they become ready.
 
 The same-cycle subtlety, and the trick that solves it. The rule says every finish at
 cycle t lands before any resource picks at cycle t. simpy orders its event queue by
-(time, priority, insertion id), and everything simpy schedules itself (timeouts, store
-puts and gets, `succeed()`) has priority NORMAL (1). A server therefore never picks
-right after it wakes up: it first yields an `EndOfCycle` event, which we schedule at
-the current time with priority LATE (2). It fires only after every NORMAL event at
-this cycle, including NORMAL events created while those run (a zero-delay task's
-finish scheduled by a finish at t sorts as (t, 1, ...) < (t, 2, ...)). Once the first
-LATE event at t has fired no finish at t can follow, because resource tasks last
->= 1 cycle; picks of different resources touch different stores, so their order among
-themselves does not matter. After the barrier the server takes the smallest
-(ready_cycle, task_id) in its store; if it had already taken a task to wake up and a
-smaller one arrived meanwhile, it swaps.
+(time, priority, insertion id), and everything simpy schedules itself (timeouts,
+`succeed()`) has priority NORMAL (1). A server therefore never picks right after it
+wakes up: it first yields an `EndOfCycle` event, which we schedule at the current time
+with priority LATE (2). It fires only after every NORMAL event at this cycle, including
+NORMAL events created while those run (a zero-delay task's finish scheduled by a finish
+at t sorts as (t, 1, ...) < (t, 2, ...)). Once the first LATE event at t has fired no
+finish at t can follow, because resource tasks last >= 1 cycle; picks of different
+resources touch different queues, so their order among themselves does not matter.
+When no event at all is pending at the current cycle, no finish can follow either, and
+the server picks without the barrier (this saves one event per task in quiet stretches).
 """
 from __future__ import annotations
+
+from heapq import heappop, heappush
 
 import numpy as np
 import simpy
@@ -42,7 +43,7 @@ class EndOfCycle(Event):
 
 
 class _Machine:
-    """The hardware as simpy sees it: one server process per resource, one store each."""
+    """The hardware as simpy sees it: one server process per resource, one ready queue each."""
 
     def __init__(self, tg: TaskGraph):
         self.env = simpy.Environment()
@@ -52,7 +53,8 @@ class _Machine:
         self.successors = _successor_lists(tg)
         self.preds_left = np.diff(tg.pred_ptr).tolist()
         self.start_cycles = [-1] * tg.n_tasks
-        self.ready_stores = [simpy.PriorityStore(self.env) for _ in range(tg.n_resources)]
+        self.ready_queues: list[list[tuple[int, int]]] = [[] for _ in range(tg.n_resources)]
+        self.wake_up: list[Event | None] = [None] * tg.n_resources  # set while a server sleeps
         for r in range(tg.n_resources):
             self.env.process(self._serve(r))
         for task in range(tg.n_tasks):
@@ -61,23 +63,28 @@ class _Machine:
 
     def _serve(self, r: int):
         """Serve resource r: wait for a ready task, pick the smallest at end of cycle, run it."""
-        store = self.ready_stores[r]
+        env = self.env
+        queue = self.ready_queues[r]
         while True:
-            picked = yield store.get()
-            yield EndOfCycle(self.env)
-            if store.items and store.items[0] < picked:
-                store.put(picked)
-                picked = yield store.get()
-            task = picked[1]
-            self.start_cycles[task] = self.env.now
-            yield self.env.timeout(self.duration_cycles[task])
+            if not queue:
+                self.wake_up[r] = env.event()
+                yield self.wake_up[r]
+            if env.peek() == env.now:
+                yield EndOfCycle(env)
+            _, task = heappop(queue)
+            self.start_cycles[task] = env.now
+            yield env.timeout(self.duration_cycles[task])
             self._finish(task)
 
     def _make_ready(self, task: int) -> None:
         """All predecessors have finished: queue the task, or start the delay it stands for."""
         r = self.resource[task]
         if r >= 0:
-            self.ready_stores[r].put((self.env.now, task))
+            heappush(self.ready_queues[r], (self.env.now, task))
+            sleeping = self.wake_up[r]
+            if sleeping is not None:
+                self.wake_up[r] = None
+                sleeping.succeed()
             return
         self.start_cycles[task] = self.env.now
         delay = self.env.timeout(self.duration_cycles[task], value=task)
