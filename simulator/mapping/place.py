@@ -1,0 +1,180 @@
+"""Placement: turn per-projection targets (analog | digital) into tiles, cores and rounds.
+
+Policy, chosen to be predictable for architects reading a trace:
+  * Analog projections get contiguous tile ids in model order; within a projection,
+    block (r, c) sits on tiles[r * col_blocks + c] (see `simulator.mapping.mapping`).
+  * Row-block partial sums are reduced on a core picked round robin over the analog
+    projections in model order, so consecutive layers reduce on different cores.
+  * Digital projections run on the group of all cores (their MACs are split over it).
+  * More blocks than tiles is an error unless `analog.allow_time_multiplexing`; then
+    projections are packed in model order into programming rounds of at most
+    `analog.tiles` blocks, tile ids restarting at 0 in every round. A projection is
+    never split over rounds: one that alone needs more tiles than exist is an error.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping as MappingABC
+from pathlib import Path
+
+from simulator.errors import UserError
+from simulator.hw.schema import AnalogConfig, HwConfig
+from simulator.ir.graph import Graph, Projection
+from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping, Placement
+
+TARGETS = (ANALOG, DIGITAL)
+ALL_ANALOG = "all-analog"
+ALL_DIGITAL = "all-digital"
+NAMED_STRATEGIES = (ALL_ANALOG, ALL_DIGITAL)
+
+
+def check_target(value, location: str) -> str:
+    """A valid target string, or a UserError naming where the bad value was found."""
+    if value not in TARGETS:
+        raise UserError(f"{location}: expected {' or '.join(TARGETS)}, got {value!r}")
+    return value
+
+
+def block_grid(projection: Projection, analog: AnalogConfig) -> tuple[int, int]:
+    """(row_blocks, col_blocks): inputs on rows, outputs on columns."""
+    return (math.ceil(projection.in_features / analog.rows),
+            math.ceil(projection.out_features / analog.cols))
+
+
+def hw_source(hw: HwConfig) -> str:
+    return hw.source or f"hw config {hw.name!r}"
+
+
+def _check_capacity(analog_projections: list[Projection], block_counts: list[int],
+                    hw: HwConfig, source: str) -> None:
+    tiles = hw.analog.tiles
+    if analog_projections and tiles == 0:
+        raise UserError(f"{source}: {len(analog_projections)} projections are mapped analog (first "
+                        f"{analog_projections[0].name}) but {hw_source(hw)} has analog.tiles=0; "
+                        "map them digital or use a config with analog tiles")
+    needed = sum(block_counts)
+    if needed <= tiles:
+        return
+    if not hw.analog.allow_time_multiplexing:
+        raise UserError(f"{source}: the mapping needs {needed} tiles, {hw_source(hw)} has "
+                        f"analog.tiles={tiles}; set analog.allow_time_multiplexing: true or map "
+                        "fewer projections analog")
+    for projection, blocks in zip(analog_projections, block_counts):
+        if blocks > tiles:
+            raise UserError(f"{source}: {projection.name} alone needs {blocks} tiles of "
+                            f"{hw.analog.rows}x{hw.analog.cols}, more than analog.tiles={tiles} of "
+                            f"{hw_source(hw)}, so even time-multiplexing cannot hold it; map it "
+                            "digital or use more or larger tiles")
+
+
+def _pack_rounds(block_counts: list[int], tiles: int) -> list[tuple[int, int]]:
+    """(program_round, first tile id) per projection, filling rounds in model order."""
+    placed = []
+    round_index, used = 0, 0
+    for blocks in block_counts:
+        if used + blocks > tiles:
+            round_index, used = round_index + 1, 0
+        placed.append((round_index, used))
+        used += blocks
+    return placed
+
+
+def place_targets(graph: Graph, hw: HwConfig, targets: dict[str, str], *,
+                  strategy: str = "explicit", source: str = "mapping") -> Mapping:
+    """The Mapping for complete, valid `targets` (projection -> analog | digital)."""
+    analog_projections = [p for p in graph.projections if targets[p.name] == ANALOG]
+    grids = [block_grid(p, hw.analog) for p in analog_projections]
+    block_counts = [rows * cols for rows, cols in grids]
+    _check_capacity(analog_projections, block_counts, hw, source)
+    slots = _pack_rounds(block_counts, hw.analog.tiles)
+    analog_placements = {}
+    for index, (projection, (rows, cols), (round_index, first_tile)) in enumerate(
+            zip(analog_projections, grids, slots)):
+        analog_placements[projection.name] = Placement(
+            projection.name, ANALOG, cores=(index % hw.digital.cores,),
+            tiles=tuple(range(first_tile, first_tile + rows * cols)), row_blocks=rows,
+            col_blocks=cols, program_round=round_index)
+    all_cores = tuple(range(hw.digital.cores))
+    placements = tuple(analog_placements.get(p.name, Placement(p.name, DIGITAL, cores=all_cores))
+                       for p in graph.projections)
+    rounds = slots[-1][0] + 1 if slots else 1
+    return Mapping(placements, strategy=strategy, program_rounds=rounds)
+
+
+def check_mapping(mapping: Mapping, graph: Graph, hw: HwConfig, source: str) -> Mapping:
+    """Check explicit placements against the graph and the hardware; return them in model order."""
+    by_name = {}
+    for placement in mapping.placements:
+        if placement.projection in by_name:
+            raise UserError(f"{source}: placements: {placement.projection} is placed twice")
+        by_name[placement.projection] = placement
+    names = [p.name for p in graph.projections]
+    missing = [n for n in names if n not in by_name]
+    extra = [n for n in by_name if n not in set(names)]
+    if missing or extra:
+        raise UserError(f"{source}: placements do not match {graph.model}'s projections "
+                        f"(missing {missing[:3]}, unknown {extra[:3]})")
+    if mapping.program_rounds > 1 and not hw.analog.allow_time_multiplexing:
+        raise UserError(f"{source}: program_rounds={mapping.program_rounds} needs "
+                        f"analog.allow_time_multiplexing: true in {hw_source(hw)}")
+    used_tiles: set[tuple[int, int]] = set()
+    for projection in graph.projections:
+        placement = by_name[projection.name]
+        _check_placement(placement, projection, hw, mapping.program_rounds, used_tiles, source)
+    return Mapping(tuple(by_name[n] for n in names), strategy=mapping.strategy,
+                   program_rounds=mapping.program_rounds)
+
+
+def _check_placement(placement: Placement, projection: Projection, hw: HwConfig, rounds: int,
+                     used_tiles: set[tuple[int, int]], source: str) -> None:
+    where = f"{source}: placements: {projection.name}"
+    check_target(placement.target, f"{where}: target")
+    if not placement.cores or any(not 0 <= c < hw.digital.cores for c in placement.cores):
+        raise UserError(f"{where}: cores: expected ids in 0..{hw.digital.cores - 1}, "
+                        f"got {list(placement.cores)}")
+    if not placement.is_analog:
+        return
+    grid = block_grid(projection, hw.analog)
+    if (placement.row_blocks, placement.col_blocks) != grid:
+        raise UserError(f"{where}: row_blocks x col_blocks must be {grid[0]} x {grid[1]} for "
+                        f"{projection.in_features}x{projection.out_features} on "
+                        f"{hw.analog.rows}x{hw.analog.cols} tiles")
+    if placement.replicas < 1 or len(placement.tiles) != grid[0] * grid[1] * placement.replicas:
+        raise UserError(f"{where}: tiles: expected {grid[0] * grid[1]} x replicas "
+                        f"({placement.replicas}) tile ids, got {len(placement.tiles)}")
+    if not 0 <= placement.program_round < rounds:
+        raise UserError(f"{where}: program_round: expected 0..{rounds - 1}, "
+                        f"got {placement.program_round}")
+    for tile in placement.tiles:
+        if not 0 <= tile < hw.analog.tiles:
+            raise UserError(f"{where}: tiles: id {tile} is outside 0..{hw.analog.tiles - 1}")
+        if (placement.program_round, tile) in used_tiles:
+            raise UserError(f"{where}: tiles: tile {tile} is already used in program round "
+                            f"{placement.program_round}")
+        used_tiles.add((placement.program_round, tile))
+
+
+def map_workload(graph: Graph, hw: HwConfig, strategy) -> Mapping:
+    """Map every projection of `graph` onto `hw`.
+
+    `strategy`: "all-analog", "all-digital", a mapping YAML path (see
+    `simulator.mapping.io`), or a dict projection name -> "analog" | "digital"
+    (projections it leaves out run digital).
+    """
+    names = [p.name for p in graph.projections]
+    if isinstance(strategy, MappingABC):
+        unknown = [key for key in strategy if key not in set(names)]
+        if unknown:
+            raise UserError(f"mapping: unknown projection {unknown[0]!r} for {graph.model}")
+        targets = {n: check_target(strategy.get(n, DIGITAL), f"mapping: {n}") for n in names}
+        return place_targets(graph, hw, targets, strategy="explicit")
+    if strategy in NAMED_STRATEGIES:
+        target = ANALOG if strategy == ALL_ANALOG else DIGITAL
+        return place_targets(graph, hw, dict.fromkeys(names, target), strategy=strategy,
+                             source=f"mapping {strategy}")
+    if isinstance(strategy, (str, Path)) and Path(strategy).is_file():
+        # Imported here because io builds on this module (it calls place_targets).
+        from simulator.mapping.io import load_mapping
+        return load_mapping(strategy, graph, hw)
+    raise UserError(f"--mapping: expected {', '.join(NAMED_STRATEGIES)} or an existing mapping "
+                    f"YAML file, got {strategy!r}")
