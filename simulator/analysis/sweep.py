@@ -1,0 +1,323 @@
+"""Resumable sweeps over hardware config keys: a cartesian grid run on Dask, kept in HDF5.
+
+Each grid point is a dict of dotted config overrides (`{"analog.tiles": 128, ...}`). It is
+evaluated in a worker (timing, optionally accuracy) and written by the main process, the
+only writer of the HDF5 file, as soon as it finishes. A point's group is keyed by a stable
+hash of its overrides and counts as finished only once its `done` attribute is set, after
+all its data, so a run killed at any moment resumes by skipping exactly the finished points
+(a half-written group is dropped and recomputed). Points whose mapping does not fit the
+config are recorded as failures with the one-line reason, not raised.
+
+File layout: root attribute `settings` (JSON of everything but the axes; a resume with other
+settings is refused), and `points/<key>` groups with attributes `overrides` (JSON), `status`
+(`ok` | `failed`), `error`, the scalar figures of `FIGURES`, a sub-group
+`energy_breakdown_pj`, and with accuracy the datasets `accuracy/{t_s,mean,std,values}`.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+
+import h5py
+import numpy as np
+
+from simulator.errors import UserError
+from simulator.hw.loader import load_hw
+
+FORMAT = "aimcsim-sweep/1"
+FIGURES = ("latency_ns", "energy_pj", "tokens_per_s", "tiles_used")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """Everything that defines a sweep: the base config, the axes, and what each point runs."""
+
+    hw: str
+    axes: tuple[tuple[str, tuple], ...]  # (dotted key, values), in the order given
+    workload: str
+    phase: str | None = None
+    mapping: str = "all-analog"
+    engine: str = "fast"
+    graph_kw: dict = field(default_factory=dict)  # batch, seq, new_tokens, chunk_tokens
+    accuracy_seeds: int = 0  # 0: timing only
+    accuracy_times_s: tuple[float, ...] = ()
+
+    def settings(self) -> dict:
+        """The fixed part of the sweep; points of one file must share it to be comparable."""
+        settings = asdict(self)
+        del settings["axes"]
+        return settings
+
+    def points(self) -> list[dict]:
+        return expand_grid(self.axes)
+
+
+def expand_grid(axes) -> list[dict]:
+    """Cartesian product of the axes, first axis slowest, as override dicts."""
+    keys = [key for key, _ in axes]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(values for _, values in axes))]
+
+
+def point_key(overrides: dict) -> str:
+    """Stable across runs and machines: a hash of the canonical JSON of the overrides."""
+    canonical = json.dumps(overrides, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def evaluate_point(spec: SweepSpec, overrides: dict) -> dict:
+    """Run one grid point; a config the mapping cannot use is a failed point, not an error."""
+    # The timing and accuracy stacks are imported where points run, so that the main
+    # process (store, progress, plots) never loads torch and the workload models.
+    from simulator.run import simulate_workload
+
+    hw = load_hw(spec.hw, overrides)
+    try:
+        report, _, _ = simulate_workload(hw, spec.workload, spec.phase, spec.mapping,
+                                         engine=spec.engine, **spec.graph_kw)
+        accuracy = _evaluate_accuracy(spec, hw) if spec.accuracy_seeds else None
+    except UserError as exc:
+        return {"status": "failed", "error": str(exc)}
+    figures = report.to_dict()
+    result = {"status": "ok", **{name: figures[name] for name in FIGURES},
+              "energy_breakdown_pj": dict(figures["energy_breakdown_pj"])}
+    if accuracy is not None:
+        result["accuracy"] = accuracy
+    return result
+
+
+def _evaluate_accuracy(spec: SweepSpec, hw) -> dict:
+    import torch
+
+    from simulator.accuracy.evaluate import evaluate_accuracy
+    from simulator.mapping.place import map_workload
+    from simulator.run import default_phase
+    from workloads.registry import build_graph, load_model
+
+    torch.set_num_threads(1)  # workers share the machine's cores
+    graph = build_graph(spec.workload, spec.phase or default_phase(spec.workload), **spec.graph_kw)
+    targets = map_workload(graph, hw, spec.mapping).targets()
+    result = evaluate_accuracy(load_model(spec.workload), hw, targets,
+                               list(spec.accuracy_times_s), spec.accuracy_seeds)
+    return {"metric": result.metric, "fp": result.fp,
+            "t_s": [entry["t_s"] for entry in result.results],
+            "mean": [entry["mean"] for entry in result.results],
+            "std": [entry["std"] for entry in result.results],
+            "values": [list(entry["values"]) for entry in result.results]}
+
+
+class SweepStore:
+    """The sweep's HDF5 file, opened for appending; only the main process writes it."""
+
+    def __init__(self, path: str, settings: dict):
+        self.path = path
+        try:
+            self._file = h5py.File(path, "a")
+        except OSError as exc:
+            raise UserError(f"{path}: cannot open as a sweep file ({exc}); "
+                            "delete it or choose another --out") from None
+        self._check_settings(settings)
+        self._points = self._file.require_group("points")
+        self._drop_unfinished()
+
+    def _check_settings(self, settings: dict) -> None:
+        wanted = json.dumps(settings, sort_keys=True)
+        settings = json.loads(wanted)  # compare as stored: tuples become lists
+        if "settings" not in self._file.attrs:
+            self._file.attrs["format"] = FORMAT
+            self._file.attrs["settings"] = wanted
+            return
+        if self._file.attrs.get("format") != FORMAT:
+            raise UserError(f"{self.path}: not an aimcsim sweep file; choose another --out")
+        stored = json.loads(self._file.attrs["settings"])
+        changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+        if changed:
+            raise UserError(f"{self.path}: made by a sweep with other settings ({', '.join(changed)} "
+                            "differ); choose another --out to keep both")
+
+    def _drop_unfinished(self) -> None:
+        for key in [k for k, group in self._points.items() if not group.attrs.get("done", False)]:
+            del self._points[key]
+        self._file.flush()
+
+    def finished_keys(self) -> set[str]:
+        return set(self._points)
+
+    def write_point(self, overrides: dict, result: dict) -> None:
+        """All data first, `done` last, then flush: a kill in between leaves no finished point."""
+        key = point_key(overrides)
+        if key in self._points:
+            del self._points[key]
+        group = self._points.create_group(key)
+        group.attrs["overrides"] = json.dumps(overrides, sort_keys=True)
+        group.attrs["status"] = result["status"]
+        group.attrs["error"] = result.get("error", "")
+        if result["status"] == "ok":
+            for name in FIGURES:
+                group.attrs[name] = result[name]
+            breakdown = group.create_group("energy_breakdown_pj")
+            for component, energy_pj in result["energy_breakdown_pj"].items():
+                breakdown.attrs[component] = energy_pj
+            if "accuracy" in result:
+                self._write_accuracy(group, result["accuracy"])
+        group.attrs["done"] = True
+        self._file.flush()
+
+    @staticmethod
+    def _write_accuracy(group, accuracy: dict) -> None:
+        sub = group.create_group("accuracy")
+        sub.attrs["metric"] = accuracy["metric"]
+        sub.attrs["fp"] = accuracy["fp"]
+        for name in ("t_s", "mean", "std", "values"):
+            sub.create_dataset(name, data=np.asarray(accuracy[name], dtype=float))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def read_points(path: str) -> list[dict]:
+    """Every finished point of a sweep file as {overrides, status, error, figures...}."""
+    with h5py.File(path, "r") as f:
+        points = []
+        for group in f["points"].values():
+            point = {"overrides": json.loads(group.attrs["overrides"]),
+                     "status": str(group.attrs["status"]), "error": str(group.attrs["error"])}
+            if point["status"] == "ok":
+                point.update({name: group.attrs[name].item() for name in FIGURES})
+                point["energy_breakdown_pj"] = {k: float(v) for k, v in group["energy_breakdown_pj"].attrs.items()}
+                if "accuracy" in group:
+                    acc = group["accuracy"]
+                    point["accuracy"] = {"metric": str(acc.attrs["metric"]), "fp": float(acc.attrs["fp"]),
+                                         **{name: acc[name][()].tolist() for name in ("t_s", "mean", "std", "values")}}
+            points.append(point)
+    return points
+
+
+@dataclass(frozen=True)
+class SweepCounts:
+    points: int
+    skipped: int  # finished by an earlier run of the same sweep
+    evaluated: int
+    failed: int
+
+
+def run_sweep(spec: SweepSpec, out_path: str, submit_all, *, evaluate=evaluate_point,
+              on_plan=None, on_point=None) -> SweepCounts:
+    """Evaluate the unfinished points of `spec` and store each one as it finishes.
+
+    `submit_all(evaluate, spec, todo)` yields `(overrides, result)` pairs in completion
+    order (`run_on_dask(client)`, or `run_in_process`). Progress hooks: `on_plan(total,
+    skipped)` once before any work, `on_point(overrides, result)` after each point is stored.
+    """
+    points = spec.points()
+    for overrides in points:  # bad keys or values fail here, before any worker starts
+        load_hw(spec.hw, overrides)
+    with SweepStore(out_path, spec.settings()) as store:
+        finished = store.finished_keys()
+        todo = [overrides for overrides in points if point_key(overrides) not in finished]
+        if on_plan is not None:
+            on_plan(len(points), len(points) - len(todo))
+        failed = 0
+        for overrides, result in submit_all(evaluate, spec, todo):
+            store.write_point(overrides, result)
+            failed += result["status"] != "ok"
+            if on_point is not None:
+                on_point(overrides, result)
+    return SweepCounts(len(points), len(points) - len(todo), len(todo), failed)
+
+
+def run_in_process(evaluate, spec: SweepSpec, todo: list[dict]):
+    """Synchronous evaluation in this process, in grid order."""
+    for overrides in todo:
+        yield overrides, evaluate(spec, overrides)
+
+
+def run_on_dask(client):
+    """A `submit_all` that maps points onto a Dask client and yields them as they complete."""
+    from distributed import as_completed
+
+    def submit_all(evaluate, spec: SweepSpec, todo: list[dict]):
+        futures = {client.submit(evaluate, spec, overrides, key=f"sweep-point-{point_key(overrides)}",
+                                 pure=False): overrides for overrides in todo}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    return submit_all
+
+
+def plot_sweep(points: list[dict], axes, png_path: str) -> None:
+    """Latency, energy (and accuracy at the last drift time) against each swept key.
+
+    One panel column per key with more than one value; one line per combination of the
+    other keys' values. Written through a temporary file, so no half-written PNG remains.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    swept = [(key, list(values)) for key, values in axes if len(values) > 1] or list(axes)
+    done = [p for p in points if p["status"] == "ok"]
+    metrics = [("latency_ns", "latency (ns)"), ("energy_pj", "energy (pJ)")]
+    if any("accuracy" in p for p in done):
+        metric = next(p["accuracy"]["metric"] for p in done if "accuracy" in p)
+        metrics.append(("accuracy", f"{metric} at t = {_last_time(done):g} s"))
+    fig, grid = plt.subplots(len(metrics), len(swept), squeeze=False,
+                             figsize=(4.5 * len(swept), 3.2 * len(metrics)))
+    for col, (key, values) in enumerate(swept):
+        for row, (metric, label) in enumerate(metrics):
+            axis = grid[row][col]
+            for series_label, series in _series(done, key, values, [k for k, _ in swept if k != key]):
+                xs = [values.index(p["overrides"][key]) if not _numeric(values) else p["overrides"][key]
+                      for p in series]
+                axis.plot(xs, [_metric(p, metric) for p in series], marker="o", label=series_label)
+            if not _numeric(values):
+                axis.set_xticks(range(len(values)), [str(v) for v in values])
+            elif min(values) > 0 and max(values) / min(values) >= 10:
+                axis.set_xscale("log")
+            axis.set_xlabel(key)
+            axis.set_ylabel(label)
+            if row == 0 and len(axis.get_lines()) > 1:
+                axis.legend(fontsize="small")
+    fig.tight_layout()
+    folder = os.path.dirname(os.path.abspath(png_path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, png_path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)
+
+
+def _series(points, key, values, other_keys):
+    """Points grouped by the values of the other swept keys, each sorted along `key`."""
+    groups: dict[tuple, list] = {}
+    for point in points:
+        groups.setdefault(tuple(point["overrides"].get(k) for k in other_keys), []).append(point)
+    for combo, members in groups.items():
+        label = ", ".join(f"{k}={v}" for k, v in zip(other_keys, combo)) or None
+        yield label, sorted(members, key=lambda p: values.index(p["overrides"][key]))
+
+
+def _metric(point: dict, metric: str) -> float:
+    return point["accuracy"]["mean"][-1] if metric == "accuracy" else point[metric]
+
+
+def _last_time(points: list[dict]) -> float:
+    return next(p["accuracy"]["t_s"][-1] for p in points if "accuracy" in p)
+
+
+def _numeric(values) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)

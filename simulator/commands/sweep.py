@@ -1,0 +1,140 @@
+"""`aimcsim sweep`: run a grid of config overrides on Dask, resumable, into HDF5 + a PNG plot.
+
+    aimcsim sweep --hw analog_fabric --set analog.tiles=64,128,256 --set analog.adc_bits=6,8 \\
+        --workload gpt2 --phase prefill --tokens 128 --out sweep.h5
+
+Re-running the same command after an interruption skips the points already in the file.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+
+from tqdm import tqdm
+
+from simulator.analysis.sweep import (SweepSpec, plot_sweep, read_points, run_in_process,
+                                      run_on_dask, run_sweep)
+from simulator.commands.common import add_workload_args, graph_kwargs, positive_int
+from simulator.errors import UserError
+from simulator.hw.loader import parse_overrides
+
+SECONDS_PER_UNIT = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0,
+                    "mo": 30 * 86400.0, "y": 365 * 86400.0}
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser("sweep", help="sweep config keys over a grid (Dask, resumable, HDF5)")
+    parser.add_argument("--hw", required=True, help="base hardware config: preset name or YAML path")
+    parser.add_argument("--set", dest="axes", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="a swept key and its values, e.g. analog.tiles=64,128 (repeatable; "
+                             "one value fixes the key for every point)")
+    add_workload_args(parser, "gpt2")
+    parser.add_argument("--mapping", default="all-analog",
+                        help="all-analog, all-digital or a mapping YAML (default all-analog)")
+    parser.add_argument("--engine", choices=("fast", "simpy"), default="fast",
+                        help="timing engine (default fast; both give the same schedule)")
+    parser.add_argument("--accuracy", action="store_true", help="also evaluate accuracy per point")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="chip realisations for --accuracy (default 3)")
+    parser.add_argument("--t", dest="times", default="1y",
+                        help="drift times for --accuracy, e.g. 0,1h,1d,1y (units s min h d w mo y; default 1y)")
+    parser.add_argument("--out", required=True, help="HDF5 file; re-running resumes it")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a local cluster)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="local cluster worker processes (default 2)")
+    parser.add_argument("--local", action="store_true", help="evaluate in this process, no Dask (debugging)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    spec = SweepSpec(hw=args.hw, axes=parse_axes(args.axes), workload=args.workload, phase=args.phase,
+                     mapping=args.mapping, engine=args.engine, graph_kw=graph_kwargs(args),
+                     accuracy_seeds=args.seeds if args.accuracy else 0,
+                     accuracy_times_s=parse_times_s(args.times) if args.accuracy else ())
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise UserError(f"--out {args.out}: folder does not exist")
+    progress = _Progress()
+    if args.local:
+        counts = run_sweep(spec, args.out, run_in_process, on_plan=progress.start, on_point=progress.point)
+    else:
+        with _dask_client(args.scheduler, args.workers) as client:
+            counts = run_sweep(spec, args.out, run_on_dask(client), on_plan=progress.start,
+                               on_point=progress.point)
+    progress.close()
+    png = os.path.splitext(args.out)[0] + ".png"
+    plot_sweep(read_points(args.out), spec.axes, png)
+    print(f"{counts.points} points: {counts.skipped} already done, {counts.evaluated} evaluated, "
+          f"{counts.failed} failed; results in {args.out}, plot in {png}")
+    return 0
+
+
+def parse_axes(items: list[str]) -> tuple[tuple[str, tuple], ...]:
+    """`["analog.tiles=64,128"]` -> `(("analog.tiles", (64, 128)),)` with YAML-typed values."""
+    if not items:
+        raise UserError("--set: give at least one swept key, e.g. --set analog.tiles=64,128")
+    axes = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key, texts = key.strip(), text.split(",")
+        if not sep or not key:
+            raise UserError(f"--set {item}: expected KEY=V1,V2,..., e.g. analog.tiles=64,128")
+        if key in axes:
+            raise UserError(f"--set {key}: given twice; list all its values in one --set")
+        if len(set(texts)) != len(texts):
+            raise UserError(f"--set {item}: a value appears twice")
+        axes[key] = tuple(parse_overrides([f"{key}={value}"])[key] for value in texts)
+    return tuple(axes.items())
+
+
+def parse_times_s(text: str) -> tuple[float, ...]:
+    """`"0,1h,1y"` -> seconds; a bare number is seconds."""
+    times = []
+    for item in text.split(","):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|min|h|d|w|mo|y)?\s*", item)
+        if not match:
+            raise UserError(f"--t {item}: expected a time such as 0, 30s, 1h, 1d, 1w, 1mo, 1y, 10y")
+        times.append(float(match.group(1)) * SECONDS_PER_UNIT[match.group(2) or "s"])
+    return tuple(times)
+
+
+class _Progress:
+    """A tqdm bar over points plus one line per finished point, so a long sweep shows its results."""
+
+    def __init__(self):
+        self._bar = None
+
+    def start(self, total: int, skipped: int) -> None:
+        if skipped:
+            tqdm.write(f"resuming: {skipped} of {total} points already done")
+        self._bar = tqdm(total=total, initial=skipped, unit="point", dynamic_ncols=True)
+
+    def point(self, overrides: dict, result: dict) -> None:
+        label = " ".join(f"{key}={value}" for key, value in overrides.items())
+        if result["status"] == "ok":
+            outcome = f"latency {result['latency_ns']:.4g} ns, energy {result['energy_pj']:.4g} pJ"
+        else:
+            outcome = f"failed: {result['error']}"
+        tqdm.write(f"{label}: {outcome}")
+        self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@contextlib.contextmanager
+def _dask_client(address: str | None, workers: int):
+    """A client of the given scheduler, or of a local cluster of worker processes closed on exit."""
+    from distributed import Client, LocalCluster
+
+    if address:
+        try:
+            client = Client(address, timeout="10s")
+        except OSError as exc:
+            raise UserError(f"--scheduler {address}: cannot connect ({exc})") from None
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
