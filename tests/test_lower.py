@@ -1,0 +1,173 @@
+"""Lowering against hand-computed task graphs and schedules (dispatch rule in taskgraph.py)."""
+import math
+
+import numpy as np
+import pytest
+
+from simulator.engine import des, fast
+from simulator.engine.lower import Lowerer, lower
+from simulator.engine.taskgraph import ENERGY_COMPONENTS, TASK_KINDS
+from simulator.errors import UserError
+from simulator.hw.schema import AnalogConfig, DigitalConfig, HwConfig, InterconnectConfig, MemoryConfig
+from simulator.ir.graph import Graph, Op, OpKind, Projection
+from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping, Placement
+
+E = {name: i for i, name in enumerate(ENERGY_COMPONENTS)}
+
+
+def _kinds(tg):
+    return [TASK_KINDS[k] for k in tg.task_kind]
+
+
+def _schedule(tg):
+    """Both engines must agree; return the start cycles."""
+    reference, numba = des.simulate(tg), fast.simulate(tg)
+    np.testing.assert_array_equal(reference.start_cycles, numba.start_cycles)
+    return reference.start_cycles
+
+
+def _linear(op_id, name, in_f, out_f, tokens=1, deps=(), layer=0, chunk=0, bias=False):
+    return Op(op_id, f"{name}#{chunk}", OpKind.LINEAR, deps, tokens=tokens, projection=name, in_features=in_f,
+              out_features=out_f, has_bias=bias, macs=tokens * in_f * out_f, elements_in=tokens * in_f,
+              elements_out=tokens * out_f, layer=layer, chunk=chunk)
+
+
+def _analog(name, tiles, row_blocks=1, col_blocks=1, core=0, program_round=0):
+    return Placement(name, ANALOG, cores=(core,), tiles=tuple(tiles), row_blocks=row_blocks, col_blocks=col_blocks,
+                     program_round=program_round)
+
+
+TILE_HW = HwConfig(analog=AnalogConfig(tiles=1, mvm_latency_ns=133.3, array_energy_pj=13000.0, dac_energy_pj=0.5,
+                                       adc_energy_pj=1.5, periphery_energy_pj=200.0,
+                                       allow_time_multiplexing=True, program_time_per_tile_us=2.0,
+                                       program_energy_per_tile_nj=50.0),
+                   digital=DigitalConfig(cores=1), interconnect=InterconnectConfig(mesh_cols=3))
+
+
+def test_one_mvm_cycles_and_energy():
+    graph = Graph("toy", "prefill", 1, 1, (_linear(0, "fc", 100, 50),), (Projection("fc", 100, 50, False),))
+    tg = lower(graph, Mapping((_analog("fc", [0]),)), TILE_HW)
+    # tile0 (0,0) -> core0 (1,0): one hop for the 50 partial sums, then the reduce
+    assert _kinds(tg) == ["mvm", "transfer", "reduce"]
+    assert tg.duration_cycles[0] == 134  # ceil(133.3 ns / 1 ns)
+    assert tg.energy_pj[0, E["array"]] == pytest.approx(13000.0 * 100 * 50 / 65536 + 200.0)
+    assert tg.energy_pj[0, E["dac"]] == pytest.approx(50.0)
+    assert tg.energy_pj[0, E["adc"]] == pytest.approx(75.0)
+    assert tg.duration_cycles[1] == math.ceil(50 / 32) + 1
+    assert tg.energy_pj[1, E["noc"]] == pytest.approx(50 * 0.1)
+    assert tg.duration_cycles[2] == 2  # 50 scale-and-accumulate ops on 32 lanes
+    assert tg.resource_label[tg.resource[0]] == "tile0" and tg.resource_label[tg.resource[2]] == "core0"
+    assert _schedule(tg).tolist() == [0, 134, 137]
+
+
+def test_chain_of_dependent_digital_ops_on_one_core():
+    ops = (Op(0, "ln", OpKind.LAYERNORM, elements=160, elements_out=160, layer=0),
+           Op(1, "gelu", OpKind.GELU, (0,), elements=160, elements_out=160, layer=0),
+           Op(2, "add", OpKind.ADD, (0, 1), elements=160, elements_out=160, layer=0))
+    tg = lower(Graph("toy", "prefill", 1, 1, ops, ()), Mapping(()), HwConfig(digital=DigitalConfig(cores=1)))
+    assert _kinds(tg) == ["special", "special", "elementwise"]  # same core: nothing to move
+    assert tg.duration_cycles.tolist() == [10, 20, 5]  # 160/16, 160/8, 160/32
+    assert [tg.preds(i).tolist() for i in range(3)] == [[], [0], [0, 1]]
+    assert _schedule(tg).tolist() == [0, 10, 30]
+
+
+def test_two_chunks_contend_for_one_tile_in_task_order():
+    ops = (_linear(0, "fc", 64, 32, tokens=3, chunk=0), _linear(1, "fc", 64, 32, tokens=2, chunk=1))
+    graph = Graph("toy", "prefill", 1, 5, ops, (Projection("fc", 64, 32, False),))
+    tg = lower(graph, Mapping((_analog("fc", [0]),)), TILE_HW)
+    mvms = np.flatnonzero(tg.task_kind == TASK_KINDS.index("mvm"))
+    assert tg.duration_cycles[mvms].tolist() == [3 * 134, 2 * 134]
+    starts = _schedule(tg)
+    # both ready at 0; the tile serves the smaller task id first, the other waits for it
+    assert starts[mvms].tolist() == [0, 3 * 134]
+
+
+def test_bandwidth_bound_digital_linear_holds_the_dram_channel():
+    hw = HwConfig(digital=DigitalConfig(cores=1, sram_kib=1), memory=MemoryConfig(dram_bandwidth_gb_s=64.0,
+                                                                                 dram_latency_ns=100.0))
+    graph = Graph("toy", "prefill", 1, 1, (_linear(0, "fc", 1024, 2048),), (Projection("fc", 1024, 2048, False),))
+    tg = lower(graph, Mapping((Placement("fc", DIGITAL, cores=(0,)),)), hw)
+    assert _kinds(tg) == ["delay", "dram", "digital_linear"]
+    assert tg.duration_cycles.tolist() == [100, 32768, 32768]  # 2 MiB at 64 B/cycle; compute only 8192
+    assert tg.resource_label[tg.resource[1]] == "dram" and tg.resource[0] == -1
+    assert tg.energy_pj[2, E["dram"]] == pytest.approx(2097152 * 20.0)
+    assert tg.energy_pj[1].sum() == 0.0  # the channel task holds bandwidth; energy is on the core task
+    assert _schedule(tg).tolist() == [0, 100, 100]
+
+
+def test_three_hop_transfer_waits_for_a_link_held_by_another_transfer():
+    # 4 cores + DRAM in one row: core c at (c, 0). Ops run on core `layer % 4`.
+    hw = HwConfig(digital=DigitalConfig(cores=4), interconnect=InterconnectConfig(mesh_cols=5))
+    ops = (Op(0, "a", OpKind.ADD, elements=320, elements_out=320, layer=0),  # core0, 10 cycles
+           Op(1, "b", OpKind.ADD, elements=480, elements_out=320, layer=1),  # core1, 15 cycles
+           Op(2, "c", OpKind.ADD, (0,), elements=32, layer=3),  # core3: a's 320 B over 3 hops
+           Op(3, "d", OpKind.ADD, (1,), elements=32, layer=2))  # core2: b's 320 B over link (1,0)->(2,0)
+    tg = lower(Graph("toy", "prefill", 1, 1, ops, ()), Mapping(()), hw)
+    assert _kinds(tg) == ["elementwise", "elementwise", "transfer", "transfer", "transfer", "elementwise",
+                          "transfer", "elementwise"]
+    hops = [tg.resource_label[tg.resource[i]] for i in (2, 3, 4, 6)]
+    assert hops == ["link(0,0)->(1,0)", "link(1,0)->(2,0)", "link(2,0)->(3,0)", "link(1,0)->(2,0)"]
+    assert tg.duration_cycles[[2, 3, 4, 6]].tolist() == [11, 11, 11, 11]  # 320 B / 32 B per cycle + 1
+    starts = _schedule(tg)
+    # a's second hop is ready at 21 but b's hop holds that link over [15, 26)
+    assert starts.tolist() == [0, 0, 10, 26, 37, 48, 15, 26]
+    assert tg.energy_pj[:, E["noc"]].sum() == pytest.approx(4 * 320 * 0.1)
+
+
+def _two_round_graph(phase="prefill", steps=1):
+    ops = []
+    for step in range(steps):
+        deps = (len(ops) - 1,) if ops else ()
+        ops.append(_linear(len(ops), "p0", 64, 64, deps=deps, chunk=step))
+        ops.append(_linear(len(ops), "p1", 64, 64, deps=(len(ops) - 1,), chunk=step))
+    projections = (Projection("p0", 64, 64, False), Projection("p1", 64, 64, False))
+    return Graph("toy", phase, 1, steps, tuple(ops), projections)
+
+
+TWO_ROUNDS = Mapping((_analog("p0", [0], program_round=0), _analog("p1", [0], program_round=1)), program_rounds=2)
+
+
+def test_time_multiplexing_reprograms_the_tile_between_rounds():
+    tg = lower(_two_round_graph(), TWO_ROUNDS, TILE_HW)
+    kinds = _kinds(tg)
+    assert kinds == ["mvm", "transfer", "reduce", "program", "transfer", "mvm", "transfer", "reduce"]
+    program = kinds.index("program")
+    assert tg.resource_label[tg.resource[program]] == "tile0"
+    assert tg.duration_cycles[program] == 2000  # 2 us at 1 GHz
+    assert tg.energy_pj[program, E["program"]] == pytest.approx(50_000.0)
+    assert tg.task_op[program] == -1
+    assert tg.preds(program).tolist() == [0]  # waits for round 0's MVM on the tile
+    assert sorted(tg.preds(5).tolist()) == [3, 4]  # p1's MVM waits for its input and the programming
+    starts = _schedule(tg)
+    assert starts[program] == 134 and starts[5] == 134 + 2000
+
+
+def test_decode_reprograms_every_step():
+    tg = lower(_two_round_graph("decode", steps=2), TWO_ROUNDS, TILE_HW)
+    programs = np.flatnonzero(tg.task_kind == TASK_KINDS.index("program"))
+    assert programs.shape[0] == 3  # step 0: round 1; step 1: round 0 again, then round 1
+    assert tg.energy_pj[:, E["program"]].sum() == pytest.approx(3 * 50_000.0)
+    starts = _schedule(tg)
+    mvms = np.flatnonzero(tg.task_kind == TASK_KINDS.index("mvm"))
+    assert np.all(np.diff(starts[np.sort(np.concatenate([mvms, programs]))]) > 0)  # strictly alternating
+
+
+def test_rounds_against_the_model_order_are_rejected():
+    backwards = Mapping((_analog("p0", [0], program_round=1), _analog("p1", [0], program_round=0)), program_rounds=2)
+    with pytest.raises(UserError, match="p1.*program_round"):
+        lower(_two_round_graph(), backwards, TILE_HW)
+
+
+@pytest.mark.parametrize("placement, message", [
+    (Placement("fc", ANALOG, cores=(0,), tiles=(0,), row_blocks=1, col_blocks=1), "row_blocks x col_blocks"),
+    (Placement("fc", ANALOG, cores=(0,), tiles=(0,), row_blocks=2, col_blocks=1), "expected 2 tiles"),
+    (Placement("fc", ANALOG, cores=(0,), tiles=(0, 5), row_blocks=2, col_blocks=1), "tile ids"),
+    (Placement("fc", DIGITAL, cores=(3,)), "cores"),
+])
+def test_bad_placements_are_user_errors(placement, message):
+    graph = Graph("toy", "prefill", 1, 1, (_linear(0, "fc", 300, 10),), (Projection("fc", 300, 10, False),))
+    hw = HwConfig(analog=AnalogConfig(tiles=2, mvm_latency_ns=10.0), digital=DigitalConfig(cores=1))
+    with pytest.raises(UserError, match=message):
+        lower(graph, Mapping((placement,)), hw)
+    with pytest.raises(UserError, match="no placement"):
+        lower(graph, Mapping(()), hw)
