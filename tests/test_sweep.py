@@ -155,3 +155,16 @@ def test_resume_after_the_process_is_killed(tmp_path):
     assert counts == {"points": 8, "skipped": finished_before, "evaluated": 8 - finished_before, "failed": 0}
     latencies = sorted(p["latency_ns"] for p in read_points(str(out)))
     assert latencies == [float(t) for t in range(1, 9)]
+
+
+def test_dask_runner_stores_every_point(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from simulator.analysis.sweep import run_on_dask
+
+    out = str(tmp_path / "s.h5")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        counts = run_sweep(SPEC, out, run_on_dask(client), evaluate=fake_evaluate)
+    assert (counts.evaluated, counts.failed) == (4, 2)
+    assert sorted(p.get("latency_ns", 0.0) for p in read_points(out)) == [0.0, 0.0, 125.0, 125.0]
