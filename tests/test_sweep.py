@@ -168,3 +168,11 @@ def test_dask_runner_stores_every_point(tmp_path):
         counts = run_sweep(SPEC, out, run_on_dask(client), evaluate=fake_evaluate)
     assert (counts.evaluated, counts.failed) == (4, 2)
     assert sorted(p.get("latency_ns", 0.0) for p in read_points(out)) == [0.0, 0.0, 125.0, 125.0]
+
+
+def test_cli_unknown_workload_is_one_error_not_a_failure_per_point(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    assert main(["sweep", "--hw", "tiny", "--local", "--set", "analog.tiles=1,2", "--workload", "gpt3",
+                 "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("aimcsim: error: unknown workload 'gpt3'")
+    assert not out.exists()

@@ -19,6 +19,7 @@ from simulator.analysis.sweep import (SweepSpec, plot_sweep, read_points, run_in
 from simulator.commands.common import add_workload_args, graph_kwargs, positive_int
 from simulator.errors import UserError
 from simulator.hw.loader import parse_overrides
+from workloads.registry import model_config
 
 SECONDS_PER_UNIT = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0,
                     "mo": 30 * 86400.0, "y": 365 * 86400.0}
@@ -51,6 +52,7 @@ def run(args) -> int:
                      mapping=args.mapping, engine=args.engine, graph_kw=graph_kwargs(args),
                      accuracy_seeds=args.seeds if args.accuracy else 0,
                      accuracy_times_s=parse_times_s(args.times) if args.accuracy else ())
+    model_config(spec.workload)  # an unknown workload is one error, not a failure per point
     if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise UserError(f"--out {args.out}: folder does not exist")
     progress = _Progress()
