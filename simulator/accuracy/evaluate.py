@@ -1,0 +1,151 @@
+"""Accuracy of a model whose chosen projections run on analog tiles, over drift times and chips.
+
+`evaluate_accuracy` converts the analog projections once (one chip realisation per
+seed, all batched in the same forward), measures the FP reference once, then steps
+through the drift times. Accuracy ignores tile capacity: only per-tile physics matter,
+so targets are a plain projection -> 'analog' | 'digital' dict or a Mapping.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from simulator.accuracy.lm import LM_METRICS, evaluate_lm, lm_eval_set
+from simulator.accuracy.metrics import embedding_cosine, mean_std
+from simulator.errors import UserError
+from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping
+
+ENCODER_METRICS = ("cosine",)
+METRICS_BY_FAMILY = {"gpt2": LM_METRICS, "bert": ENCODER_METRICS, "mobilebert": ENCODER_METRICS}
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """Metric at each drift time over chip realisations; `fp` is the all-digital reference.
+
+    Each entry of `results` is {t_s, mean, std, delta, values}: `values` has one number per
+    seed, `std` is the sample spread over seeds (0 for one seed), `delta` = mean - fp.
+    """
+
+    metric: str
+    fp: float
+    results: tuple[dict, ...]
+    model: str
+    hw: str
+    analog_projections: tuple[str, ...]
+    seeds: tuple[int, ...]
+    eval_tokens: int | None  # LMs: held-out tokens scored; None for encoders
+
+    def to_dict(self) -> dict:
+        payload = asdict(self)
+        payload["results"] = [dict(entry) for entry in self.results]
+        payload["analog_projections"] = list(self.analog_projections)
+        payload["seeds"] = list(self.seeds)
+        return payload
+
+
+def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times_s: list[float],
+                      seeds: list[int] | int, *, max_batches: int | None = None,
+                      metric: str | None = None, max_tokens: int | None = None) -> AccuracyResult:
+    """Metric of `loaded_model` with `targets` analog on `hw`, at each time in `times_s`.
+
+    `seeds`: chip realisations (an int n means seeds 0..n-1). `metric`: for GPT-2
+    perplexity (default), kl or top1; for encoders cosine. `max_tokens` / `max_batches`
+    cut the LM eval to a prefix of the held-out text for quick looks.
+    """
+    family = loaded_model.family
+    metric = _check_metric(family, metric)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list:
+        raise UserError("seeds: expected at least one seed")
+    analog_names = analog_projection_names(loaded_model.model, targets)
+    fp_model = loaded_model.model.eval()
+    analog_model, set_time = _analog_copy(fp_model, analog_names, hw, seed_list)
+    if family == "gpt2":
+        eval_set = lm_eval_set(loaded_model, max_tokens=max_tokens)
+        scores = evaluate_lm(fp_model, analog_model, set_time, eval_set, list(times_s),
+                             len(seed_list), metric, max_batches=max_batches)
+        fp_value, values, eval_tokens = scores.fp, scores.values, scores.tokens
+    else:
+        fp_value, values = _evaluate_encoder(loaded_model, analog_model, set_time, list(times_s),
+                                             len(seed_list))
+        eval_tokens = None
+    return AccuracyResult(
+        metric=metric, fp=float(fp_value),
+        results=tuple(_summary(t_s, row, fp_value) for t_s, row in zip(times_s, values)),
+        model=str(getattr(loaded_model, "name", "") or getattr(loaded_model, "path", "")),
+        hw=hw.name, analog_projections=tuple(analog_names), seeds=tuple(seed_list),
+        eval_tokens=eval_tokens)
+
+
+def _check_metric(family: str, metric: str | None) -> str:
+    if family not in METRICS_BY_FAMILY:
+        raise UserError(f"model family {family!r} has no accuracy evaluation; "
+                        f"expected one of {sorted(METRICS_BY_FAMILY)}")
+    valid = METRICS_BY_FAMILY[family]
+    if metric is None:
+        return valid[0]
+    if metric not in valid:
+        raise UserError(f"--metric: {metric!r} is not available for {family} models; "
+                        f"expected one of {', '.join(valid)}")
+    return metric
+
+
+def projection_names(model: torch.nn.Module) -> list[str]:
+    """Every nn.Linear of the model, in model order: the projections a mapping can place."""
+    return [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+
+
+def analog_projection_names(model: torch.nn.Module, targets: dict[str, str] | Mapping) -> list[str]:
+    """Projections to run analog, in model order; unknown names or targets are UserErrors."""
+    target_by_name = targets.targets() if isinstance(targets, Mapping) else dict(targets)
+    linear_names = projection_names(model)
+    unknown = sorted(set(target_by_name) - set(linear_names))
+    if unknown:
+        raise UserError(f"mapping: projection {unknown[0]!r} is not in the model "
+                        f"(it has {len(linear_names)}, e.g. {linear_names[0]!r})")
+    for name, target in target_by_name.items():
+        if target not in (ANALOG, DIGITAL):
+            raise UserError(f"mapping: {name}: expected '{ANALOG}' or '{DIGITAL}', got {target!r}")
+    return [name for name in linear_names if target_by_name.get(name) == ANALOG]
+
+
+def _analog_copy(fp_model, analog_names, hw, seeds):
+    """(analog copy, set_time) or (None, None) when nothing runs analog."""
+    if not analog_names:
+        return None, None
+    # Imported here so all-digital evaluation never needs the analog physics stack.
+    from simulator.analog.layer import convert_to_analog, set_time
+    return convert_to_analog(fp_model, analog_names, hw, seeds).eval(), set_time
+
+
+@torch.no_grad()
+def _evaluate_encoder(loaded_model, analog_model, set_time, times_s, replicas):
+    """Embedding cosine to FP on the family's eval batch, per (time, realisation).
+
+    Padding positions (attention_mask 0) are left out: their hidden states mean nothing.
+    """
+    from workloads.bert.data import eval_batch
+    batch = eval_batch(loaded_model)
+    fp_output = loaded_model.model(**batch)
+    if analog_model is None:
+        return 1.0, np.ones((len(times_s), replicas))
+    keep = batch.get("attention_mask")
+    keep = torch.ones(fp_output.shape[:-1], dtype=torch.bool) if keep is None else keep.bool()
+    repeated = {key: value.repeat(replicas, *([1] * (value.dim() - 1)))
+                for key, value in batch.items()}
+    values = np.zeros((len(times_s), replicas))
+    for time_index, t_s in enumerate(times_s):
+        set_time(analog_model, t_s)
+        outputs = analog_model(**repeated).view(replicas, *fp_output.shape)
+        values[time_index] = [embedding_cosine(fp_output[keep], outputs[k][keep])
+                              for k in range(replicas)]
+    return 1.0, values
+
+
+def _summary(t_s: float, values: np.ndarray, fp_value: float) -> dict:
+    mean, std = mean_std(values)
+    return {"t_s": float(t_s), "mean": mean, "std": std, "delta": mean - float(fp_value),
+            "values": [float(v) for v in values]}
