@@ -1,0 +1,95 @@
+"""Placement: tile blocks, contiguous tiles, reduction cores, capacity errors, programming rounds."""
+import pytest
+
+from simulator.errors import UserError
+from simulator.hw.schema import AnalogConfig, DigitalConfig, HwConfig
+from simulator.mapping.mapping import ANALOG, DIGITAL
+from simulator.mapping.place import map_workload
+from workloads.configs import NAMED_CONFIGS
+from workloads.gpt2.graph import build_gpt2_graph
+
+GRAPH = build_gpt2_graph(NAMED_CONFIGS["gpt2"], "prefill", seq=4)
+# Per block on 256 x 256 tiles: c_attn 3x9, c_proj 3x3, c_fc 3x12, mlp.c_proj 12x3.
+TILES_PER_BLOCK = 27 + 9 + 36 + 36
+LM_HEAD_TILES = 3 * 197
+ALL_ANALOG_TILES = 12 * TILES_PER_BLOCK + LM_HEAD_TILES  # 1887
+
+
+def hw(tiles, *, cores=4, multiplex=False):
+    return HwConfig(name="test", source="hwconfigs/test.yaml", digital=DigitalConfig(cores=cores),
+                    analog=AnalogConfig(tiles=tiles, rows=256, cols=256,
+                                        allow_time_multiplexing=multiplex))
+
+
+def test_all_analog_splits_into_blocks_on_contiguous_tiles():
+    mapping = map_workload(GRAPH, hw(ALL_ANALOG_TILES), "all-analog")
+    c_fc = mapping.placement("transformer.h.0.mlp.c_fc")
+    assert (c_fc.row_blocks, c_fc.col_blocks) == (3, 12)
+    assert c_fc.tiles == tuple(range(27 + 9, 27 + 9 + 36))
+    mlp_proj = mapping.placement("transformer.h.0.mlp.c_proj")
+    assert (mlp_proj.row_blocks, mlp_proj.col_blocks) == (12, 3)
+    lm_head = mapping.placement("lm_head")
+    assert (lm_head.row_blocks, lm_head.col_blocks) == (3, 197)
+    assert lm_head.tiles[-1] == ALL_ANALOG_TILES - 1
+    all_tiles = [t for p in mapping.placements for t in p.tiles]
+    assert all_tiles == list(range(ALL_ANALOG_TILES))
+    assert mapping.strategy == "all-analog" and mapping.program_rounds == 1
+
+
+def test_reduction_cores_round_robin_and_digital_uses_all_cores():
+    targets = {"transformer.h.0.attn.c_attn": ANALOG, "transformer.h.0.mlp.c_fc": ANALOG,
+               "transformer.h.1.attn.c_attn": ANALOG, "transformer.h.2.mlp.c_fc": ANALOG}
+    mapping = map_workload(GRAPH, hw(200, cores=3), targets)
+    assert [mapping.placement(n).cores for n in targets] == [(0,), (1,), (2,), (0,)]
+    assert mapping.placement("transformer.h.1.attn.c_attn").tiles == tuple(range(63, 90))
+    assert mapping.placement("lm_head").cores == (0, 1, 2)
+    assert mapping.target("lm_head") == DIGITAL
+    assert mapping.analog_projections() == tuple(targets)
+
+
+def test_all_digital_needs_no_tiles():
+    mapping = map_workload(GRAPH, hw(0), "all-digital")
+    assert mapping.analog_projections() == () and mapping.program_rounds == 1
+    assert all(p.tiles == () for p in mapping.placements)
+
+
+def test_too_few_tiles_is_a_user_error_with_the_fix():
+    with pytest.raises(UserError, match=r"needs 1887 tiles, hwconfigs/test.yaml has analog.tiles=1886; "
+                                        r"set analog.allow_time_multiplexing: true"):
+        map_workload(GRAPH, hw(ALL_ANALOG_TILES - 1), "all-analog")
+    with pytest.raises(UserError, match="analog.tiles=0"):
+        map_workload(GRAPH, hw(0), {"lm_head": ANALOG})
+
+
+def test_time_multiplexing_packs_projections_into_rounds_in_model_order():
+    mapping = map_workload(GRAPH, hw(600, multiplex=True), "all-analog")
+    # Round 0: blocks 0-4 (540 tiles) + h.5 c_attn and c_proj (36) = 576; c_fc (36) would exceed 600.
+    rounds = [p.program_round for p in mapping.placements]
+    assert rounds[:22] == [0] * 22 and rounds[22] == 1
+    assert mapping.placement("transformer.h.5.mlp.c_fc").tiles[0] == 0
+    assert mapping.placement("lm_head").program_round == mapping.program_rounds - 1 == 3
+    for r in range(mapping.program_rounds):
+        tiles = [t for p in mapping.placements if p.program_round == r for t in p.tiles]
+        assert len(tiles) == len(set(tiles)) and max(tiles) < 600
+
+
+def test_a_projection_larger_than_all_tiles_cannot_be_multiplexed():
+    with pytest.raises(UserError, match="lm_head alone needs 591 tiles"):
+        map_workload(GRAPH, hw(500, multiplex=True), "all-analog")
+
+
+def test_bad_strategies_are_user_errors():
+    with pytest.raises(UserError, match="unknown projection 'transformer.h.0.attn'"):
+        map_workload(GRAPH, hw(100), {"transformer.h.0.attn": ANALOG})
+    with pytest.raises(UserError, match="mapping: lm_head: expected analog or digital, got 'anlog'"):
+        map_workload(GRAPH, hw(1000), {"lm_head": "anlog"})
+    with pytest.raises(UserError, match="--mapping: expected all-analog, all-digital or an existing"):
+        map_workload(GRAPH, hw(100), "half-analog")
+
+
+def test_a_mapping_file_path_is_loaded(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("projections:\n  transformer.h.0.*: analog\n")
+    mapping = map_workload(GRAPH, hw(200), str(path))
+    assert mapping.analog_projections() == tuple(f"transformer.h.0.{s}" for s in (
+        "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"))
