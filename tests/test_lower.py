@@ -171,3 +171,30 @@ def test_bad_placements_are_user_errors(placement, message):
         lower(graph, Mapping((placement,)), hw)
     with pytest.raises(UserError, match="no placement"):
         lower(graph, Mapping(()), hw)
+
+
+def test_digital_linear_on_a_core_group_splits_output_columns():
+    # 2 cores + DRAM in one row: core0 (0,0), core1 (1,0)
+    hw = HwConfig(digital=DigitalConfig(cores=2), interconnect=InterconnectConfig(mesh_cols=3))
+    ops = (Op(0, "ln", OpKind.LAYERNORM, elements=256, elements_out=256, layer=0),
+           _linear(1, "fc", 64, 10, tokens=4, deps=(0,)),
+           Op(2, "add", OpKind.ADD, (1,), elements=40, elements_out=40, layer=0))
+    graph = Graph("toy", "prefill", 1, 4, ops, (Projection("fc", 64, 10, False),))
+    tg = lower(graph, Mapping((Placement("fc", DIGITAL, cores=(0, 1)),)), hw)
+    assert _kinds(tg) == ["special", "transfer", "digital_linear", "digital_linear", "transfer", "elementwise"]
+    # 5 columns each: 4*64*5 MACs / 256 = 5 cycles = 320 weight bytes / 64 B per cycle from SRAM
+    assert tg.duration_cycles.tolist() == [16, 9, 5, 5, 2, 2]
+    assert tg.energy_pj[2, E["sram"]] == pytest.approx(320 * 0.5)
+    assert _schedule(tg).tolist() == [0, 16, 16, 25, 30, 32]
+
+
+def test_replicas_split_tokens():
+    hw = HwConfig(analog=AnalogConfig(tiles=2, mvm_latency_ns=134.0, array_energy_pj=1000.0),
+                  digital=DigitalConfig(cores=1))
+    graph = Graph("toy", "prefill", 1, 3, (_linear(0, "fc", 256, 256, tokens=3),), (Projection("fc", 256, 256, False),))
+    placement = Placement("fc", ANALOG, cores=(0,), tiles=(0, 1), row_blocks=1, col_blocks=1, replicas=2)
+    tg = lower(graph, Mapping((placement,)), hw)
+    mvms = tg.task_kind == TASK_KINDS.index("mvm")
+    assert tg.duration_cycles[mvms].tolist() == [2 * 134, 134]
+    assert tg.resource[mvms].tolist() == [0, 1]
+    assert tg.energy_pj[:, E["array"]].sum() == pytest.approx(3 * 1000.0)

@@ -63,7 +63,8 @@ class OutputPiece:
 
 @dataclass(frozen=True)
 class Fragment:
-    """The tasks of one op. edge_pred >= 0 is a local id, -(k+1) is imports[k]."""
+    """The tasks of one op. edge_pred >= 0 is a local id; -(k+1) is import k, the task
+    import_task[k] of op import_op[k]'s fragment. Edges are sorted by edge_task."""
 
     resource: np.ndarray  # int32, global resource ids
     duration_cycles: np.ndarray  # int64
@@ -162,8 +163,9 @@ class Lowerer:
         self.static_power_mw = np.concatenate([
             np.full(n_tiles, tile_cost.tile_static_power_mw(hw.analog) if n_tiles else 0.0),
             np.full(n_cores, hw.digital.static_power_mw), np.zeros(n_links + 1)])
-        self.mvm_cycles = ns_to_cycles(tile_cost.mvm_latency_ns(hw.analog), self.clock_ghz) if n_tiles else 0
-        self.program_cycles = ns_to_cycles(hw.analog.program_time_per_tile_us * 1000.0, self.clock_ghz)
+        # tasks on a resource last at least one cycle, even for a zero-latency config
+        self.mvm_cycles = max(1, ns_to_cycles(tile_cost.mvm_latency_ns(hw.analog), self.clock_ghz)) if n_tiles else 0
+        self.program_cycles = max(1, ns_to_cycles(hw.analog.program_time_per_tile_us * 1000.0, self.clock_ghz))
         self.dram_latency_cycles = dram_latency_cycles(hw.memory, self.clock_ghz)
         self._cache: dict = {}
         self._checked: set[tuple[Placement, int]] = set()
@@ -230,14 +232,15 @@ class Lowerer:
         local = edge_pred >= 0
         pred = np.where(local, edge_pred + edge_offset, import_gid[np.where(local, -1, import_index)])
         task = _concat([f.edge_task for f in fragments]) + edge_offset
-        if program is not None:
+        if program is not None:  # fragment edges are already in task order; merge the program edges in
             program_task, program_pred = program.edges(program_offset, op_offset)
             task, pred = np.concatenate([task, program_task]), np.concatenate([pred, program_pred])
-        by_task = np.argsort(task, kind="stable")
+            by_task = np.argsort(task, kind="stable")
+            task, pred = task[by_task], pred[by_task]
         pred_ptr = np.concatenate([[0], np.cumsum(np.bincount(task, minlength=n_tasks))]).astype(np.int64)
         return TaskGraph(
             resource=resource, duration_cycles=duration, energy_pj=energy, pred_ptr=pred_ptr,
-            pred_idx=pred[by_task].astype(np.int32), task_kind=kind, task_op=task_op,
+            pred_idx=pred.astype(np.int32), task_kind=kind, task_op=task_op,
             resource_kind=self.resource_kind, resource_label=self.resource_label,
             static_power_mw=self.static_power_mw, cycle_ns=self.hw.system.cycle_ns, tokens=self.graph.tokens)
 
