@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from simulator.engine import des, fast
-from simulator.engine.lower import Lowerer, lower
+from simulator.engine.lower import lower
 from simulator.engine.taskgraph import ENERGY_COMPONENTS, TASK_KINDS
 from simulator.errors import UserError
 from simulator.hw.schema import AnalogConfig, DigitalConfig, HwConfig, InterconnectConfig, MemoryConfig
