@@ -1,11 +1,15 @@
 """BertEncoder / MobileBert against transformers.BertModel / MobileBertModel on small random configs."""
+import dataclasses
+
 import pytest
 import torch
 
 from simulator.errors import UserError
+from workloads.bert.data import EVAL_SENTENCE_COUNT, eval_batch, eval_sentences
 from workloads.bert.model import (BertConfig, BertEncoder, MobileBert, MobileBertConfig,
                                   bert_from_hf_config, mean_pool, mobilebert_from_hf_config,
                                   sentence_embedding)
+from workloads.checkpoint import load_tokenizer, random_model
 
 transformers = pytest.importorskip("transformers")
 
@@ -152,3 +156,37 @@ def test_bad_bert_config_raises_user_error(change, message):
 def test_bad_mobilebert_config_raises_user_error(change, message):
     with pytest.raises(UserError, match=f"ckpt/config.json: {message}"):
         mobilebert_from_hf_config({**SMALL_MOBILEBERT, **change}, "ckpt/config.json")
+
+
+# ---- eval data (workloads/bert/data.py) --------------------------------------------------
+
+def test_eval_sentences_are_fixed_prose():
+    sentences = eval_sentences()
+    assert len(sentences) == EVAL_SENTENCE_COUNT == len(set(sentences))
+    assert all(8 <= len(s.split()) <= 60 and s[0].isupper() and s.endswith(".") for s in sentences)
+    assert not any("::=" in s or ">>>" in s for s in sentences)
+
+
+def test_eval_batch_without_tokenizer_is_seeded_random_ids():
+    loaded = random_model({"model_type": "mobilebert", **SMALL_MOBILEBERT}, "tiny")
+    batch = eval_batch(loaded, max_sentences=5, seed=7)
+    lengths = [min(len(s.split()) + 2, 24) for s in eval_sentences()[:5]]
+    assert batch["attention_mask"].sum(dim=1).tolist() == lengths
+    assert batch["input_ids"].shape == (5, max(lengths))
+    assert int(batch["input_ids"].max()) < SMALL_MOBILEBERT["vocab_size"]
+    assert torch.equal(batch["input_ids"], eval_batch(loaded, max_sentences=5, seed=7)["input_ids"])
+    assert not torch.equal(batch["input_ids"], eval_batch(loaded, max_sentences=5, seed=8)["input_ids"])
+    assert torch.all(batch["input_ids"][batch["attention_mask"] == 0] == 0)
+    with torch.no_grad():
+        assert loaded.model(**batch).shape == (5, max(lengths), SMALL_MOBILEBERT["hidden_size"])
+
+
+def test_eval_batch_tokenizes_truncates_and_pads(tmp_path):
+    words = sorted({w.strip(".,()\"'").lower() for s in eval_sentences()[:3] for w in s.split()})
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words]) + "\n")
+    config = {"model_type": "bert", **SMALL_BERT, "vocab_size": 4 + len(words), "max_position_embeddings": 10}
+    loaded = dataclasses.replace(random_model(config, "tiny"), tokenizer=load_tokenizer(tmp_path))
+    batch = eval_batch(loaded, max_sentences=3)
+    assert batch["input_ids"].shape == (3, 10)  # every sentence is truncated to 10 tokens
+    assert batch["input_ids"][:, 0].tolist() == [2, 2, 2] and batch["input_ids"][:, -1].tolist() == [3, 3, 3]
+    assert int(batch["attention_mask"].sum()) == 30
