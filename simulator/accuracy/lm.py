@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from simulator.accuracy.metrics import kl_divergence, perplexity, top1_agreement
+from simulator.errors import UserError
 from workloads.gpt2.corpus import eval_documents, token_stream, warn_if_eval_text_changed, windows
 
 EVAL_WINDOW_TOKENS = 256  # context per window, capped by the model's n_positions
@@ -48,6 +49,9 @@ class LMScores:
 
 def lm_eval_set(loaded_model, max_tokens: int | None = None) -> LMEvalSet:
     """Tokenise the held-out text into windows; `max_tokens` keeps a prefix (>= 1 window)."""
+    if loaded_model.tokenizer is None:
+        raise UserError(f"{loaded_model.path or loaded_model.name}: no tokenizer (tokenizer.json, "
+                        "or vocab.json + merges.txt); perplexity needs one to read the eval text")
     window = min(EVAL_WINDOW_TOKENS, loaded_model.model.config.n_positions)
     documents = eval_documents()
     provenance = _corpus_provenance(loaded_model)
