@@ -113,3 +113,10 @@ def placed_file(tmp_path, edit):
 def test_explicit_placements_are_checked_against_graph_and_hardware(tmp_path, edit, message):
     with pytest.raises(UserError, match=message):
         load_mapping(placed_file(tmp_path, edit), GRAPH, HW)
+
+
+def test_replicated_mapping_round_trips(tmp_path):
+    mapping = map_workload(GRAPH, HW, {"lm_head": "analog"}, replicate=True)
+    assert mapping.placement("lm_head").replicas == 2000 // 591
+    save_mapping(mapping, tmp_path / "r.yaml")
+    assert load_mapping(tmp_path / "r.yaml", GRAPH, HW) == mapping

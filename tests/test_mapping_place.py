@@ -93,3 +93,13 @@ def test_a_mapping_file_path_is_loaded(tmp_path):
     mapping = map_workload(GRAPH, hw(200), str(path))
     assert mapping.analog_projections() == tuple(f"transformer.h.0.{s}" for s in (
         "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"))
+
+
+def test_replicate_gives_every_analog_projection_the_same_spare_copies():
+    targets = {"transformer.h.0.attn.c_proj": ANALOG, "transformer.h.0.mlp.c_fc": ANALOG}
+    # 9 + 36 = 45 blocks on 100 tiles: 2 copies each, 90 tiles used.
+    mapping = map_workload(GRAPH, hw(100), targets, replicate=True)
+    c_proj, c_fc = (mapping.placement(n) for n in targets)
+    assert (c_proj.replicas, c_fc.replicas) == (2, 2)
+    assert c_proj.tiles == tuple(range(18)) and c_fc.tiles == tuple(range(18, 90))
+    assert map_workload(GRAPH, hw(100), targets).placement("transformer.h.0.mlp.c_fc").replicas == 1

@@ -155,14 +155,16 @@ def _strategy(document: dict, source) -> str:
     return strategy
 
 
-def load_mapping(path, graph: Graph, hw: HwConfig) -> Mapping:
-    """The Mapping a file describes for `graph` on `hw`: its placements, or placed from its targets."""
+def load_mapping(path, graph: Graph, hw: HwConfig, *, replicate: bool = False) -> Mapping:
+    """The Mapping a file describes for `graph` on `hw`: its placements, or placed from its
+    targets (with spare-tile replicas if `replicate`)."""
     document = _read_document(path)
     names = [p.name for p in graph.projections]
     if "placements" in document:
         return check_mapping(_explicit_mapping(document, names, path), graph, hw, str(path))
     return place_targets(graph, hw, _resolve_targets(document, names, path),
-                         strategy=_strategy(document, path), source=str(path))
+                         strategy=_strategy(document, path), source=str(path),
+                         replicate=replicate)
 
 
 def mapping_document(mapping: Mapping) -> dict:

@@ -80,20 +80,23 @@ def _pack_rounds(block_counts: list[int], tiles: int) -> list[tuple[int, int]]:
 
 
 def place_targets(graph: Graph, hw: HwConfig, targets: dict[str, str], *,
-                  strategy: str = "explicit", source: str = "mapping") -> Mapping:
+                  strategy: str = "explicit", source: str = "mapping",
+                  replicate: bool = False) -> Mapping:
     """The Mapping for complete, valid `targets` (projection -> analog | digital)."""
     analog_projections = [p for p in graph.projections if targets[p.name] == ANALOG]
     grids = [block_grid(p, hw.analog) for p in analog_projections]
     block_counts = [rows * cols for rows, cols in grids]
     _check_capacity(analog_projections, block_counts, hw, source)
-    slots = _pack_rounds(block_counts, hw.analog.tiles)
+    needed = sum(block_counts)
+    replicas = hw.analog.tiles // needed if replicate and 0 < needed <= hw.analog.tiles else 1
+    slots = _pack_rounds([blocks * replicas for blocks in block_counts], hw.analog.tiles)
     analog_placements = {}
     for index, (projection, (rows, cols), (round_index, first_tile)) in enumerate(
             zip(analog_projections, grids, slots)):
         analog_placements[projection.name] = Placement(
             projection.name, ANALOG, cores=(index % hw.digital.cores,),
-            tiles=tuple(range(first_tile, first_tile + rows * cols)), row_blocks=rows,
-            col_blocks=cols, program_round=round_index)
+            tiles=tuple(range(first_tile, first_tile + rows * cols * replicas)), row_blocks=rows,
+            col_blocks=cols, replicas=replicas, program_round=round_index)
     all_cores = tuple(range(hw.digital.cores))
     placements = tuple(analog_placements.get(p.name, Placement(p.name, DIGITAL, cores=all_cores))
                        for p in graph.projections)
@@ -109,8 +112,9 @@ def check_mapping(mapping: Mapping, graph: Graph, hw: HwConfig, source: str) -> 
             raise UserError(f"{source}: placements: {placement.projection} is placed twice")
         by_name[placement.projection] = placement
     names = [p.name for p in graph.projections]
+    known = set(names)
     missing = [n for n in names if n not in by_name]
-    extra = [n for n in by_name if n not in set(names)]
+    extra = [n for n in by_name if n not in known]
     if missing or extra:
         raise UserError(f"{source}: placements do not match {graph.model}'s projections "
                         f"(missing {missing[:3]}, unknown {extra[:3]})")
@@ -154,27 +158,29 @@ def _check_placement(placement: Placement, projection: Projection, hw: HwConfig,
         used_tiles.add((placement.program_round, tile))
 
 
-def map_workload(graph: Graph, hw: HwConfig, strategy) -> Mapping:
+def map_workload(graph: Graph, hw: HwConfig, strategy, *, replicate: bool = False) -> Mapping:
     """Map every projection of `graph` onto `hw`.
 
     `strategy`: "all-analog", "all-digital", a mapping YAML path (see
     `simulator.mapping.io`), or a dict projection name -> "analog" | "digital"
-    (projections it leaves out run digital).
+    (projections it leaves out run digital). `replicate`: copy analog projections
+    onto spare tiles (not applied to files that list their placements).
     """
     names = [p.name for p in graph.projections]
     if isinstance(strategy, MappingABC):
-        unknown = [key for key in strategy if key not in set(names)]
+        known = set(names)
+        unknown = [key for key in strategy if key not in known]
         if unknown:
             raise UserError(f"mapping: unknown projection {unknown[0]!r} for {graph.model}")
         targets = {n: check_target(strategy.get(n, DIGITAL), f"mapping: {n}") for n in names}
-        return place_targets(graph, hw, targets, strategy="explicit")
+        return place_targets(graph, hw, targets, strategy="explicit", replicate=replicate)
     if strategy in NAMED_STRATEGIES:
         target = ANALOG if strategy == ALL_ANALOG else DIGITAL
         return place_targets(graph, hw, dict.fromkeys(names, target), strategy=strategy,
-                             source=f"mapping {strategy}")
+                             source=f"mapping {strategy}", replicate=replicate)
     if isinstance(strategy, (str, Path)) and Path(strategy).is_file():
         # Imported here because io builds on this module (it calls place_targets).
         from simulator.mapping.io import load_mapping
-        return load_mapping(strategy, graph, hw)
+        return load_mapping(strategy, graph, hw, replicate=replicate)
     raise UserError(f"--mapping: expected {', '.join(NAMED_STRATEGIES)} or an existing mapping "
                     f"YAML file, got {strategy!r}")
