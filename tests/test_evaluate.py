@@ -105,3 +105,23 @@ def test_bad_inputs_are_user_errors(tiny_lm, ideal_hw):
     encoder = types.SimpleNamespace(family="t5", model=tiny_lm.model)
     with pytest.raises(UserError, match="family 't5' has no accuracy evaluation"):
         evaluate_accuracy(encoder, ideal_hw, {}, [0.0], 1)
+
+
+def test_encoder_cosine_against_fp(ideal_hw):
+    from workloads.checkpoint import random_model
+    config = {"model_type": "bert", "vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 128,
+              "type_vocab_size": 2, "hidden_act": "gelu", "layer_norm_eps": 1e-12}
+    encoder = random_model(config, "tiny-bert")
+    analog = {name: "analog" for name in ("encoder.layer.0.attention.self.query",
+                                         "encoder.layer.0.intermediate.dense")}
+    digital = evaluate_accuracy(encoder, ideal_hw, {}, [0.0], seeds=2)
+    assert digital.metric == "cosine" and digital.eval_tokens is None
+    assert digital.results[0]["values"] == [1.0, 1.0]
+    ideal = evaluate_accuracy(encoder, ideal_hw, analog, [3600.0], seeds=2)
+    assert ideal.results[0]["values"] == pytest.approx([1.0, 1.0], abs=1e-9)
+    noisy = evaluate_accuracy(encoder, load_hw("tiny"), analog, [3600.0], seeds=2).results[0]
+    # a random encoder's output is mostly its embedding (residual + LayerNorm), so the
+    # analog error is small, but it is far above the ideal tiles' rounding error
+    assert all(0.99 < v < 1.0 - 1e-8 for v in noisy["values"])
+    assert noisy["values"][0] != noisy["values"][1]
