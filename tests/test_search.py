@@ -4,7 +4,8 @@ import pytest
 
 from simulator.analysis.pareto import non_dominated, pareto_sweep
 from simulator.analysis.search import (Cost, Group, Problem, additivity_check, fit_calibration,
-                                       greedy_search, group_gains, make_groups, optimise, solve_milp)
+                                       greedy_search, group_gains, make_groups, optimise, run_search,
+                                       solve_milp)
 
 
 def additive_world(groups, gain_ns, gain_pj, delta_scale=1.0, base=Cost(100.0, 1000.0)):
@@ -158,3 +159,43 @@ def test_pareto_sweep_and_front():
 
 def test_non_dominated():
     assert non_dominated([(1, 5), (2, 4), (2, 6), (3, 3), (1, 5)]) == {0, 1, 3}
+
+
+def test_run_search_reports_every_reference_and_calibrates():
+    # measured = 2 x profile sum: calibration from (greedy, all-analog) must find 2.
+    problem = Problem(MYOPIC, "latency", budget=2.0, tile_capacity=None)
+    cost, measure = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ, delta_scale=2.0)
+    outcome = run_search(problem, cost, measure, np.random.default_rng(0), additivity_samples=2)
+    assert outcome.optimised.calibration == pytest.approx(2.0)
+    assert outcome.chosen.groups == {"B", "C"} and outcome.chosen.delta == pytest.approx(2.0)
+    summary = outcome.to_dict()
+    assert summary["source"] == "milp" and summary["verified_delta"] == pytest.approx(2.0)
+    assert summary["all_analog"]["verified_delta"] == pytest.approx(3.8)
+    assert summary["all_digital"]["latency_ns"] == 100.0
+    assert summary["greedy"]["analog_projections"] == ["A"]
+    assert len(summary["additivity"]) == 2
+    tight = Problem(MYOPIC, "latency", budget=2.0, tile_capacity=1)
+    assert run_search(tight, cost, measure, np.random.default_rng(0)).to_dict()["all_analog"] == {"fits": False}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["search", "--budget", "-1"], "--budget: expected a number >= 0"),
+    (["search", "--budget", "nan"], "--budget: expected a number >= 0"),
+    (["search", "--t", "1 lightyear"], "--t: cannot read time"),
+    (["search", "--objective", "speed"], "invalid choice: 'speed'"),
+    (["search", "--granularity", "tile"], "invalid choice: 'tile'"),
+    (["search", "--pareto-budgets", "1,x"], "--pareto-budgets: expected comma-separated numbers"),
+    (["search", "--out", "mapping.txt"], "--out mapping.txt: expected a file ending in .yaml"),
+    (["search", "--json", "/no/such/folder/r.json"], "folder /no/such/folder does not exist"),
+    (["search", "--pareto-plot", "front.jpg"], "expected a file ending in .png, .svg, .pdf"),
+    (["search", "--hw", "no_such_preset"], "no_such_preset"),
+    (["profile", "--seeds", "0"], "expected a positive integer"),
+    (["profile", "--plot", "bars.gif"], "--plot bars.gif: expected a file ending in .png"),
+    (["profile", "--h5", "/no/such/folder/p.h5"], "folder /no/such/folder does not exist"),
+])
+def test_cli_rejects_bad_input_before_any_work(argv, message, capsys):
+    from simulator.cli import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aimcsim: error: ") and message in err
+    assert err.count("\n") == 1

@@ -270,3 +270,15 @@ def write_profile_h5(result: ProfileResult, path: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def make_probe(loaded_model, hw, seeds: Sequence[int], max_tokens: int | None = None) -> Probe:
+    """The fast suffix probe for GPT-2 (on the held-out LM text), full evaluations otherwise."""
+    if loaded_model.family != "gpt2":
+        return EvaluateProbe(loaded_model, hw, seeds)
+    from simulator.accuracy.lm import TOKENS_PER_FORWARD, lm_eval_set
+    eval_set = lm_eval_set(loaded_model, max_tokens=max_tokens)
+    window = eval_set.inputs.shape[1]
+    return LmSuffixProbe(loaded_model.model, hw, seeds, torch.from_numpy(eval_set.inputs),
+                         torch.from_numpy(eval_set.targets),
+                         windows_per_batch=max(1, TOKENS_PER_FORWARD // (len(seeds) * window)))

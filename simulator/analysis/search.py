@@ -302,3 +302,60 @@ def additivity_check(problem: Problem, cost: CostFn, rng: np.random.Generator,
             row[f"{field_name}_rel_error"] = abs(predicted - actual) / max(abs(actual), 1e-12)
         rows.append(row)
     return rows
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """Everything `aimcsim search` reports; `chosen` is the returned mapping's candidate."""
+
+    problem: Problem
+    chosen: Candidate
+    greedy: GreedyResult
+    optimised: OptimiseResult
+    all_digital: Candidate
+    all_analog: Candidate | None  # None when the whole model does not fit the tiles
+    additivity: tuple[dict, ...]
+
+    def to_dict(self) -> dict:
+        objective = self.problem.objective
+        return {
+            "objective": objective, "budget": self.problem.budget,
+            "granularity_groups": len(self.problem.groups),
+            "tile_capacity": self.problem.tile_capacity,
+            **_candidate_dict(self.chosen, objective),
+            "source": "greedy" if self.optimised.fell_back_to_greedy else "milp",
+            "note": self.optimised.note,
+            "calibration": self.optimised.calibration,
+            "milp_rounds": [r.__dict__ | {"groups": list(r.groups)} for r in self.optimised.rounds],
+            "greedy": _candidate_dict(self.greedy.chosen, objective)
+            | {"tried": [{"group": g, "accepted": a, "measured_delta": m} for g, a, m in self.greedy.tried]},
+            "all_analog": (_candidate_dict(self.all_analog, objective) if self.all_analog
+                           else {"fits": False}),
+            "all_digital": _candidate_dict(self.all_digital, objective),
+            "additivity": list(self.additivity),
+        }
+
+
+def _candidate_dict(candidate: Candidate, objective: str) -> dict:
+    return {"verified_delta" if candidate.verified else "proxy_delta": candidate.delta,
+            "latency_ns": candidate.cost.latency_ns, "energy_pj": candidate.cost.energy_pj,
+            "objective_value": candidate.cost.objective(objective),
+            "analog_projections": sorted(candidate.projections)}
+
+
+def run_search(problem: Problem, cost: CostFn, measure: MeasureFn, rng: np.random.Generator,
+               max_rounds: int = 4, additivity_samples: int = 5) -> SearchOutcome:
+    """Greedy, calibration from (all-analog if it fits, greedy), verified MILP, additivity check."""
+    everything = frozenset(g.name for g in problem.groups)
+    all_projections = projections_of(problem, everything)
+    greedy = greedy_search(problem, cost, measure)
+    points = [(proxy_delta(problem, greedy.chosen.groups, 1.0), greedy.chosen.delta)]
+    all_analog = None
+    if _fits(problem, everything):
+        all_analog = Candidate(everything, all_projections, cost(all_projections),
+                               float(measure(all_projections)), True)
+        points.append((proxy_delta(problem, everything, 1.0), all_analog.delta))
+    optimised = optimise(problem, cost, measure, greedy, fit_calibration(points), max_rounds)
+    all_digital = Candidate(frozenset(), frozenset(), cost(frozenset()), 0.0, True)
+    return SearchOutcome(problem, optimised.chosen, greedy, optimised, all_digital, all_analog,
+                         tuple(additivity_check(problem, cost, rng, additivity_samples)))

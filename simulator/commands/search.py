@@ -1,0 +1,149 @@
+"""aimcsim search: the analog/digital mapping with the best latency, energy or EDP within an accuracy budget."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from simulator.commands.accuracy import DEFAULT_MODEL, parse_duration_s
+from simulator.commands.common import add_hw_args, load_hw_arg, positive_int, write_json_atomic
+from simulator.commands.profile import PLOT_FORMATS, check_output
+from simulator.errors import UserError
+from simulator.ir.graph import OpKind
+
+PARETO_BUDGET_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def add_parser(sub) -> None:
+    from simulator.analysis.search import GRANULARITIES, OBJECTIVES
+    p = sub.add_parser("search", help="accuracy-constrained analog/digital mapping search",
+                       description=__doc__.split("\n")[0])
+    add_hw_args(p, default="hermes64")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"embedded model name or checkpoint folder (default {DEFAULT_MODEL})")
+    p.add_argument("--objective", choices=OBJECTIVES, default="latency")
+    p.add_argument("--budget", type=non_negative_float, default=1.0,
+                   help="allowed degradation of the metric at the horizon, e.g. delta perplexity (default 1.0)")
+    p.add_argument("--t", default="1y", help="drift horizon (0, 1h, 1d, 1mo, 1y, ...; default 1y)")
+    p.add_argument("--seeds", type=positive_int, default=5, help="chip realisations (default 5)")
+    p.add_argument("--granularity", choices=GRANULARITIES, default="projection")
+    p.add_argument("--phase", choices=("prefill", "decode", "encoder"),
+                   help="timed phase (default prefill for GPT-2, encoder for BERT-family)")
+    p.add_argument("--tokens", "--seq", dest="seq", type=positive_int, default=128,
+                   help="prompt / sequence length of the timed workload (default 128)")
+    p.add_argument("--max-tokens", type=positive_int, default=None,
+                   help="LMs: score only the first N held-out tokens (default: the whole split)")
+    p.add_argument("--max-rounds", type=positive_int, default=4,
+                   help="MILP verify-and-tighten rounds before falling back to greedy (default 4)")
+    p.add_argument("--pareto-budgets", default=None,
+                   help="comma-separated budgets for the Pareto sweep (default budget x "
+                        + ",".join(f"{f:g}" for f in PARETO_BUDGET_FACTORS) + ")")
+    p.add_argument("--pareto-proxy", action="store_true",
+                   help="report Pareto points with proxy deltas instead of verifying each one")
+    p.add_argument("--json", metavar="FILE", help="write the search result as JSON")
+    p.add_argument("--out", metavar="FILE", help="write the chosen mapping as YAML (for aimcsim run --mapping)")
+    p.add_argument("--pareto-plot", metavar="FILE", help="Pareto plot (.png, .svg or .pdf)")
+    p.set_defaults(func=run)
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"--budget: expected a number >= 0, got {text!r}") from None
+    if not value >= 0:  # also rejects nan
+        raise UserError(f"--budget: expected a number >= 0, got {text!r}")
+    return value
+
+
+def parse_budgets(text: str | None, budget: float) -> list[float]:
+    if text is None:
+        return [budget * factor for factor in PARETO_BUDGET_FACTORS]
+    try:
+        budgets = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--pareto-budgets: expected comma-separated numbers, got {text!r}") from None
+    if not budgets or any(not b >= 0 for b in budgets):
+        raise UserError(f"--pareto-budgets: expected one or more numbers >= 0, got {text!r}")
+    return budgets
+
+
+def projection_macs(graph) -> dict[str, int]:
+    macs: dict[str, int] = {}
+    for op in graph.ops:
+        if op.kind == OpKind.LINEAR:
+            macs[op.projection] = macs.get(op.projection, 0) + op.macs
+    return macs
+
+
+def run(args) -> int:
+    horizon_s = parse_duration_s(args.t)
+    budgets = parse_budgets(args.pareto_budgets, args.budget)
+    check_output(args.json, "--json", (".json",))
+    check_output(args.out, "--out", (".yaml", ".yml"))
+    check_output(args.pareto_plot, "--pareto-plot", PLOT_FORMATS)
+    hw = load_hw_arg(args)
+    from simulator.analysis.pareto import pareto_sweep
+    from simulator.analysis.profile import make_probe
+    from simulator.analysis.search import EngineCost, Problem, group_gains, make_groups, run_search
+    from simulator.run import default_phase
+    from workloads.registry import build_graph, load_model
+
+    graph = build_graph(args.model, args.phase or default_phase(args.model), seq=args.seq)
+    cost = EngineCost(graph, hw)
+    loaded = load_model(args.model)
+    probe = make_probe(loaded, hw, list(range(args.seeds)), args.max_tokens)
+    timed = {p.name for p in graph.projections}
+    eligible = [name for name in probe.projections
+                if name in timed and 0 < cost.tiles(name) <= hw.analog.tiles]
+    if not eligible:
+        raise UserError(f"--hw {args.hw}: no projection of {args.model} fits its analog tiles "
+                        f"(analog.tiles={hw.analog.tiles}); nothing to search")
+
+    @functools.lru_cache(maxsize=None)
+    def measure(analog: frozenset[str]) -> float:
+        return float(probe.degradation(analog, [horizon_s]).mean())
+
+    deltas = {name: measure(frozenset({name})) for name in eligible}
+    macs = projection_macs(graph)
+    groups = make_groups([(n, macs[n], cost.tiles(n)) for n in eligible], deltas, args.granularity)
+    problem = Problem(groups, args.objective, args.budget, cost.tile_capacity())
+    outcome = run_search(problem, cost, measure, np.random.default_rng(0), max_rounds=args.max_rounds)
+    _, gains = group_gains(problem, cost)
+    pareto = pareto_sweep(problem, cost, None if args.pareto_proxy else measure, gains,
+                          outcome.optimised.calibration, budgets)
+
+    summary = {"model": args.model, "hw": hw.name, "metric": probe.metric, "fp": probe.fp,
+               "t_s": horizon_s, "seeds": args.seeds, "granularity": args.granularity,
+               "phase": graph.phase, "tokens": args.seq,
+               "forced_digital": [p.name for p in graph.projections if p.name not in set(eligible)],
+               **outcome.to_dict(), "pareto": [p.to_dict() for p in pareto]}
+    print(format_search(summary))
+    if args.out:
+        from simulator.mapping.io import save_mapping
+        save_mapping(cost.mapping(outcome.chosen.projections, strategy=f"search-{args.objective}"), args.out)
+    if args.json:
+        write_json_atomic(args.json, summary)
+    if args.pareto_plot:
+        from simulator.analysis.plots import plot_pareto
+        plot_pareto(summary, args.pareto_plot)
+    return 0
+
+
+def format_search(summary: dict) -> str:
+    kind = "verified_delta"
+    lines = [f"{summary['model']} on {summary['hw']}: minimise {summary['objective']}, "
+             f"delta {summary['metric']} <= {summary['budget']:g} at t = {summary['t_s']:g} s "
+             f"(FP {summary['fp']:.4f}, {summary['seeds']} seeds)",
+             f"{'mapping':<12} {'analog':>6} {'delta':>10} {'latency ns':>14} {'energy pJ':>14}"]
+    rows = [("chosen", summary), ("greedy", summary["greedy"]), ("all analog", summary["all_analog"]),
+            ("all digital", summary["all_digital"])]
+    for label, row in rows:
+        if "latency_ns" not in row:
+            lines.append(f"{label:<12} does not fit the tiles")
+            continue
+        lines.append(f"{label:<12} {len(row['analog_projections']):>6} {row[kind]:>+10.4f} "
+                     f"{row['latency_ns']:>14.0f} {row['energy_pj']:>14.0f}")
+    lines.append(f"chosen by {summary['source']}" + (f" ({summary['note']})" if summary["note"] else "")
+                 + f"; proxy calibration x{summary['calibration']:.3g}, {len(summary['milp_rounds'])} MILP round(s)")
+    return "\n".join(lines)
