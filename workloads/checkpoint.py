@@ -200,9 +200,10 @@ def load_encoder_state_dict(model: nn.Module, tensors: dict[str, torch.Tensor], 
                         + _describe(unexpected, tensors))
     mismatched = [key for key in expected if tensors[key].shape != expected[key].shape]
     if mismatched:
-        shown = ", ".join(f"{key} {tuple(tensors[key].shape)} (config.json expects "
-                          f"{tuple(expected[key].shape)})" for key in mismatched[:_SHOWN_KEYS])
-        raise UserError(f"{source}: {len(mismatched)} tensor shape(s) differ from config.json: {shown}")
+        shown = [f"{key} {tuple(tensors[key].shape)} (config.json expects "
+                 f"{tuple(expected[key].shape)})" for key in mismatched[:_SHOWN_KEYS]]
+        raise UserError(f"{source}: {len(mismatched)} tensor shape(s) differ from config.json: "
+                        + _shown_list(shown, len(mismatched)))
     model.load_state_dict(tensors, strict=True)
     return model
 
@@ -215,8 +216,11 @@ def _modern_norm_name(key: str) -> str:
 
 
 def _describe(keys: list[str], tensors: dict[str, torch.Tensor]) -> str:
-    shown = ", ".join(f"{key} {tuple(tensors[key].shape)}" for key in keys[:_SHOWN_KEYS])
-    return shown + (", ..." if len(keys) > _SHOWN_KEYS else "")
+    return _shown_list([f"{key} {tuple(tensors[key].shape)}" for key in keys[:_SHOWN_KEYS]], len(keys))
+
+
+def _shown_list(shown: list[str], total: int) -> str:
+    return ", ".join(shown) + (", ..." if total > len(shown) else "")
 
 
 def load_tokenizer(folder: Path) -> Tokenizer | None:
