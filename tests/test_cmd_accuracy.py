@@ -80,6 +80,16 @@ def test_accuracy_command_writes_json_and_h5(tiny_checkpoint, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acc.h5", "acc.json"]  # no temp files
 
 
+def test_mapping_file_picks_the_analog_projections(tiny_checkpoint, tmp_path):
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("default: digital\nprojections:\n  'transformer.h.*.mlp.*': analog\n")
+    out_json = tmp_path / "acc.json"
+    assert main(["accuracy", "--hw", "tiny", "--model", str(tiny_checkpoint), "--mapping", str(mapping),
+                 "--t", "1h", "--seeds", "1", "--max-tokens", "32", "--json", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())["analog_projections"] == [
+        "transformer.h.0.mlp.c_fc", "transformer.h.0.mlp.c_proj"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--t", "1parsec"], "cannot read time '1parsec'"),
     (["--seeds", "0"], "expected a positive integer, got '0'"),
