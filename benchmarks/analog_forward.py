@@ -1,0 +1,138 @@
+"""Cost of the analog forward against the plain FP32 forward of the same model.
+
+GPT-2 small shapes with random weights (workloads.gpt2.model.GPT2), batch 8 x 128
+tokens, all 49 projections analog on 256x256 tiles, 8-bit DAC/ADC, PCM at t = 1 h with
+global drift compensation, output noise 0.04; one chip realisation. The FP32 and
+analog forwards run alternately in one process with the same torch and numba thread
+counts; times are medians over --repeats after one warm-up each.
+
+Peak memory: tracemalloc does not see torch's allocations, so each forward runs once
+more in its own child process, which resets the kernel's peak-RSS mark
+(`/proc/self/clear_refs` = 5, Linux) after building the model and reports VmHWM minus
+the RSS before the forward: the extra resident memory the forward needed.
+
+    python benchmarks/analog_forward.py [--json F] [--repeats 5] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import tempfile
+import time
+
+BATCH, TOKENS = 8, 128
+DRIFT_TIME_S = 3600.0
+SEED = 0
+
+
+def analog_hw():
+    from simulator.hw.schema import AnalogConfig, HwConfig
+    return HwConfig(name="bench-pcm-256", analog=AnalogConfig(rows=256, cols=256, dac_bits=8, adc_bits=8))
+
+
+def build_models(threads: int, variants: tuple[str, ...]):
+    """The FP32 model and/or its all-analog copy at t = 1 h, plus the input token ids."""
+    import numba
+    import torch
+    from simulator.analog.layer import convert_to_analog, set_time
+    from workloads.gpt2.model import GPT2, GPT2Config
+
+    torch.set_num_threads(threads)
+    numba.set_num_threads(threads)
+    torch.manual_seed(SEED)
+    fp32 = GPT2(GPT2Config()).eval()
+    tokens = torch.randint(0, fp32.config.vocab_size, (BATCH, TOKENS))
+    models = {}
+    if "analog" in variants:
+        analog = convert_to_analog(fp32, fp32.projection_names(), analog_hw(), [SEED])
+        set_time(analog, DRIFT_TIME_S)
+        models["analog"] = analog.eval()
+    if "fp32" in variants:
+        models["fp32"] = fp32
+    return models, tokens
+
+
+def time_forwards(threads: int, repeats: int) -> dict[str, list[float]]:
+    import torch
+    models, tokens = build_models(threads, ("fp32", "analog"))
+    times = {name: [] for name in models}
+    with torch.no_grad():
+        for model in models.values():  # warm-up: numba compilation, allocator pools
+            model(tokens)
+        for _ in range(repeats):
+            for name, model in models.items():  # alternate so machine load hits both alike
+                start = time.perf_counter()
+                model(tokens)
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _peak_forward_rss_mib(variant: str, threads: int, result_queue) -> None:
+    """Child process: extra resident memory of one forward of `variant`, in MiB."""
+    import torch
+    models, tokens = build_models(threads, (variant,))
+    with torch.no_grad():
+        models[variant](tokens)  # warm-up so compilation is not counted
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")  # reset VmHWM to the current RSS
+        before_kib = _status_kib("VmRSS")
+        models[variant](tokens)
+        result_queue.put((_status_kib("VmHWM") - before_kib) / 1024.0)
+
+
+def peak_forward_rss_mib(variant: str, threads: int) -> float:
+    context = multiprocessing.get_context("spawn")
+    result_queue = context.Queue()
+    child = context.Process(target=_peak_forward_rss_mib, args=(variant, threads, result_queue))
+    child.start()
+    peak_mib = result_queue.get()
+    child.join()
+    return peak_mib
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", help="write the figures to this JSON file")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    times = time_forwards(args.threads, args.repeats)
+    fp32_s, analog_s = statistics.median(times["fp32"]), statistics.median(times["analog"])
+    figures = {
+        "workload": f"gpt2-small shapes, random weights, batch {BATCH} x {TOKENS} tokens, 49 analog projections",
+        "hw": "256x256 tiles, 8-bit DAC/ADC, PCM at t=1h, global drift compensation, out_noise 0.04",
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "fp32_forward_s": fp32_s,
+        "analog_forward_s": analog_s,
+        "ratio_to_fp32": analog_s / fp32_s,
+        "fp32_forward_times_s": times["fp32"],
+        "analog_forward_times_s": times["analog"],
+        "fp32_peak_forward_rss_mib": peak_forward_rss_mib("fp32", args.threads),
+        "analog_peak_forward_rss_mib": peak_forward_rss_mib("analog", args.threads),
+    }
+    for key, value in figures.items():
+        if not isinstance(value, list):
+            print(f"{key:30s} {value:.3f}" if isinstance(value, float) else f"{key:30s} {value}")
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as tmp:
+            json.dump(figures, tmp, indent=2)
+        os.replace(tmp.name, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

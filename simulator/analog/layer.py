@@ -1,0 +1,139 @@
+"""AnalogLinear: an nn.Linear programmed onto crossbar tiles, one copy per chip realisation.
+
+`from_linear` programs the weights once per seed (programming noise, drift exponents,
+faults); `set_time(t_s)` turns that state into the effective weights at time t (drift,
+one read-noise realisation, drift-compensation gains) once, so forward calls only run
+the periphery. Forward takes x with leading dim len(seeds) * b; slice k (rows
+k*b:(k+1)*b) runs on realisation k, so several noise seeds evaluate in one batched call.
+
+Per-layer seeds derive from (seed, layer name), so two layers never share noise and a
+layer's noise does not depend on which other layers are analog.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from simulator.analog import device as dev
+from simulator.analog.periphery import TileWeights, analog_matmul, periphery_settings
+from simulator.analog.rng import Stream, check_seeds, generator, stream_key, time_words
+from simulator.errors import UserError
+from simulator.hw.schema import HwConfig
+
+
+class AnalogLinear(nn.Module):
+    """y = x W^T + b computed through the analog tile model of `hw.analog`."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, hw: HwConfig,
+                 seeds, name: str = ""):
+        super().__init__()
+        analog = hw.analog
+        self.name = name
+        self.seeds = check_seeds(seeds)
+        self.out_features, self.in_features = weight.shape
+        self._device = analog.device
+        self._settings = periphery_settings(analog)
+        dev.check_choice(analog.periphery.drift_compensation, dev.DRIFT_COMPENSATIONS,
+                         "analog.periphery.drift_compensation")
+        self._compensation = analog.periphery.drift_compensation
+        blocks = dev.split_row_blocks(weight.astype(np.float32), analog.rows)
+        self._weight_max = dev.weight_max_abs(blocks, analog.cols, analog.periphery.weight_scaling)
+        normalised = blocks / self._weight_max[:, None, :]
+        self._valid_rows = (np.arange(blocks.shape[0] * analog.rows) < self.in_features).astype(
+            np.float32).reshape(blocks.shape[0], analog.rows, 1)
+        self._programmed = [dev.program_pair(normalised, self._device,
+                                             generator(seed, name, Stream.PROGRAMMING))
+                            for seed in self.seeds]
+        self._bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+        self._stream_keys = np.array([stream_key(seed, name, Stream.MVM) for seed in self.seeds],
+                                     dtype=np.uint64)
+        self._mvm_calls = 0
+        self.t_s = 0.0
+        self._tiles = self._tiles_at(0.0)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, hw: HwConfig, seeds, name: str = "") -> "AnalogLinear":
+        weight = linear.weight.detach().to(torch.float32).cpu().numpy()
+        bias = None if linear.bias is None else linear.bias.detach().to(torch.float32).cpu().numpy()
+        return cls(weight, bias, hw, seeds, name)
+
+    @property
+    def realisations(self) -> int:
+        return len(self.seeds)
+
+    def set_time(self, t_s: float) -> None:
+        """Move every realisation to time t_s after programming; restarts the MVM noise stream,
+        so (seeds, t_s, inputs) alone determine the outputs."""
+        self._tiles = self._tiles_at(float(t_s))
+        self.t_s = float(t_s)
+        self._mvm_calls = 0
+
+    def _tiles_at(self, t_s: float) -> TileWeights:
+        per_read = self._settings.read_noise_gemm
+        g_max = self._device.g_max_uS
+        weights, variances, out_scales = [], [], []
+        for seed, pair in zip(self.seeds, self._programmed):
+            read_rng = None if per_read else generator(seed, self.name, Stream.READ_NOISE, *time_words(t_s))
+            now = dev.conductances_at(pair, t_s, self._device, read_rng)
+            weights.append((now[0] - now[1]) / np.float32(g_max))
+            alpha = dev.compensation_factors((pair.g_pos_uS, pair.g_neg_uS), now, self._valid_rows,
+                                             self._settings.cols, self._compensation)
+            out_scales.append(self._weight_max * alpha)
+            variance = self._read_variance(pair, now, t_s) if per_read else None
+            if variance is not None:
+                variances.append(variance)
+        read_variance = torch.from_numpy(np.concatenate(variances)) if variances else None
+        return TileWeights(torch.from_numpy(np.concatenate(weights)), read_variance, np.stack(out_scales))
+
+    def _read_variance(self, pair: dev.ProgrammedPair, now, t_s: float) -> np.ndarray | None:
+        """(sigma+^2 + sigma-^2) / g_max^2 of the per-read 1/f noise, None if the device has none."""
+        sigma_pos = dev.read_noise_sigma_uS(pair.g_pos_uS, now[0], t_s, self._device)
+        sigma_neg = dev.read_noise_sigma_uS(pair.g_neg_uS, now[1], t_s, self._device)
+        if sigma_pos is None:
+            return None
+        return (sigma_pos ** 2 + sigma_neg ** 2) / np.float32(self._device.g_max_uS ** 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.in_features or x.shape[0] % self.realisations:
+            raise ValueError(f"{self.name or 'AnalogLinear'}: expected [k * {self.realisations}, ..., "
+                             f"{self.in_features}] input, got {tuple(x.shape)}")
+        lead = x.shape[:-1]
+        flat = x.detach().to(torch.float32).reshape(self.realisations, -1, self.in_features)
+        out = analog_matmul(np.ascontiguousarray(flat.numpy()), self._tiles, self._bias_or_empty(),
+                            self._settings, self._stream_keys, self._mvm_calls)
+        self._mvm_calls += 1
+        return torch.from_numpy(out).reshape(*lead, self.out_features).to(x.dtype)
+
+    def _bias_or_empty(self) -> np.ndarray:
+        return self._bias if self._bias is not None else np.empty(0, dtype=np.float32)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"realisations={self.realisations}, t_s={self.t_s:g}, name={self.name!r}")
+
+
+def convert_to_analog(model: nn.Module, names, hw: HwConfig, seeds) -> nn.Module:
+    """A deep copy of `model` with the nn.Linear at each dotted path in `names` made analog."""
+    converted = copy.deepcopy(model)
+    for name in names:
+        try:
+            linear = converted.get_submodule(name)
+        except AttributeError:
+            raise UserError(f"analog projection {name!r}: no such module in the model") from None
+        if not isinstance(linear, nn.Linear):
+            raise UserError(f"analog projection {name!r}: expected an nn.Linear, "
+                            f"found {type(linear).__name__}")
+        parent_name, _, child_name = name.rpartition(".")
+        parent = converted.get_submodule(parent_name) if parent_name else converted
+        setattr(parent, child_name, AnalogLinear.from_linear(linear, hw, seeds, name))
+    return converted
+
+
+def set_time(model: nn.Module, t_s: float) -> None:
+    """Move every AnalogLinear in `model` to time t_s after programming."""
+    for module in model.modules():
+        if isinstance(module, AnalogLinear):
+            module.set_time(t_s)

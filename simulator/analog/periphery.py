@@ -1,0 +1,220 @@
+"""Tile periphery: what happens to an input vector on its way through the crossbar tiles.
+
+Order (DESIGN.md "Analog physics"): noise management (divide each tile's input slice by
+its abs-max), DAC quantise (step = 2 inp_bound / (2^dac_bits - 2), round to nearest)
+then clip to +-inp_bound, MVM on the tile (a batched BLAS GEMM over realisations x row
+blocks), output noise N(0, out_noise) per output per MVM, optional per-read read noise
+(a second GEMM: y += sqrt(x^2 @ Sigma^2) xi), ADC quantise (step = 2 out_bound /
+(2^adc_bits - 2)) then clip to +-out_bound, optional iterative bound management, undo
+the input scale, the weight scale and the drift-compensation gain, sum the row blocks,
+add the digital bias. Values between DAC and ADC are in normalised units: inputs in
+[-inp_bound, inp_bound], weights (G+ - G-) / g_max.
+
+Everything after the GEMM is one fused numba pass over [row_blocks, tokens, outputs],
+parallel over tokens, reading the GEMM output once and writing the layer output once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from simulator.analog.device import check_choice
+from simulator.analog.rng import combine_key, normal_at
+from simulator.hw.schema import AnalogConfig
+
+NOISE_MANAGEMENTS = ("abs_max", "none")
+BOUND_MANAGEMENTS = ("iterative", "none")
+_OUTPUT_NOISE_STREAM = 1
+_READ_NOISE_STREAM = 2
+
+
+@dataclass(frozen=True)
+class PeripherySettings:
+    """The periphery numbers the kernels need, resolved once from AnalogConfig."""
+
+    rows: int
+    cols: int
+    inp_bound: float
+    dac_levels: int  # 2^(dac_bits-1) - 1 positive levels: step = inp_bound / dac_levels
+    out_bound: float
+    adc_levels: int
+    out_noise: float
+    noise_management: bool
+    bound_iterations: int  # extra MVMs allowed per vector after clipping (0: off)
+    read_noise_gemm: bool
+
+    @property
+    def dac_step(self) -> float:
+        return self.inp_bound / self.dac_levels
+
+    @property
+    def adc_step(self) -> float:
+        return self.out_bound / self.adc_levels
+
+
+def periphery_settings(analog: AnalogConfig) -> PeripherySettings:
+    p = analog.periphery
+    check_choice(p.noise_management, NOISE_MANAGEMENTS, "analog.periphery.noise_management")
+    check_choice(p.bound_management, BOUND_MANAGEMENTS, "analog.periphery.bound_management")
+    return PeripherySettings(
+        rows=analog.rows, cols=analog.cols, inp_bound=p.inp_bound,
+        dac_levels=2 ** (analog.dac_bits - 1) - 1, out_bound=p.out_bound,
+        adc_levels=2 ** (analog.adc_bits - 1) - 1, out_noise=p.out_noise,
+        noise_management=p.noise_management == "abs_max",
+        bound_iterations=p.max_bound_iterations if p.bound_management == "iterative" else 0,
+        read_noise_gemm=p.read_noise_gemm)
+
+
+@dataclass(frozen=True)
+class TileWeights:
+    """One realisation-batched layer as the periphery sees it at a given time t.
+
+    weights: normalised (G+ - G-) / g_max, [realisations * row_blocks, rows, out] (torch);
+    read_variance: (sigma+^2 + sigma-^2) / g_max^2 of the per-read noise, same shape, or None;
+    out_scale: max|W| times the drift-compensation gain, [realisations, row_blocks, out].
+    """
+
+    weights: torch.Tensor
+    read_variance: torch.Tensor | None
+    out_scale: np.ndarray
+
+    @property
+    def realisations(self) -> int:
+        return self.out_scale.shape[0]
+
+    @property
+    def row_blocks(self) -> int:
+        return self.out_scale.shape[1]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def dac_inputs(x, rows, inp_bound, dac_levels, noise_management, headroom, x_quantised, in_scale):
+    """Noise management + DAC for every tile input slice (writes x_quantised, in_scale).
+
+    x: [R, T, in]; x_quantised: [R, row_blocks, T, rows] (padding rows set to 0);
+    headroom: [R, row_blocks, T], extra input division from bound management (1 = none);
+    in_scale: [R, row_blocks, T], the digital factor that undoes the input scaling.
+    """
+    n_real, n_tok, n_in = x.shape
+    row_blocks = x_quantised.shape[1]
+    step = np.float32(inp_bound / dac_levels)
+    levels = np.float32(dac_levels)
+    for item in prange(n_real * n_tok):
+        r = item // n_tok
+        t = item % n_tok
+        for b in range(row_blocks):
+            start = b * rows
+            stop = min(start + rows, n_in)
+            scale = np.float32(1.0)
+            if noise_management:
+                abs_max = np.float32(0.0)
+                for i in range(start, stop):
+                    abs_max = max(abs_max, abs(x[r, t, i]))
+                if abs_max > 0:
+                    scale = abs_max
+            scale *= headroom[r, b, t]
+            in_scale[r, b, t] = scale
+            to_steps = np.float32(1.0) / (scale * step)
+            for i in range(start, stop):
+                level = min(max(np.rint(x[r, t, i] * to_steps), -levels), levels)
+                x_quantised[r, b, t, i - start] = level * step
+            for i in range(stop - start, rows):
+                x_quantised[r, b, t, i] = 0.0
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def adc_accumulate(y, read_variance, in_scale, out_scale, bias, out_noise, adc_step, adc_levels,
+                   keys, active, out, clipped):
+    """Output noise, read noise, ADC, rescale and row-block sum for the active tokens.
+
+    y: GEMM output [R, row_blocks, T, out]; read_variance: same shape or size 0 (off);
+    in_scale: [R, row_blocks, T]; out_scale: [R, row_blocks, out]; bias: [out] or size 0;
+    keys: [R] per-realisation stream keys of this MVM; active: [R, T] tokens to compute;
+    out: [R, T, out] layer output (only active rows written);
+    clipped: [R, row_blocks, T] set where some output of that tile input exceeded out_bound.
+    """
+    n_real, row_blocks, n_tok, n_out = y.shape
+    with_read_noise = read_variance.size > 0
+    with_bias = bias.size > 0
+    levels = np.float32(adc_levels)
+    to_steps = np.float32(1.0 / adc_step)
+    for item in prange(n_real * n_tok):
+        r = item // n_tok
+        t = item % n_tok
+        if not active[r, t]:
+            continue
+        row = out[r, t]
+        for o in range(n_out):
+            row[o] = bias[o] if with_bias else np.float32(0.0)
+        noise_key = combine_key(keys[r], _OUTPUT_NOISE_STREAM)
+        read_key = combine_key(keys[r], _READ_NOISE_STREAM)
+        for b in range(row_blocks):
+            value_per_step = np.float32(adc_step) * in_scale[r, b, t]
+            counter0 = (b * n_tok + t) * n_out
+            y_bt = y[r, b, t]
+            scale_b = out_scale[r, b]
+            peak = np.float32(0.0)
+            for o in range(n_out):
+                v = y_bt[o]
+                if out_noise > 0:
+                    v += np.float32(out_noise) * normal_at(noise_key, counter0 + o)
+                if with_read_noise:
+                    v += np.sqrt(read_variance[r, b, t, o]) * normal_at(read_key, counter0 + o)
+                level = np.rint(v * to_steps)
+                peak = max(peak, abs(level))
+                level = min(max(level, -levels), levels)
+                row[o] += level * value_per_step * scale_b[o]
+            clipped[r, b, t] = peak > levels
+
+
+def mvm_keys(stream_keys: np.ndarray, call: int, iteration: int) -> np.ndarray:
+    """Per-realisation keys of one MVM call and bound-management iteration."""
+    return _mvm_keys(stream_keys, np.uint64(call), np.uint64(iteration))
+
+
+@njit(cache=True)
+def _mvm_keys(stream_keys, call, iteration):
+    keys = np.empty_like(stream_keys)
+    for r in range(stream_keys.size):
+        keys[r] = combine_key(combine_key(stream_keys[r], call), iteration)
+    return keys
+
+
+def analog_matmul(x: np.ndarray, tiles: TileWeights, bias: np.ndarray, settings: PeripherySettings,
+                  stream_keys: np.ndarray, call: int) -> np.ndarray:
+    """The layer output [R, T, out] for inputs x [R, T, in] (float32), realisation r on x[r].
+
+    Bound management re-runs the tile inputs that clipped with half the input (twice the
+    digital scale), up to `bound_iterations` times; each re-run costs one more GEMM, so a
+    configuration that never clips pays nothing for it.
+    """
+    n_real, n_tok, _ = x.shape
+    row_blocks, rows = tiles.row_blocks, settings.rows
+    n_out = tiles.out_scale.shape[2]
+    headroom = np.ones((n_real, row_blocks, n_tok), dtype=np.float32)
+    x_quantised = np.empty((n_real, row_blocks, n_tok, rows), dtype=np.float32)
+    in_scale = np.empty((n_real, row_blocks, n_tok), dtype=np.float32)
+    out = np.empty((n_real, n_tok, n_out), dtype=np.float32)
+    clipped = np.zeros((n_real, row_blocks, n_tok), dtype=np.bool_)
+    active = np.ones((n_real, n_tok), dtype=np.bool_)
+    no_read_noise = np.empty((0, 0, 0, 0), dtype=np.float32)
+    for iteration in range(settings.bound_iterations + 1):
+        dac_inputs(x, rows, settings.inp_bound, settings.dac_levels, settings.noise_management,
+                   headroom, x_quantised, in_scale)
+        x_tiles = torch.from_numpy(x_quantised).view(n_real * row_blocks, n_tok, rows)
+        y = torch.bmm(x_tiles, tiles.weights).numpy().reshape(n_real, row_blocks, n_tok, n_out)
+        read_variance = no_read_noise
+        if tiles.read_variance is not None:
+            read_variance = torch.bmm(x_tiles.square(), tiles.read_variance).numpy().reshape(y.shape)
+        clipped[:] = False
+        adc_accumulate(y, read_variance, in_scale, tiles.out_scale, bias, settings.out_noise,
+                       settings.adc_step, settings.adc_levels, mvm_keys(stream_keys, call, iteration),
+                       active, out, clipped)
+        if not clipped.any():
+            break
+        headroom[clipped] *= 2.0
+        active = clipped.any(axis=1)
+    return out
