@@ -75,7 +75,7 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
     return AccuracyResult(
         metric=metric, fp=float(fp_value),
         results=tuple(_summary(t_s, row, fp_value) for t_s, row in zip(times_s, values)),
-        model=str(getattr(loaded_model, "name", "") or getattr(loaded_model, "path", "")),
+        model=loaded_model.name,
         hw=hw.name, analog_projections=tuple(analog_names), seeds=tuple(seed_list),
         eval_tokens=eval_tokens)
 

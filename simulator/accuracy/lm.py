@@ -10,10 +10,8 @@ leading dim and realisation k reads slice k (the AnalogLinear convention).
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -54,21 +52,11 @@ def lm_eval_set(loaded_model, max_tokens: int | None = None) -> LMEvalSet:
                         "or vocab.json + merges.txt); perplexity needs one to read the eval text")
     window = min(EVAL_WINDOW_TOKENS, loaded_model.model.config.n_positions)
     documents = eval_documents()
-    provenance = _corpus_provenance(loaded_model)
+    provenance = loaded_model.config.get("aimcsim_corpus") or {}  # {} for foreign checkpoints
     warn_if_eval_text_changed(provenance.get("eval_sha256"), provenance.get("python"), documents)
     stream = token_stream(loaded_model.tokenizer, documents)
     max_windows = None if max_tokens is None else max(1, max_tokens // window)
-    batches = list(windows(stream, window, batch_windows=64, max_windows=max_windows))
-    return LMEvalSet(np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
-
-
-def _corpus_provenance(loaded_model) -> dict:
-    """The `aimcsim_corpus` block of the checkpoint's config.json ({} for foreign models)."""
-    config = loaded_model.config
-    if not isinstance(config, dict):
-        config_path = Path(getattr(loaded_model, "path", "") or "") / "config.json"
-        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    return config.get("aimcsim_corpus") or {}
+    return LMEvalSet(*windows(stream, window, max_windows=max_windows))
 
 
 def _batches(eval_set: LMEvalSet, replicas: int, max_batches: int | None):

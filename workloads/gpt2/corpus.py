@@ -19,7 +19,6 @@ import sysconfig
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -158,20 +157,19 @@ def token_stream(tokenizer, documents: tuple[Document, ...]) -> np.ndarray:
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
 
 
-def windows(stream: np.ndarray, window_tokens: int, batch_windows: int,
-            max_windows: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Non-overlapping next-token windows over `stream`, batched: (inputs, targets) int64.
+def windows(stream: np.ndarray, window_tokens: int,
+            max_windows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping next-token windows over `stream`: (inputs, targets), (n, W) int64.
 
     Window k covers tokens [k*W, (k+1)*W] so every token after the first is a target
-    exactly once; a trailing partial window is dropped so all batches are rectangular.
+    exactly once; a trailing partial window is dropped so the arrays are rectangular.
     """
     count = (len(stream) - 1) // window_tokens
     if max_windows is not None:
         count = min(count, max_windows)
-    for first in range(0, count, batch_windows):
-        rows = np.stack([stream[k * window_tokens:(k + 1) * window_tokens + 1]
-                         for k in range(first, min(first + batch_windows, count))]).astype(np.int64)
-        yield rows[:, :-1], rows[:, 1:]
+    rows = np.stack([stream[k * window_tokens:(k + 1) * window_tokens + 1]
+                     for k in range(count)]).astype(np.int64)
+    return rows[:, :-1], rows[:, 1:]
 
 
 def python_version() -> str:

@@ -23,6 +23,10 @@ CONV1D_SUFFIXES = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 _IGNORED_HF_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 
 
+_REQUIRED_HF_KEYS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+_OPTIONAL_HF_KEYS = ("n_inner", "layer_norm_epsilon", "activation_function")
+
+
 @dataclass(frozen=True)
 class GPT2Config:
     """The HF `config.json` keys this forward needs (names as HF spells them)."""
@@ -42,23 +46,18 @@ class GPT2Config:
 
     @classmethod
     def from_hf_dict(cls, config: dict, source: str = "config.json") -> "GPT2Config":
-        """Read the fields from an HF config dict; unknown HF keys are ignored."""
-        values = {}
-        for field_name, default in (("vocab_size", None), ("n_positions", None), ("n_embd", None),
-                                    ("n_layer", None), ("n_head", None), ("n_inner", cls.n_inner),
-                                    ("layer_norm_epsilon", cls.layer_norm_epsilon),
-                                    ("activation_function", cls.activation_function)):
-            if field_name in config:
-                values[field_name] = config[field_name]
-            elif default is None and field_name != "n_inner":
-                raise UserError(f"{source}: missing key {field_name!r} (a GPT-2 config needs "
-                                "vocab_size, n_positions, n_embd, n_layer, n_head)")
-        parsed = cls(**values)
+        """Read the fields from an HF config dict; other HF keys are ignored."""
+        missing = [key for key in _REQUIRED_HF_KEYS if key not in config]
+        if missing:
+            raise UserError(f"{source}: missing key {missing[0]!r} (a GPT-2 config needs "
+                            f"{', '.join(_REQUIRED_HF_KEYS)})")
+        parsed = cls(**{key: config[key] for key in _REQUIRED_HF_KEYS + _OPTIONAL_HF_KEYS
+                        if key in config})
         parsed._validate(source)
         return parsed
 
     def _validate(self, source: str) -> None:
-        for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
+        for name in _REQUIRED_HF_KEYS:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise UserError(f"{source}: {name}: expected a positive integer, got {value!r}")

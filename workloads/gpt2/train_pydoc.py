@@ -45,13 +45,13 @@ class TrainSettings:
     n_head: int = 4
     n_positions: int = 256
     batch_size: int = 8
-    steps: int = 1200
+    steps: int = 700
     peak_lr: float = 2e-3
     final_lr_fraction: float = 0.1
     warmup_steps: int = 60
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    eval_every: int = 200
+    eval_every: int = 100
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> Tokenizer:
@@ -97,14 +97,14 @@ def sample_batch(stream: np.ndarray, settings: TrainSettings, rng: np.random.Gen
 def heldout_loss(model: GPT2, eval_stream: np.ndarray, n_positions: int) -> float:
     """Mean next-token NLL (nats) over the held-out windows, every token counted once."""
     model.eval()
-    total_nll, total_tokens = 0.0, 0
-    for inputs, targets in windows(eval_stream, n_positions, batch_windows=16):
-        logits = model(torch.from_numpy(inputs))
-        total_nll += F.cross_entropy(logits.flatten(0, 1), torch.from_numpy(targets).flatten(),
+    inputs, targets = (torch.from_numpy(array) for array in windows(eval_stream, n_positions))
+    total_nll = 0.0
+    for first in range(0, len(inputs), 16):
+        logits = model(inputs[first:first + 16])
+        total_nll += F.cross_entropy(logits.flatten(0, 1), targets[first:first + 16].flatten(),
                                      reduction="sum").item()
-        total_tokens += targets.size
     model.train()
-    return total_nll / total_tokens
+    return total_nll / targets.numel()
 
 
 def round_to_fp16(model: GPT2) -> None:
