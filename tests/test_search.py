@@ -199,3 +199,85 @@ def test_cli_rejects_bad_input_before_any_work(argv, message, capsys):
     err = capsys.readouterr().err
     assert err.startswith("aimcsim: error: ") and message in err
     assert err.count("\n") == 1
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors on shared cores: one thread is much faster."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A 2-block GPT-2 checkpoint folder with a small byte-level BPE trained on pydoc text."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from workloads.gpt2.corpus import eval_documents
+    from workloads.gpt2.model import GPT2, GPT2Config, to_hf_state_dict
+
+    folder = tmp_path_factory.mktemp("tiny_gpt2")
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator([d.text for d in eval_documents()[:3]], trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer.save(str(folder / "tokenizer.json"))
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=tokenizer.get_vocab_size(), n_positions=64, n_embd=32, n_layer=2, n_head=2)
+    (folder / "config.json").write_text(json.dumps(config.to_hf_dict()))
+    save_file(to_hf_state_dict(GPT2(config)), str(folder / "model.safetensors"))
+    return folder
+
+
+def test_search_cli_end_to_end(tiny_checkpoint, one_torch_thread, tmp_path, capsys):
+    import json
+
+    from simulator.cli import main
+    from simulator.hw.loader import load_hw
+    from simulator.mapping.io import load_mapping
+    from workloads.registry import build_graph
+    out, report = tmp_path / "mapping.yaml", tmp_path / "search.json"
+    assert main(["search", "--hw", "tiny", "--model", str(tiny_checkpoint), "--objective", "edp",
+                 "--budget", "0.5", "--t", "1d", "--seeds", "2", "--max-tokens", "128", "--tokens", "32",
+                 "--granularity", "layer", "--pareto-budgets", "0,0.5", "--json", str(report),
+                 "--out", str(out), "--pareto-plot", str(tmp_path / "front.png")]) == 0
+    summary = json.loads(report.read_text())
+    for key in ("model", "budget", "t_s", "objective", "verified_delta", "latency_ns", "energy_pj",
+                "analog_projections", "greedy", "all_analog", "all_digital", "pareto"):
+        assert key in summary
+    assert summary["t_s"] == 86400.0 and summary["verified_delta"] <= 0.5
+    assert summary["objective_value"] <= summary["greedy"]["objective_value"]
+    assert summary["objective_value"] <= summary["all_digital"]["objective_value"]
+    assert [p["budget"] for p in summary["pareto"]] == [0.0, 0.5]
+    graph = build_graph(str(tiny_checkpoint), "prefill", seq=32)
+    mapping = load_mapping(out, graph, load_hw("tiny"))
+    assert sorted(mapping.analog_projections()) == summary["analog_projections"]
+    assert (tmp_path / "front.png").stat().st_size > 0
+    assert "chosen by" in capsys.readouterr().out
+
+
+def test_profile_cli_end_to_end(tiny_checkpoint, one_torch_thread, tmp_path, capsys):
+    import json
+
+    import h5py
+
+    from simulator.cli import main
+    assert main(["profile", "--hw", "tiny", "--model", str(tiny_checkpoint), "--t", "0,1y",
+                 "--seeds", "2", "--max-tokens", "128", "--json", str(tmp_path / "p.json"),
+                 "--h5", str(tmp_path / "p.h5"), "--plot", str(tmp_path / "p.svg")]) == 0
+    summary = json.loads((tmp_path / "p.json").read_text())
+    assert len(summary["projections"]) == 9 and summary["times_s"] == [0.0, 365 * 86400.0]
+    deltas = [e["analog_alone_delta"] for e in summary["projections"]]
+    assert deltas == sorted(deltas, reverse=True)
+    with h5py.File(tmp_path / "p.h5") as f:
+        assert f["analog_alone"].shape == (9, 2, 2)
+    assert (tmp_path / "p.svg").read_text().startswith("<?xml")
+    assert "rank" in capsys.readouterr().out
