@@ -152,6 +152,7 @@ def test_bad_bert_config_raises_user_error(change, message):
 @pytest.mark.parametrize("change, message", [
     ({"normalization_type": "batch_norm"}, "normalization_type: expected one of"),
     ({"key_query_shared_bottleneck": False}, "use_bottleneck without .* needs intra_bottleneck_size"),
+    ({"trigram_input": "yes"}, "trigram_input: expected true or false, got 'yes'"),
 ])
 def test_bad_mobilebert_config_raises_user_error(change, message):
     with pytest.raises(UserError, match=f"ckpt/config.json: {message}"):

@@ -72,7 +72,7 @@ class BertConfig:
         if self.attention_width % self.num_attention_heads:
             raise UserError(f"{source}: attention width {self.attention_width} must be divisible "
                             f"by num_attention_heads ({self.num_attention_heads})")
-        if self.hidden_act not in ACTIVATIONS:
+        if not isinstance(self.hidden_act, str) or self.hidden_act not in ACTIVATIONS:
             raise UserError(f"{source}: hidden_act: expected one of {sorted(ACTIVATIONS)}, "
                             f"got {self.hidden_act!r}")
 
@@ -102,6 +102,11 @@ class MobileBertConfig(BertConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise UserError(f"{source}: {name}: expected a positive integer, got {value!r}")
+        for name in ("trigram_input", "use_bottleneck", "use_bottleneck_attention",
+                     "key_query_shared_bottleneck"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"{source}: {name}: expected true or false, "
+                                f"got {getattr(self, name)!r}")
         if self.normalization_type not in NORMALIZATION_TYPES:
             raise UserError(f"{source}: normalization_type: expected one of "
                             f"{list(NORMALIZATION_TYPES)}, got {self.normalization_type!r}")
