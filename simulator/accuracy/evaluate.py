@@ -61,10 +61,10 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
     if not seed_list:
         raise UserError("seeds: expected at least one seed")
     analog_names = analog_projection_names(loaded_model.model, targets)
+    eval_set = lm_eval_set(loaded_model, max_tokens=max_tokens) if family == "gpt2" else None
     fp_model = loaded_model.model.eval()
     analog_model, set_time = _analog_copy(fp_model, analog_names, hw, seed_list)
-    if family == "gpt2":
-        eval_set = lm_eval_set(loaded_model, max_tokens=max_tokens)
+    if eval_set is not None:
         scores = evaluate_lm(fp_model, analog_model, set_time, eval_set, list(times_s),
                              len(seed_list), metric, max_batches=max_batches)
         fp_value, values, eval_tokens = scores.fp, scores.values, scores.tokens
@@ -75,8 +75,7 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
     return AccuracyResult(
         metric=metric, fp=float(fp_value),
         results=tuple(_summary(t_s, row, fp_value) for t_s, row in zip(times_s, values)),
-        model=loaded_model.name,
-        hw=hw.name, analog_projections=tuple(analog_names), seeds=tuple(seed_list),
+        model=loaded_model.name, hw=hw.name, analog_projections=tuple(analog_names), seeds=tuple(seed_list),
         eval_tokens=eval_tokens)
 
 
@@ -88,7 +87,7 @@ def _check_metric(family: str, metric: str | None) -> str:
     if metric is None:
         return valid[0]
     if metric not in valid:
-        raise UserError(f"--metric: {metric!r} is not available for {family} models; "
+        raise UserError(f"metric: {metric!r} is not available for {family} models; "
                         f"expected one of {', '.join(valid)}")
     return metric
 

@@ -211,18 +211,22 @@ Training split: the other topics plus the docstrings ({provenance['train_documen
 eval `{provenance['eval_sha256']}`. Another Python version has different text: aimcsim then
 warns and still runs (compare against that run's own FP reference).
 
-## Licence
-The training text is Python's documentation and source docstrings, Copyright Python
-Software Foundation, distributed with CPython under the PSF License Agreement (Python
-2.3 and later documentation is under the PSF licence; code examples in the documentation
-are also offered under the Zero-Clause BSD licence). These weights are a derived work
-trained on that text; the text itself is not redistributed here. The tokenizer and the
-weights were produced by aimcsim's own training script.
+## Licence of the training text
+The text is Python's own: the pydoc topics (generated from the Python documentation)
+and the docstrings of the standard-library sources, Copyright (c) 2001 Python Software
+Foundation; All Rights Reserved. Python software and documentation are licensed under
+the PSF License Agreement (Python Software Foundation License Version 2); starting with
+Python 3.8.6, examples, recipes and other code in the documentation are dual licensed
+under the PSF License Agreement and the Zero-Clause BSD license
+(https://docs.python.org/3/license.html). The text is read from the local Python
+installation at training and evaluation time and is not stored in this repository; the
+tokenizer and the weights here were produced from it by aimcsim's training script.
 
 ## Result
 Held-out perplexity with the stored fp16 weights, all projections in FP32:
-**{provenance['fp_perplexity']}** (mean NLL {provenance['fp_eval_loss_nats']} nats/token, non-overlapping
-windows of {config['n_positions']} tokens, every held-out token predicted once).
+**{provenance['fp_perplexity']}** (mean NLL {provenance['fp_eval_loss_nats']} nats/token over non-overlapping
+windows of {config['n_positions']} tokens, each token predicted once; the trailing partial window is
+dropped). `aimcsim accuracy --mapping all-digital` reproduces this figure.
 
 ## Reproduce
     python -m workloads.gpt2.train_pydoc
@@ -231,8 +235,8 @@ Seed {settings['seed']}, one CPU thread, AdamW (betas 0.9/0.95, weight decay {se
 peak LR {settings['peak_lr']} with {settings['warmup_steps']} warm-up steps and cosine decay to
 {settings['final_lr_fraction']} of the peak, {settings['steps']} steps of {settings['batch_size']} x
 {config['n_positions']} tokens, gradient clip {settings['grad_clip']}. Byte-level BPE tokenizer
-(`tokenizers`) trained on the training split. Wall time: {provenance['train_wall_s']:.0f} s on one
-core of the build machine.
+(`tokenizers`) trained on the training split. Wall time: {provenance['train_wall_s']:.0f} s with one
+thread on a 2-core machine shared with other jobs.
 """
 
 
