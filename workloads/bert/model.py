@@ -20,10 +20,15 @@ from torch import nn
 
 from simulator.errors import UserError
 
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """The tanh approximation of GELU (HF `gelu_new`); a named function so models pickle."""
+    return F.gelu(x, approximate="tanh")
+
+
 ACTIVATIONS = {
     "gelu": F.gelu,
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_new": gelu_tanh,
+    "gelu_pytorch_tanh": gelu_tanh,
     "relu": F.relu,
     "silu": F.silu,
     "swish": F.silu,
