@@ -1,11 +1,9 @@
 """Sweeps: grid expansion, HDF5 content, failures as records, resume after a real kill."""
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
-import textwrap
 
 import h5py
 import pytest
@@ -176,3 +174,35 @@ def test_cli_unknown_workload_is_one_error_not_a_failure_per_point(tmp_path, cap
                  "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith("aimcsim: error: unknown workload 'gpt3'")
     assert not out.exists()
+
+
+def small_gpt2_checkpoint(folder):
+    """A 2-block GPT-2 of width 64: its 28 tile blocks of 64x64 fit 32 tiles but not 16."""
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 2,
+                                                    "vocab_size": 256, "n_positions": 64}))
+    return folder
+
+
+def test_cli_sweeps_the_real_simulator_in_process(tmp_path, capsys):
+    checkpoint = small_gpt2_checkpoint(tmp_path / "ckpt")
+    out = tmp_path / "s.h5"
+    argv = ["sweep", "--hw", "tiny", "--set", "analog.tiles=16,32", "--set", "analog.allow_time_multiplexing=false",
+            "--workload", str(checkpoint), "--tokens", "8", "--local", "--out", str(out)]
+    assert main(argv) == 0
+    points = {p["overrides"]["analog.tiles"]: p for p in read_points(str(out))}
+    assert points[16]["status"] == "failed" and "needs 28 tiles" in points[16]["error"]
+    assert points[32]["status"] == "ok" and points[32]["tiles_used"] == 28
+    assert points[32]["latency_ns"] > 0 and points[32]["energy_breakdown_pj"]["adc"] > 0
+    assert (tmp_path / "s.png").exists()
+    assert main(argv) == 0
+    assert "2 points: 2 already done, 0 evaluated" in capsys.readouterr().out
+
+
+def test_cli_sweeps_on_a_local_dask_cluster(tmp_path):
+    checkpoint = small_gpt2_checkpoint(tmp_path / "ckpt")
+    out = tmp_path / "s.h5"
+    subprocess.run([sys.executable, "-m", "simulator.cli", "sweep", "--hw", "tiny", "--set", "analog.tiles=32,64",
+                    "--workload", str(checkpoint), "--tokens", "8", "--workers", "1", "--out", str(out)],
+                   check=True, capture_output=True, text=True)
+    assert sorted(p["status"] for p in read_points(str(out))) == ["ok", "ok"]
