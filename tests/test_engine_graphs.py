@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.engine.taskgraph import ENERGY_COMPONENTS, TaskGraph
+from simulator.engine.taskgraph import ENERGY_COMPONENTS, RESOURCE_KINDS, TaskGraph
 
 
 def task_graph(resource, duration_cycles, preds, n_resources, *, cycle_ns=1.0, tokens=1,
-               energy_pj=None, static_power_mw=None, resource_kind=None, task_kind=None):
+               energy_pj=None, static_power_mw=None, resource_kind=None, task_kind=None, task_op=None):
     """A TaskGraph from Python lists; preds[i] lists the predecessor ids of task i."""
     n = len(resource)
+    resource_kind = resource_kind if resource_kind is not None else [0] * n_resources
     pred_ptr = np.zeros(n + 1, dtype=np.int64)
     pred_ptr[1:] = np.cumsum([len(p) for p in preds])
     pred_idx = np.array([p for ps in preds for p in ps], dtype=np.int32)
@@ -24,10 +25,9 @@ def task_graph(resource, duration_cycles, preds, n_resources, *, cycle_ns=1.0, t
         pred_ptr=pred_ptr,
         pred_idx=pred_idx,
         task_kind=np.asarray(task_kind if task_kind is not None else [0] * n, dtype=np.int8),
-        task_op=np.full(n, -1, dtype=np.int32),
-        resource_kind=np.asarray(resource_kind if resource_kind is not None else [0] * n_resources,
-                                 dtype=np.int8),
-        resource_label=tuple(f"tile{r}" for r in range(n_resources)),
+        task_op=np.asarray(task_op if task_op is not None else [-1] * n, dtype=np.int32),
+        resource_kind=np.asarray(resource_kind, dtype=np.int8),
+        resource_label=tuple(f"{RESOURCE_KINDS[kind]}{r}" for r, kind in enumerate(resource_kind)),
         static_power_mw=(np.zeros(n_resources) if static_power_mw is None
                          else np.asarray(static_power_mw, dtype=np.float64)),
         cycle_ns=cycle_ns,
