@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from contextlib import contextmanager
 
 from simulator.errors import UserError
@@ -13,15 +13,19 @@ from simulator.errors import UserError
 
 @contextmanager
 def atomic_output(path, suffix: str):
-    """Yield a temporary path next to `path`; on success rename it onto `path`, else delete it."""
-    folder = os.path.dirname(os.path.abspath(path))
+    """Yield a temporary path next to `path`; on success rename it onto `path`, else delete it.
+
+    The writer creates the temporary file itself, so it gets the usual permissions.
+    """
+    target = os.path.abspath(path)
+    folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise UserError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
+    tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp{suffix}")
     try:
         yield tmp
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
