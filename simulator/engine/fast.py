@@ -21,43 +21,50 @@ from simulator.engine.taskgraph import Schedule, TaskGraph
 
 
 @njit(cache=True, inline="always")
-def _ready_before(ready_cycle, a, b):
+def _before(cycle_a, task_a, cycle_b, task_b):
     """Heap order of resource queues: (ready_cycle, task_id) lexicographic."""
-    return ready_cycle[a] < ready_cycle[b] or (ready_cycle[a] == ready_cycle[b] and a < b)
+    return cycle_a < cycle_b or (cycle_a == cycle_b and task_a < task_b)
 
 
 @njit(cache=True)
-def _ready_push(heap, base, size, task, ready_cycle):
-    """Push task into the ready heap heap[base:base+size]; returns the new size."""
+def _ready_push(cycles, tasks, base, size, cycle, task):
+    """Push (cycle, task) onto the ready heap (cycles, tasks)[base:base+size]; returns the new size."""
     i = size
     while i > 0:
         parent = (i - 1) >> 1
-        if not _ready_before(ready_cycle, task, heap[base + parent]):
+        if not _before(cycle, task, cycles[base + parent], tasks[base + parent]):
             break
-        heap[base + i] = heap[base + parent]
+        cycles[base + i] = cycles[base + parent]
+        tasks[base + i] = tasks[base + parent]
         i = parent
-    heap[base + i] = task
+    cycles[base + i] = cycle
+    tasks[base + i] = task
     return size + 1
 
 
 @njit(cache=True)
-def _ready_pop(heap, base, size, ready_cycle):
-    """Pop the smallest (ready_cycle, task_id) from heap[base:base+size]; returns the task."""
-    top = heap[base]
+def _ready_pop(cycles, tasks, base, size):
+    """Remove the smallest (ready_cycle, task_id) from the ready heap; returns its task."""
+    top = tasks[base]
     size -= 1
-    last = heap[base + size]
+    last_cycle = cycles[base + size]
+    last_task = tasks[base + size]
     i = 0
     while True:
         child = 2 * i + 1
         if child >= size:
             break
-        if child + 1 < size and _ready_before(ready_cycle, heap[base + child + 1], heap[base + child]):
-            child += 1
-        if not _ready_before(ready_cycle, heap[base + child], last):
+        right = child + 1
+        if right < size and _before(cycles[base + right], tasks[base + right],
+                                    cycles[base + child], tasks[base + child]):
+            child = right
+        if not _before(cycles[base + child], tasks[base + child], last_cycle, last_task):
             break
-        heap[base + i] = heap[base + child]
+        cycles[base + i] = cycles[base + child]
+        tasks[base + i] = tasks[base + child]
         i = child
-    heap[base + i] = last
+    cycles[base + i] = last_cycle
+    tasks[base + i] = last_task
     return top
 
 
@@ -106,9 +113,9 @@ def _schedule(resource, duration_cycles, n_preds, succ_ptr, succ_idx, heap_base,
     """Start cycle of every task under the dispatch rule (-1 if a task never became ready)."""
     n_tasks = resource.shape[0]
     start_cycles = np.full(n_tasks, -1, dtype=np.int64)
-    ready_cycle = np.zeros(n_tasks, dtype=np.int64)
     preds_left = n_preds.copy()
-    ready_heap = np.empty(n_tasks, dtype=np.int32)
+    ready_heap_cycles = np.empty(n_tasks, dtype=np.int64)  # resource r owns [heap_base[r], ...)
+    ready_heap_tasks = np.empty(n_tasks, dtype=np.int32)
     ready_size = np.zeros(n_resources, dtype=np.int64)
     busy = np.zeros(n_resources, dtype=np.bool_)
     touched = np.empty(n_resources, dtype=np.int32)  # resources that may pick this cycle
@@ -126,7 +133,8 @@ def _schedule(resource, duration_cycles, n_preds, succ_ptr, succ_idx, heap_base,
                 start_cycles[task] = 0
                 n_events = _event_push(event_cycles, event_tasks, n_events, duration_cycles[task], task)
             else:
-                ready_size[r] = _ready_push(ready_heap, heap_base[r], ready_size[r], task, ready_cycle)
+                ready_size[r] = _ready_push(ready_heap_cycles, ready_heap_tasks, heap_base[r], ready_size[r],
+                                            0, task)
                 if not is_touched[r]:
                     is_touched[r] = True
                     touched[n_touched] = r
@@ -149,14 +157,14 @@ def _schedule(resource, duration_cycles, n_preds, succ_ptr, succ_idx, heap_base,
                 preds_left[succ] -= 1
                 if preds_left[succ] > 0:
                     continue
-                ready_cycle[succ] = now
                 rs = resource[succ]
                 if rs < 0:
                     start_cycles[succ] = now
                     n_events = _event_push(event_cycles, event_tasks, n_events,
                                            now + duration_cycles[succ], succ)
                 else:
-                    ready_size[rs] = _ready_push(ready_heap, heap_base[rs], ready_size[rs], succ, ready_cycle)
+                    ready_size[rs] = _ready_push(ready_heap_cycles, ready_heap_tasks, heap_base[rs],
+                                                 ready_size[rs], now, succ)
                     if not is_touched[rs]:
                         is_touched[rs] = True
                         touched[n_touched] = rs
@@ -167,7 +175,7 @@ def _schedule(resource, duration_cycles, n_preds, succ_ptr, succ_idx, heap_base,
             is_touched[r] = False
             if busy[r] or ready_size[r] == 0:
                 continue
-            task = _ready_pop(ready_heap, heap_base[r], ready_size[r], ready_cycle)
+            task = _ready_pop(ready_heap_cycles, ready_heap_tasks, heap_base[r], ready_size[r])
             ready_size[r] -= 1
             busy[r] = True
             start_cycles[task] = now
@@ -180,15 +188,29 @@ def _schedule(resource, duration_cycles, n_preds, succ_ptr, succ_idx, heap_base,
     return start_cycles
 
 
+@njit(cache=True)
+def _transpose_csr(pred_ptr, pred_idx):
+    """Counting-sort transpose: successors of each task, in increasing id order."""
+    n_tasks = pred_ptr.shape[0] - 1
+    succ_ptr = np.zeros(n_tasks + 1, dtype=np.int64)
+    for k in range(pred_idx.shape[0]):
+        succ_ptr[pred_idx[k] + 1] += 1
+    for task in range(n_tasks):
+        succ_ptr[task + 1] += succ_ptr[task]
+    fill = succ_ptr[:-1].copy()
+    succ_idx = np.empty(pred_idx.shape[0], dtype=np.int32)
+    for task in range(n_tasks):
+        for k in range(pred_ptr[task], pred_ptr[task + 1]):
+            pred = pred_idx[k]
+            succ_idx[fill[pred]] = task
+            fill[pred] += 1
+    return succ_ptr, succ_idx
+
+
 def successor_csr(tg: TaskGraph) -> tuple[np.ndarray, np.ndarray]:
     """(succ_ptr, succ_idx): the predecessor CSR transposed, successors in increasing id order."""
-    n_preds = np.diff(tg.pred_ptr)
-    owner = np.repeat(np.arange(tg.n_tasks, dtype=np.int32), n_preds)
-    order = np.argsort(tg.pred_idx, kind="stable")
-    succ_idx = owner[order]
-    succ_ptr = np.zeros(tg.n_tasks + 1, dtype=np.int64)
-    np.cumsum(np.bincount(tg.pred_idx, minlength=tg.n_tasks), out=succ_ptr[1:])
-    return succ_ptr, succ_idx
+    return _transpose_csr(np.ascontiguousarray(tg.pred_ptr, dtype=np.int64),
+                          np.ascontiguousarray(tg.pred_idx, dtype=np.int32))
 
 
 def simulate(tg: TaskGraph) -> Schedule:
