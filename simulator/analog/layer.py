@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from simulator.analog import device as dev
-from simulator.analog.periphery import TileWeights, analog_matmul, periphery_settings
+from simulator.analog.periphery import TileWeights, Workspace, analog_matmul, periphery_settings
 from simulator.analog.rng import Stream, check_seeds, generator, stream_key, time_words
 from simulator.errors import UserError
 from simulator.hw.schema import HwConfig
@@ -28,8 +28,9 @@ class AnalogLinear(nn.Module):
     """y = x W^T + b computed through the analog tile model of `hw.analog`."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, hw: HwConfig,
-                 seeds, name: str = ""):
+                 seeds, name: str = "", workspace: Workspace | None = None):
         super().__init__()
+        self._workspace = workspace if workspace is not None else Workspace()
         analog = hw.analog
         self.name = name
         self.seeds = check_seeds(seeds)
@@ -55,10 +56,11 @@ class AnalogLinear(nn.Module):
         self._tiles = self._tiles_at(0.0)
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, hw: HwConfig, seeds, name: str = "") -> "AnalogLinear":
+    def from_linear(cls, linear: nn.Linear, hw: HwConfig, seeds, name: str = "",
+                    workspace: Workspace | None = None) -> "AnalogLinear":
         weight = linear.weight.detach().to(torch.float32).cpu().numpy()
         bias = None if linear.bias is None else linear.bias.detach().to(torch.float32).cpu().numpy()
-        return cls(weight, bias, hw, seeds, name)
+        return cls(weight, bias, hw, seeds, name, workspace)
 
     @property
     def realisations(self) -> int:
@@ -103,7 +105,7 @@ class AnalogLinear(nn.Module):
         lead = x.shape[:-1]
         flat = x.detach().to(torch.float32).reshape(self.realisations, -1, self.in_features)
         out = analog_matmul(np.ascontiguousarray(flat.numpy()), self._tiles, self._bias_or_empty(),
-                            self._settings, self._stream_keys, self._mvm_calls)
+                            self._settings, self._stream_keys, self._mvm_calls, self._workspace)
         self._mvm_calls += 1
         return torch.from_numpy(out).reshape(*lead, self.out_features).to(x.dtype)
 
@@ -118,6 +120,7 @@ class AnalogLinear(nn.Module):
 def convert_to_analog(model: nn.Module, names, hw: HwConfig, seeds) -> nn.Module:
     """A deep copy of `model` with the nn.Linear at each dotted path in `names` made analog."""
     converted = copy.deepcopy(model)
+    workspace = Workspace()  # the analog layers run one at a time: they share scratch
     for name in names:
         try:
             linear = converted.get_submodule(name)
@@ -128,7 +131,7 @@ def convert_to_analog(model: nn.Module, names, hw: HwConfig, seeds) -> nn.Module
                             f"found {type(linear).__name__}")
         parent_name, _, child_name = name.rpartition(".")
         parent = converted.get_submodule(parent_name) if parent_name else converted
-        setattr(parent, child_name, AnalogLinear.from_linear(linear, hw, seeds, name))
+        setattr(parent, child_name, AnalogLinear.from_linear(linear, hw, seeds, name, workspace))
     return converted
 
 

@@ -11,7 +11,8 @@ add the digital bias. Values between DAC and ADC are in normalised units: inputs
 [-inp_bound, inp_bound], weights (G+ - G-) / g_max.
 
 Everything after the GEMM is one fused numba pass over [row_blocks, tokens, outputs],
-parallel over tokens, reading the GEMM output once and writing the layer output once.
+parallel over tokens, reading the GEMM output once and writing the layer output once;
+its Gaussian numbers come from per-call pools (simulator.analog.rng).
 """
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ import torch
 from numba import njit, prange
 
 from simulator.analog.device import check_choice
-from simulator.analog.rng import combine_key, normal_at
+from simulator.analog.rng import MvmNoise, mvm_noise, pool_offset
 from simulator.hw.schema import AnalogConfig
 
 NOISE_MANAGEMENTS = ("abs_max", "none")
 BOUND_MANAGEMENTS = ("iterative", "none")
 _OUTPUT_NOISE_STREAM = 1
 _READ_NOISE_STREAM = 2
+_NO_NOISE = MvmNoise(np.empty((0, 1), dtype=np.float32), np.empty(0, dtype=np.uint64))
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,33 @@ class TileWeights:
         return self.out_scale.shape[1]
 
 
+class Workspace:
+    """Scratch buffers reused by every MVM call of the layers that share it.
+
+    The GEMM output of a big projection is hundreds of MB; allocating it per call costs
+    as much as the GEMM itself (first-touch page faults), so layers of one model share
+    one set of buffers sized for the largest. Not thread-safe: one forward at a time.
+    Copies start empty (the contents are scratch).
+    """
+
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def array(self, name: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+        size = int(np.prod(shape))
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size or buffer.dtype != dtype:
+            buffer = np.empty(size, dtype=dtype)
+            self._buffers[name] = buffer
+        return buffer[:size].reshape(shape)
+
+    def __deepcopy__(self, memo) -> "Workspace":
+        return Workspace()
+
+    def __getstate__(self) -> dict:
+        return {"_buffers": {}}
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def dac_inputs(x, rows, inp_bound, dac_levels, noise_management, headroom, x_quantised, in_scale):
     """Noise management + DAC for every tile input slice (writes x_quantised, in_scale).
@@ -97,6 +126,7 @@ def dac_inputs(x, rows, inp_bound, dac_levels, noise_management, headroom, x_qua
     x: [R, T, in]; x_quantised: [R, row_blocks, T, rows] (padding rows set to 0);
     headroom: [R, row_blocks, T], extra input division from bound management (1 = none);
     in_scale: [R, row_blocks, T], the digital factor that undoes the input scaling.
+    Rounding is to the nearest level, ties upwards.
     """
     n_real, n_tok, n_in = x.shape
     row_blocks = x_quantised.shape[1]
@@ -119,7 +149,7 @@ def dac_inputs(x, rows, inp_bound, dac_levels, noise_management, headroom, x_qua
             in_scale[r, b, t] = scale
             to_steps = np.float32(1.0) / (scale * step)
             for i in range(start, stop):
-                level = min(max(np.rint(x[r, t, i] * to_steps), -levels), levels)
+                level = min(max(np.floor(x[r, t, i] * to_steps + np.float32(0.5)), -levels), levels)
                 x_quantised[r, b, t, i - start] = level * step
             for i in range(stop - start, rows):
                 x_quantised[r, b, t, i] = 0.0
@@ -127,20 +157,23 @@ def dac_inputs(x, rows, inp_bound, dac_levels, noise_management, headroom, x_qua
 
 @njit(parallel=True, fastmath=True, cache=True)
 def adc_accumulate(y, read_variance, in_scale, out_scale, bias, out_noise, adc_step, adc_levels,
-                   keys, active, out, clipped):
+                   noise_pools, noise_offset_keys, read_pools, read_offset_keys, active, out, clipped):
     """Output noise, read noise, ADC, rescale and row-block sum for the active tokens.
 
-    y: GEMM output [R, row_blocks, T, out]; read_variance: same shape or size 0 (off);
+    y: GEMM output [R, row_blocks, T, out]; read_variance: same shape, or size 0 for none;
     in_scale: [R, row_blocks, T]; out_scale: [R, row_blocks, out]; bias: [out] or size 0;
-    keys: [R] per-realisation stream keys of this MVM; active: [R, T] tokens to compute;
-    out: [R, T, out] layer output (only active rows written);
-    clipped: [R, row_blocks, T] set where some output of that tile input exceeded out_bound.
+    *_pools / *_offset_keys: this call's N(0, 1) pools per realisation (see rng.py);
+    active: [R, T] tokens to compute; out: [R, T, out] (only active rows are written);
+    clipped: [R, row_blocks, T], set where an output of that tile input exceeded out_bound.
+    Rounding is to the nearest level, ties upwards.
     """
     n_real, row_blocks, n_tok, n_out = y.shape
+    spread = noise_pools.shape[1] - n_out
     with_read_noise = read_variance.size > 0
     with_bias = bias.size > 0
     levels = np.float32(adc_levels)
     to_steps = np.float32(1.0 / adc_step)
+    noise_sigma = np.float32(out_noise)
     for item in prange(n_real * n_tok):
         r = item // n_tok
         t = item % n_tok
@@ -149,42 +182,30 @@ def adc_accumulate(y, read_variance, in_scale, out_scale, bias, out_noise, adc_s
         row = out[r, t]
         for o in range(n_out):
             row[o] = bias[o] if with_bias else np.float32(0.0)
-        noise_key = combine_key(keys[r], _OUTPUT_NOISE_STREAM)
-        read_key = combine_key(keys[r], _READ_NOISE_STREAM)
         for b in range(row_blocks):
             value_per_step = np.float32(adc_step) * in_scale[r, b, t]
-            counter0 = (b * n_tok + t) * n_out
             y_bt = y[r, b, t]
             scale_b = out_scale[r, b]
+            noise = noise_pools[r, pool_offset(noise_offset_keys[r], b * n_tok + t, spread):]
             peak = np.float32(0.0)
-            for o in range(n_out):
-                v = y_bt[o]
-                if out_noise > 0:
-                    v += np.float32(out_noise) * normal_at(noise_key, counter0 + o)
-                if with_read_noise:
-                    v += np.sqrt(read_variance[r, b, t, o]) * normal_at(read_key, counter0 + o)
-                level = np.rint(v * to_steps)
-                peak = max(peak, abs(level))
-                level = min(max(level, -levels), levels)
-                row[o] += level * value_per_step * scale_b[o]
+            if with_read_noise:
+                read = read_pools[r, pool_offset(read_offset_keys[r], b * n_tok + t, spread):]
+                variance_bt = read_variance[r, b, t]
+                for o in range(n_out):
+                    v = y_bt[o] + noise_sigma * noise[o] + np.sqrt(variance_bt[o]) * read[o]
+                    level = np.floor(v * to_steps + np.float32(0.5))
+                    peak = max(peak, abs(level))
+                    row[o] += min(max(level, -levels), levels) * value_per_step * scale_b[o]
+            else:
+                for o in range(n_out):
+                    level = np.floor((y_bt[o] + noise_sigma * noise[o]) * to_steps + np.float32(0.5))
+                    peak = max(peak, abs(level))
+                    row[o] += min(max(level, -levels), levels) * value_per_step * scale_b[o]
             clipped[r, b, t] = peak > levels
 
 
-def mvm_keys(stream_keys: np.ndarray, call: int, iteration: int) -> np.ndarray:
-    """Per-realisation keys of one MVM call and bound-management iteration."""
-    return _mvm_keys(stream_keys, np.uint64(call), np.uint64(iteration))
-
-
-@njit(cache=True)
-def _mvm_keys(stream_keys, call, iteration):
-    keys = np.empty_like(stream_keys)
-    for r in range(stream_keys.size):
-        keys[r] = combine_key(combine_key(stream_keys[r], call), iteration)
-    return keys
-
-
 def analog_matmul(x: np.ndarray, tiles: TileWeights, bias: np.ndarray, settings: PeripherySettings,
-                  stream_keys: np.ndarray, call: int) -> np.ndarray:
+                  stream_keys: np.ndarray, call: int, workspace: Workspace) -> np.ndarray:
     """The layer output [R, T, out] for inputs x [R, T, in] (float32), realisation r on x[r].
 
     Bound management re-runs the tile inputs that clipped with half the input (twice the
@@ -194,25 +215,32 @@ def analog_matmul(x: np.ndarray, tiles: TileWeights, bias: np.ndarray, settings:
     n_real, n_tok, _ = x.shape
     row_blocks, rows = tiles.row_blocks, settings.rows
     n_out = tiles.out_scale.shape[2]
-    headroom = np.ones((n_real, row_blocks, n_tok), dtype=np.float32)
-    x_quantised = np.empty((n_real, row_blocks, n_tok, rows), dtype=np.float32)
-    in_scale = np.empty((n_real, row_blocks, n_tok), dtype=np.float32)
+    tile_shape = (n_real, row_blocks, n_tok)
+    headroom = workspace.array("headroom", tile_shape)
+    headroom[:] = 1.0
+    x_quantised = workspace.array("x_quantised", tile_shape + (rows,))
+    in_scale = workspace.array("in_scale", tile_shape)
+    clipped = workspace.array("clipped", tile_shape, np.bool_)
+    y = workspace.array("y", tile_shape + (n_out,))
+    read_variance = (workspace.array("read_variance", y.shape) if tiles.read_variance is not None
+                     else np.empty((0, 0, 0, 0), dtype=np.float32))
+    x_tiles = torch.from_numpy(x_quantised).view(n_real * row_blocks, n_tok, rows)
     out = np.empty((n_real, n_tok, n_out), dtype=np.float32)
-    clipped = np.zeros((n_real, row_blocks, n_tok), dtype=np.bool_)
     active = np.ones((n_real, n_tok), dtype=np.bool_)
-    no_read_noise = np.empty((0, 0, 0, 0), dtype=np.float32)
     for iteration in range(settings.bound_iterations + 1):
         dac_inputs(x, rows, settings.inp_bound, settings.dac_levels, settings.noise_management,
                    headroom, x_quantised, in_scale)
-        x_tiles = torch.from_numpy(x_quantised).view(n_real * row_blocks, n_tok, rows)
-        y = torch.bmm(x_tiles, tiles.weights).numpy().reshape(n_real, row_blocks, n_tok, n_out)
-        read_variance = no_read_noise
+        torch.bmm(x_tiles, tiles.weights, out=torch.from_numpy(y).view(n_real * row_blocks, n_tok, n_out))
         if tiles.read_variance is not None:
-            read_variance = torch.bmm(x_tiles.square(), tiles.read_variance).numpy().reshape(y.shape)
+            torch.bmm(x_tiles.square(), tiles.read_variance,
+                      out=torch.from_numpy(read_variance).view(n_real * row_blocks, n_tok, n_out))
+        noise = mvm_noise(stream_keys, call, iteration, _OUTPUT_NOISE_STREAM, n_out)
+        read = (mvm_noise(stream_keys, call, iteration, _READ_NOISE_STREAM, n_out)
+                if tiles.read_variance is not None else _NO_NOISE)
         clipped[:] = False
         adc_accumulate(y, read_variance, in_scale, tiles.out_scale, bias, settings.out_noise,
-                       settings.adc_step, settings.adc_levels, mvm_keys(stream_keys, call, iteration),
-                       active, out, clipped)
+                       settings.adc_step, settings.adc_levels, noise.pools, noise.offset_keys,
+                       read.pools, read.offset_keys, active, out, clipped)
         if not clipped.any():
             break
         headroom[clipped] *= 2.0

@@ -1,25 +1,24 @@
-"""Seeds and a counter-based Gaussian for the analog model.
+"""Seeds and per-MVM noise pools for the analog model.
 
 Two kinds of randomness, two tools:
 * Static noise (programming, drift exponents, faults, the read-noise realisation at a
   time t) is drawn once per chip realisation with numpy Generators whose seeds derive
   stably from (seed, layer name, stream, ...), so any piece can be regenerated alone.
-* Per-MVM noise (output noise, per-read read noise) is drawn inside the fused numba
-  periphery kernel, one value per (row block, token, output) per call. A numpy
-  Generator cannot be used in parallel loops without ordering effects, so it comes from
-  a stateless hash of (key, counter): the same key and counter give the same value on
-  any thread count, and a batch of realisations gives what each realisation gives alone.
-
-The per-MVM normal is the Irwin-Hall sum of four 16-bit uniforms taken from one 64-bit
-hash, standardised: mean 0 and variance 1 exactly, excess kurtosis -0.3, tails cut at
-+-3.46 sigma. It costs a fraction of a Box-Muller draw (no log, no cos), which keeps the
-analog forward near the FP32 cost; at the default output noise (0.04) the tails it
-lacks are far below one 8-bit ADC step (0.094).
+* Per-MVM noise (output noise, per-read read noise) is needed for every (row block,
+  token, output) of every call: ~0.5 G values per GPT-2 forward, too many for a numpy
+  draw each, and a numpy Generator cannot be shared by parallel loops without ordering
+  effects. So each MVM call draws, per realisation, a pool of exact N(0, 1) samples
+  (`MVM_POOL_SPREAD` + outputs long) and a 64-bit offset key; the fused kernel gives row
+  (block, token) the pool slice starting at mix64(offset_key + row) % MVM_POOL_SPREAD.
+  Every value is an exact Gaussian sample, outputs of one row never share a sample, two
+  rows share their slice with probability 1 / MVM_POOL_SPREAD, and the result depends
+  only on (seed, layer, call): not on thread count or on batching realisations.
 """
 from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
@@ -74,21 +73,29 @@ def mix64(z):
 
 
 @njit(inline="always")
-def combine_key(key, word):
-    """A new key from a key and a small word (call counter, iteration, sub-stream)."""
-    return mix64(key ^ mix64(np.uint64(word) + np.uint64(0x9E3779B97F4A7C15)))
+def pool_offset(offset_key, row, spread):
+    """Start of row `row`'s slice in an MVM noise pool: a hash of (key, row) in [0, spread)."""
+    return np.int64(mix64(offset_key + np.uint64(row)) % np.uint64(spread))
 
 
-# Irwin-Hall(4) of 16-bit uniforms: mean 4 * 65535 / 2, variance 4 * (65536^2 - 1) / 12.
-_IRWIN_HALL_MEAN = np.float32(2.0 * 65535.0)
-_IRWIN_HALL_INV_STD = np.float32(1.0 / np.sqrt(4.0 * (65536.0 ** 2 - 1.0) / 12.0))
-_LOW16 = np.uint64(0xFFFF)
+MVM_POOL_SPREAD = 1 << 16  # distinct slice starts per pool
 
 
-@njit(inline="always")
-def normal_at(key, counter):
-    """Approximately standard normal value number `counter` of stream `key` (float32)."""
-    h = mix64(key + np.uint64(counter) * np.uint64(0x9E3779B97F4A7C15))
-    total = ((h & _LOW16) + ((h >> np.uint64(16)) & _LOW16)
-             + ((h >> np.uint64(32)) & _LOW16) + (h >> np.uint64(48)))
-    return (np.float32(total) - _IRWIN_HALL_MEAN) * _IRWIN_HALL_INV_STD
+@dataclass(frozen=True)
+class MvmNoise:
+    """The per-MVM random numbers of one call: one pool and offset key per realisation."""
+
+    pools: np.ndarray  # [realisations, MVM_POOL_SPREAD + row length] float32, N(0, 1)
+    offset_keys: np.ndarray  # [realisations] uint64
+
+
+def mvm_noise(stream_keys: np.ndarray, call: int, iteration: int, sub_stream: int,
+              row_length: int) -> MvmNoise:
+    """Fresh pools for MVM call `call` (bound-management `iteration`) of every realisation."""
+    pools = np.empty((stream_keys.size, MVM_POOL_SPREAD + row_length), dtype=np.float32)
+    offset_keys = np.empty(stream_keys.size, dtype=np.uint64)
+    for r, key in enumerate(stream_keys):
+        rng = np.random.default_rng([int(key), call, iteration, sub_stream])
+        offset_keys[r] = rng.integers(0, 2 ** 63, dtype=np.uint64)
+        rng.standard_normal(out=pools[r], dtype=np.float32)
+    return MvmNoise(pools, offset_keys)
