@@ -1,0 +1,163 @@
+"""Device physics against the published formulas (DESIGN.md "Analog physics")."""
+import numpy as np
+import pytest
+
+from simulator.analog import device as dev
+from simulator.errors import UserError
+from simulator.hw.schema import DeviceConfig
+
+N = 200_000  # devices per statistic: relative std error of a std ~ 1 / sqrt(2N) = 0.16 %
+
+
+def _program_uniform(gr: float, config: DeviceConfig, seed: int = 0):
+    """N devices of one polarity all targeted at gr (the negative side stays at 0)."""
+    normalised = np.full((1, N, 1), gr, dtype=np.float32)
+    return dev.program_pair(normalised, config, np.random.default_rng(seed))
+
+
+def test_split_row_blocks_pads_and_transposes():
+    weight = np.arange(2 * 5, dtype=np.float32).reshape(2, 5)  # out=2, in=5
+    blocks = dev.split_row_blocks(weight, rows=2)
+    assert blocks.shape == (3, 2, 2)
+    np.testing.assert_array_equal(blocks[0], weight[:, 0:2].T)
+    np.testing.assert_array_equal(blocks[2], [[4, 9], [0, 0]])
+
+
+def test_weight_max_abs_per_tile_and_per_column():
+    blocks = np.array([[[1.0, -3.0, 0.5], [0.2, 0.1, -2.0]]], dtype=np.float32)  # 1 block, 2 rows, 3 out
+    np.testing.assert_array_equal(dev.weight_max_abs(blocks, cols=2, weight_scaling="per_column"),
+                                  [[1.0, 3.0, 2.0]])
+    np.testing.assert_array_equal(dev.weight_max_abs(blocks, cols=2, weight_scaling="per_tile"),
+                                  [[3.0, 3.0, 2.0]])
+    assert dev.weight_max_abs(np.zeros((1, 2, 1), np.float32), 2, "per_tile")[0, 0] == 1.0
+    with pytest.raises(UserError, match="weight_scaling"):
+        dev.weight_max_abs(blocks, 2, "per_row")
+
+
+def test_target_conductances_are_a_clipped_differential_pair():
+    g_pos, g_neg = dev.target_conductances_uS(np.array([0.5, -0.25, 0.0], np.float32), 25.0)
+    np.testing.assert_allclose(g_pos, [12.5, 0.0, 0.0])
+    np.testing.assert_allclose(g_neg, [0.0, 6.25, 0.0])
+
+
+@pytest.mark.parametrize("gr", [0.0, 0.25, 0.5, 1.0])
+def test_pcm_programming_noise_spread(gr):
+    config = DeviceConfig(model="pcm", g_max_uS=40.0, prog_noise_scale=1.5)
+    pair = _program_uniform(gr, config)
+    expected_sigma = 1.5 * (0.26348 + 1.9650 * gr - 1.1731 * gr ** 2) * 40.0 / 25.0
+    g = pair.g_pos_uS.ravel()
+    if gr == 0.0:  # max(N(0, sigma), 0): mean sigma / sqrt(2 pi)
+        assert g.mean() == pytest.approx(expected_sigma / np.sqrt(2 * np.pi), rel=0.01)
+    else:
+        assert g.std() == pytest.approx(expected_sigma, rel=0.01)
+        assert g.mean() == pytest.approx(gr * 40.0, abs=3 * expected_sigma / np.sqrt(N))
+
+
+@pytest.mark.parametrize("gr", [0.2, 0.5, 1.0])
+def test_pcm_drift_exponent_statistics(gr):
+    pair = _program_uniform(gr, DeviceConfig(model="pcm", drift_scale=2.0))
+    mu = np.clip(-0.0155 * np.log(gr) + 0.0244, 0.049, 0.1)
+    sd = np.clip(-0.0125 * np.log(gr) - 0.0059, 0.008, 0.045)
+    # clipping at 0 is > 5 sd away here, so the moments are the unclipped ones
+    assert pair.nu_pos.mean() == pytest.approx(2 * mu, rel=0.005)
+    assert pair.nu_pos.std() == pytest.approx(2 * sd, rel=0.01)
+
+
+def test_pcm_mean_drift_factor_after_a_day():
+    config = DeviceConfig(model="pcm", prog_noise_scale=0.0, read_noise_scale=0.0)
+    pair = _program_uniform(0.5, config)
+    t_s = 86400.0
+    g_t, _ = dev.conductances_at(pair, t_s, config, read_rng=None)
+    mu, sd = -0.0155 * np.log(0.5) + 0.0244, 0.008  # sd formula gives < 0.008 -> clipped
+    mu = max(mu, 0.049)
+    log_ratio = np.log(t_s / 20.0)
+    # E[(t/t0)^-nu] for nu ~ N(mu, sd): lognormal mean
+    expected = 0.5 * 25.0 * np.exp(-mu * log_ratio + 0.5 * (sd * log_ratio) ** 2)
+    assert g_t.mean() == pytest.approx(expected, rel=0.002)
+
+
+def test_no_drift_at_or_before_t0():
+    config = DeviceConfig(model="pcm", read_noise_scale=0.0)
+    pair = _program_uniform(0.7, config)
+    for t_s in (0.0, 5.0, 20.0):
+        g_t, _ = dev.conductances_at(pair, t_s, config, read_rng=None)
+        np.testing.assert_array_equal(g_t, pair.g_pos_uS)
+    with pytest.raises(UserError, match="t >= 0"):
+        dev.conductances_at(pair, -1.0, config, read_rng=None)
+
+
+@pytest.mark.parametrize("gr", [0.1, 0.8])
+def test_pcm_read_noise_spread_at_t(gr):
+    config = DeviceConfig(model="pcm", prog_noise_scale=0.0, drift_scale=0.0, read_noise_scale=1.5)
+    pair = _program_uniform(gr, config)
+    t_s = 3600.0
+    g_t, _ = dev.conductances_at(pair, t_s, config, np.random.default_rng(7))
+    q_s = min(0.0088 / gr ** 0.65, 0.2)
+    expected = 1.5 * gr * 25.0 * q_s * np.sqrt(np.log((t_s + 250e-9) / (2 * 250e-9)))
+    assert g_t.std() == pytest.approx(expected, rel=0.01)
+    assert g_t.mean() == pytest.approx(gr * 25.0, abs=4 * expected / np.sqrt(N))
+
+
+@pytest.mark.parametrize("kind, expected_sigma_uS", [("additive", 0.1 * 25.0), ("proportional", 0.1 * 15.0)])
+def test_gaussian_device(kind, expected_sigma_uS):
+    config = DeviceConfig(model="gaussian", gaussian_sigma=0.1, gaussian_kind=kind)
+    pair = _program_uniform(0.6, config)
+    assert pair.g_pos_uS.std() == pytest.approx(expected_sigma_uS, rel=0.01)
+    assert pair.nu_pos is None
+
+
+def test_reram_lognormal_programming_and_relaxation():
+    config = DeviceConfig(model="reram", reram_sigma=0.2, reram_relax_nu=0.02)
+    pair = _program_uniform(0.5, config)
+    log_g = np.log(pair.g_pos_uS / 12.5)
+    assert log_g.std() == pytest.approx(0.2, rel=0.01)
+    assert abs(log_g.mean()) < 4 * 0.2 / np.sqrt(N)
+    g_t, _ = dev.conductances_at(pair, 2000.0, config, np.random.default_rng(1))
+    np.testing.assert_allclose(g_t, pair.g_pos_uS * 100.0 ** -0.02, rtol=1e-5)
+
+
+def test_ideal_device_is_exact():
+    normalised = np.random.default_rng(3).uniform(-1, 1, (2, 8, 5)).astype(np.float32)
+    config = DeviceConfig(model="ideal")
+    pair = dev.program_pair(normalised, config, np.random.default_rng(0))
+    g_pos, g_neg = dev.conductances_at(pair, 1e8, config, np.random.default_rng(0))
+    np.testing.assert_allclose((g_pos - g_neg) / 25.0, normalised, atol=1e-6)
+
+
+def test_stuck_at_fractions():
+    config = DeviceConfig(model="ideal", stuck_at_zero_frac=0.1, stuck_at_gmax_frac=0.05)
+    pair = _program_uniform(0.5, config)
+    g = pair.g_pos_uS.ravel()
+    assert np.mean(g == 0.0) == pytest.approx(0.1, abs=0.003)
+    assert np.mean(g == 25.0) == pytest.approx(0.05, abs=0.003)
+    assert np.mean(g == 12.5) == pytest.approx(0.85, abs=0.003)
+
+
+def test_stuck_devices_do_not_drift():
+    config = DeviceConfig(model="pcm", stuck_at_gmax_frac=0.2, read_noise_scale=0.0)
+    pair = _program_uniform(0.3, config)
+    stuck = pair.g_pos_uS == 25.0
+    g_t, _ = dev.conductances_at(pair, 1e6, config, read_rng=None)
+    assert stuck.mean() == pytest.approx(0.2, abs=0.01)
+    np.testing.assert_array_equal(g_t[stuck], 25.0)
+
+
+def test_unknown_device_model_is_a_user_error():
+    with pytest.raises(UserError, match="analog.device.model"):
+        _program_uniform(0.5, DeviceConfig(model="mram"))
+
+
+def test_global_compensation_is_per_tile_ratio_of_summed_outputs():
+    ref_pos = np.array([[[2.0, 1.0, 4.0], [1.0, 0.0, 0.0], [9.0, 9.0, 9.0]]])  # 1 block, 3 rows, 3 cols
+    ref_neg = np.zeros_like(ref_pos)
+    valid = np.array([1.0, 1.0, 0.0]).reshape(1, 3, 1)  # third row is padding
+    now_pos, now_neg = ref_pos / 2.0, ref_neg
+    alpha = dev.compensation_factors((ref_pos, ref_neg), (now_pos, now_neg), valid, cols=2, mode="global")
+    np.testing.assert_allclose(alpha, [[2.0, 2.0, 2.0]])
+    now_pos = ref_pos * np.array([0.5, 0.25, 1.0])  # columns drift differently
+    alpha = dev.compensation_factors((ref_pos, ref_neg), (now_pos, now_neg), valid, cols=2, mode="global")
+    np.testing.assert_allclose(alpha, [[4.0 / 1.75, 4.0 / 1.75, 1.0]])  # tile 0: (3 + 1) / (1.5 + 0.25)
+    alpha = dev.compensation_factors((ref_pos, ref_neg), (now_pos, now_neg), valid, cols=2, mode="per_column")
+    np.testing.assert_allclose(alpha, [[2.0, 4.0, 1.0]])
+    alpha = dev.compensation_factors((ref_pos, ref_neg), (now_pos, now_neg), valid, cols=2, mode="none")
+    np.testing.assert_array_equal(alpha, [[1.0, 1.0, 1.0]])
