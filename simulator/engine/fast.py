@@ -109,6 +109,16 @@ def _event_pop(cycles, tasks, size):
 
 
 @njit(cache=True)
+def _mark_touched(touched, is_touched, n_touched, r):
+    """Remember that resource r may pick at this cycle; returns the new count."""
+    if is_touched[r]:
+        return n_touched
+    is_touched[r] = True
+    touched[n_touched] = r
+    return n_touched + 1
+
+
+@njit(cache=True)
 def _schedule(resource, duration_cycles, n_preds, succ_ptr, succ_idx, heap_base, n_resources):
     """Start cycle of every task under the dispatch rule (-1 if a task never became ready)."""
     n_tasks = resource.shape[0]
@@ -135,10 +145,7 @@ def _schedule(resource, duration_cycles, n_preds, succ_ptr, succ_idx, heap_base,
             else:
                 ready_size[r] = _ready_push(ready_heap_cycles, ready_heap_tasks, heap_base[r], ready_size[r],
                                             0, task)
-                if not is_touched[r]:
-                    is_touched[r] = True
-                    touched[n_touched] = r
-                    n_touched += 1
+                n_touched = _mark_touched(touched, is_touched, n_touched, r)
 
     while True:
         # 1. every finish at `now`, including zero-delay finishes they cause
@@ -148,10 +155,7 @@ def _schedule(resource, duration_cycles, n_preds, succ_ptr, succ_idx, heap_base,
             r = resource[task]
             if r >= 0:
                 busy[r] = False
-                if not is_touched[r]:
-                    is_touched[r] = True
-                    touched[n_touched] = r
-                    n_touched += 1
+                n_touched = _mark_touched(touched, is_touched, n_touched, r)
             for k in range(succ_ptr[task], succ_ptr[task + 1]):
                 succ = succ_idx[k]
                 preds_left[succ] -= 1
@@ -165,10 +169,7 @@ def _schedule(resource, duration_cycles, n_preds, succ_ptr, succ_idx, heap_base,
                 else:
                     ready_size[rs] = _ready_push(ready_heap_cycles, ready_heap_tasks, heap_base[rs],
                                                  ready_size[rs], now, succ)
-                    if not is_touched[rs]:
-                        is_touched[rs] = True
-                        touched[n_touched] = rs
-                        n_touched += 1
+                    n_touched = _mark_touched(touched, is_touched, n_touched, rs)
         # 2. picks at `now`
         for i in range(n_touched):
             r = touched[i]
