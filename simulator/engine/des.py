@@ -47,7 +47,6 @@ class _Machine:
 
     def __init__(self, tg: TaskGraph):
         self.env = simpy.Environment()
-        self.tg = tg
         self.resource = tg.resource.tolist()
         self.duration_cycles = tg.duration_cycles.tolist()
         self.successors = _successor_lists(tg)
