@@ -3,7 +3,8 @@
 `from_linear` programs the weights once per seed (programming noise, drift exponents,
 faults); `set_time(t_s)` turns that state into the effective weights at time t (drift,
 one read-noise realisation, drift-compensation gains) once, so forward calls only run
-the periphery. Forward takes x with leading dim len(seeds) * b; slice k (rows
+the periphery. A layer starts at t = 0; that state is built on the first forward unless
+set_time comes first. Forward takes x with leading dim len(seeds) * b; slice k (rows
 k*b:(k+1)*b) runs on realisation k, so several noise seeds evaluate in one batched call.
 
 Per-layer seeds derive from (seed, layer name), so two layers never share noise and a
@@ -53,7 +54,7 @@ class AnalogLinear(nn.Module):
                                      dtype=np.uint64)
         self._mvm_calls = 0
         self.t_s = 0.0
-        self._tiles = self._tiles_at(0.0)
+        self._tiles: TileWeights | None = None  # state at t_s; built by set_time or first forward
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, hw: HwConfig, seeds, name: str = "",
@@ -102,6 +103,8 @@ class AnalogLinear(nn.Module):
         if x.shape[-1] != self.in_features or x.shape[0] % self.realisations:
             raise ValueError(f"{self.name or 'AnalogLinear'}: expected [k * {self.realisations}, ..., "
                              f"{self.in_features}] input, got {tuple(x.shape)}")
+        if self._tiles is None:
+            self._tiles = self._tiles_at(self.t_s)
         lead = x.shape[:-1]
         flat = x.detach().to(torch.float32).reshape(self.realisations, -1, self.in_features)
         out = analog_matmul(np.ascontiguousarray(flat.numpy()), self._tiles, self._bias_or_empty(),
