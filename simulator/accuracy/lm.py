@@ -22,7 +22,7 @@ from simulator.errors import UserError
 from workloads.gpt2.corpus import eval_documents, token_stream, warn_if_eval_text_changed, windows
 
 EVAL_WINDOW_TOKENS = 256  # context per window, capped by the model's n_positions
-TOKENS_PER_FORWARD = 8192  # bounds the (R * b, T, vocab) logits tensor of one forward
+TOKENS_PER_FORWARD = 4096  # bounds the (R * b, T, vocab) logits (and float64 metric copies)
 LM_METRICS = ("perplexity", "kl", "top1")
 # The metric's value for the FP model against itself (perplexity is measured instead).
 _SELF_REFERENCE_VALUE = {"kl": 0.0, "top1": 1.0}
