@@ -125,3 +125,25 @@ def test_encoder_cosine_against_fp(ideal_hw):
     # analog error is small, but it is far above the ideal tiles' rounding error
     assert all(0.99 < v < 1.0 - 1e-8 for v in noisy["values"])
     assert noisy["values"][0] != noisy["values"][1]
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    from workloads.registry import load_model
+    return load_model("gpt2-pydoc")
+
+
+def test_embedded_model_on_ideal_tiles_matches_fp(embedded, ideal_hw):
+    names = embedded.model.projection_names()
+    result = evaluate_accuracy(embedded, ideal_hw, {name: "analog" for name in names}, [86400.0],
+                               seeds=1, max_tokens=256)
+    assert len(result.analog_projections) == 49 and result.eval_tokens == 256
+    assert result.results[0]["values"] == pytest.approx([result.fp], rel=1e-3)
+
+
+@pytest.mark.slow  # the whole held-out split: about 20 s
+def test_embedded_fp_perplexity_is_the_published_one(embedded, ideal_hw):
+    provenance = embedded.config["aimcsim_corpus"]
+    result = evaluate_accuracy(embedded, ideal_hw, {}, [0.0], seeds=1)
+    assert result.fp == pytest.approx(provenance["fp_perplexity"], rel=1e-4)
+    assert result.eval_tokens == (provenance["eval_tokens"] - 1) // 256 * 256

@@ -189,12 +189,12 @@ def readme_text(config: dict, provenance: dict) -> str:
     settings = provenance["settings"]
     return f"""# gpt2-pydoc: the embedded default model of aimcsim
 
-A small GPT-2 ({config['n_layer']} blocks, n_embd {config['n_embd']}, {config['n_head']} heads,
-context {config['n_positions']}, vocabulary {config['vocab_size']}) trained from scratch so that
-`aimcsim` can report accuracy offline. Same depth as GPT-2 small, hence the same 49
-projections (4 per block + `lm_head`, tied to `transformer.wte`). Weights are fp16 in
-`model.safetensors` with Hugging Face GPT-2 key names and Conv1D layout, so
-`transformers.GPT2LMHeadModel.from_pretrained(<this folder>)` loads it as well.
+A small GPT-2 trained from scratch so that `aimcsim` can report accuracy offline:
+{config['n_layer']} blocks, n_embd {config['n_embd']}, {config['n_head']} heads, context {config['n_positions']}, vocabulary {config['vocab_size']}.
+It has GPT-2 small's depth, hence the same 49 projections (4 per block + `lm_head`,
+tied to `transformer.wte`). Weights are fp16 in `model.safetensors` with Hugging Face
+GPT-2 key names and Conv1D layout, so `transformers.GPT2LMHeadModel.from_pretrained`
+loads this folder as well.
 
 ## Corpus (read at run time, not stored here)
 Text that ships with every CPython, read from the running interpreter:
@@ -202,14 +202,17 @@ Text that ships with every CPython, read from the running interpreter:
 - docstrings of the standard-library source files, extracted with `ast`
   (test suites and site-packages skipped; sorted by path).
 
-Held-out evaluation split: the pydoc topics whose name's sha256 (first 4 bytes, big
-endian) is divisible by {EVAL_HOLDOUT_MODULUS}: {len(provenance['eval_topics'])} topics,
-{provenance['eval_tokens']} tokens ({', '.join(provenance['eval_topics'])}).
-Training split: the other topics plus the docstrings ({provenance['train_documents']} documents,
-{provenance['train_tokens']} tokens). Built with Python {provenance['python']}; fingerprints
-(sha256 over document names and texts) train `{provenance['train_sha256']}`,
-eval `{provenance['eval_sha256']}`. Another Python version has different text: aimcsim then
-warns and still runs (compare against that run's own FP reference).
+Held-out split: the pydoc topics whose name's sha256 (first 4 bytes, big endian) is
+divisible by {EVAL_HOLDOUT_MODULUS}; a text shared by two topics is held out once and never trained on.
+
+- eval: {len(provenance['eval_topics'])} topics, {provenance['eval_tokens']} tokens: {', '.join(provenance['eval_topics'])}
+- train: the other topics plus the docstrings, {provenance['train_documents']} documents, {provenance['train_tokens']} tokens
+- built with Python {provenance['python']}; sha256 over document names and texts:
+  train `{provenance['train_sha256']}`,
+  eval `{provenance['eval_sha256']}`
+
+Another Python version has different text: aimcsim then warns and still runs (compare
+against that run's own FP reference, which is always re-measured).
 
 ## Licence of the training text
 The text is Python's own: the pydoc topics (generated from the Python documentation)
@@ -224,19 +227,18 @@ tokenizer and the weights here were produced from it by aimcsim's training scrip
 
 ## Result
 Held-out perplexity with the stored fp16 weights, all projections in FP32:
-**{provenance['fp_perplexity']}** (mean NLL {provenance['fp_eval_loss_nats']} nats/token over non-overlapping
-windows of {config['n_positions']} tokens, each token predicted once; the trailing partial window is
-dropped). `aimcsim accuracy --mapping all-digital` reproduces this figure.
+**{provenance['fp_perplexity']}** (mean NLL {provenance['fp_eval_loss_nats']} nats/token).
+Non-overlapping windows of {config['n_positions']} tokens predict each held-out token once; the
+trailing partial window is dropped. `aimcsim accuracy --mapping all-digital` reproduces it.
 
 ## Reproduce
-    python -m workloads.gpt2.train_pydoc
+    python -m workloads.gpt2.train_pydoc --steps {settings['steps']} --seed {settings['seed']}
 
-Seed {settings['seed']}, one CPU thread, AdamW (betas 0.9/0.95, weight decay {settings['weight_decay']}),
-peak LR {settings['peak_lr']} with {settings['warmup_steps']} warm-up steps and cosine decay to
-{settings['final_lr_fraction']} of the peak, {settings['steps']} steps of {settings['batch_size']} x
-{config['n_positions']} tokens, gradient clip {settings['grad_clip']}. Byte-level BPE tokenizer
-(`tokenizers`) trained on the training split. Wall time: {provenance['train_wall_s']:.0f} s with one
-thread on a 2-core machine shared with other jobs.
+One CPU thread; AdamW (betas 0.9/0.95, weight decay {settings['weight_decay']} on matrices);
+peak LR {settings['peak_lr']}, {settings['warmup_steps']} warm-up steps, cosine decay to {settings['final_lr_fraction']} of the peak;
+{settings['steps']} steps of {settings['batch_size']} random windows of {config['n_positions']} tokens; gradient clip {settings['grad_clip']}.
+Byte-level BPE tokenizer (`tokenizers`) trained on the training split.
+Wall time {provenance['train_wall_s']:.0f} s, one thread on a 2-core machine shared with other jobs.
 """
 
 
