@@ -119,40 +119,40 @@ class Workspace:
         return {"_buffers": {}}
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(fastmath=True, cache=True)
 def dac_inputs(x, rows, inp_bound, dac_levels, noise_management, headroom, x_quantised, in_scale):
     """Noise management + DAC for every tile input slice (writes x_quantised, in_scale).
 
     x: [R, T, in]; x_quantised: [R, row_blocks, T, rows] (padding rows set to 0);
     headroom: [R, row_blocks, T], extra input division from bound management (1 = none);
     in_scale: [R, row_blocks, T], the digital factor that undoes the input scaling.
-    Rounding is to the nearest level, ties upwards.
+    Rounding is to the nearest level, ties upwards. Serial on purpose: this pass is
+    1/out of the GEMM's work, and on a busy machine a parallel launch costs more.
     """
     n_real, n_tok, n_in = x.shape
     row_blocks = x_quantised.shape[1]
     step = np.float32(inp_bound / dac_levels)
     levels = np.float32(dac_levels)
-    for item in prange(n_real * n_tok):
-        r = item // n_tok
-        t = item % n_tok
+    for r in range(n_real):
         for b in range(row_blocks):
             start = b * rows
             stop = min(start + rows, n_in)
-            scale = np.float32(1.0)
-            if noise_management:
-                abs_max = np.float32(0.0)
+            for t in range(n_tok):
+                scale = np.float32(1.0)
+                if noise_management:
+                    abs_max = np.float32(0.0)
+                    for i in range(start, stop):
+                        abs_max = max(abs_max, abs(x[r, t, i]))
+                    if abs_max > 0:
+                        scale = abs_max
+                scale *= headroom[r, b, t]
+                in_scale[r, b, t] = scale
+                to_steps = np.float32(1.0) / (scale * step)
                 for i in range(start, stop):
-                    abs_max = max(abs_max, abs(x[r, t, i]))
-                if abs_max > 0:
-                    scale = abs_max
-            scale *= headroom[r, b, t]
-            in_scale[r, b, t] = scale
-            to_steps = np.float32(1.0) / (scale * step)
-            for i in range(start, stop):
-                level = min(max(np.floor(x[r, t, i] * to_steps + np.float32(0.5)), -levels), levels)
-                x_quantised[r, b, t, i - start] = level * step
-            for i in range(stop - start, rows):
-                x_quantised[r, b, t, i] = 0.0
+                    level = min(max(np.floor(x[r, t, i] * to_steps + np.float32(0.5)), -levels), levels)
+                    x_quantised[r, b, t, i - start] = level * step
+                for i in range(stop - start, rows):
+                    x_quantised[r, b, t, i] = 0.0
 
 
 @njit(parallel=True, fastmath=True, cache=True)

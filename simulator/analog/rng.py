@@ -60,13 +60,13 @@ def generator(seed: int, name: str, stream: Stream, *extra: int) -> np.random.Ge
 
 
 def stream_key(seed: int, name: str, stream: Stream, *extra: int) -> np.uint64:
-    """A 64-bit key for the counter-based kernel draws."""
+    """The 64-bit key that seeds the per-MVM noise pools of one layer realisation."""
     return seed_sequence(seed, name, stream, *extra).generate_state(1, np.uint64)[0]
 
 
 @njit(inline="always")
 def mix64(z):
-    """SplitMix64 finaliser: a bijective 64-bit mix whose outputs pass BigCrush on counters."""
+    """SplitMix64's finaliser: a bijective 64-bit mix, a good hash of consecutive counters."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
