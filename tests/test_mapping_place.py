@@ -53,10 +53,22 @@ def test_all_digital_needs_no_tiles():
     assert all(p.tiles == () for p in mapping.placements)
 
 
+def test_all_analog_maps_what_fits_and_leaves_the_rest_digital():
+    mapping = map_workload(GRAPH, hw(ALL_ANALOG_TILES - 1), "all-analog")
+    # lm_head (591 tiles) no longer fits behind the 12 blocks; everything else does.
+    assert mapping.analog_projections() == tuple(p.name for p in GRAPH.projections[:-1])
+    small = map_workload(GRAPH, hw(100), "all-analog")
+    # Block 0 takes 108 tiles: c_attn (27) + c_proj (9) fit, c_fc (36) fits, c_proj (36) does not.
+    assert small.analog_projections()[:3] == tuple(p.name for p in GRAPH.projections[:3])
+    assert sum(len(p.tiles) for p in small.placements) <= 100
+    assert map_workload(GRAPH, hw(0), "all-analog").analog_projections() == ()
+
+
 def test_too_few_tiles_is_a_user_error_with_the_fix():
+    everything = dict.fromkeys((p.name for p in GRAPH.projections), ANALOG)
     with pytest.raises(UserError, match=r"needs 1887 tiles, hwconfigs/test.yaml has analog.tiles=1886; "
                                         r"set analog.allow_time_multiplexing: true"):
-        map_workload(GRAPH, hw(ALL_ANALOG_TILES - 1), "all-analog")
+        map_workload(GRAPH, hw(ALL_ANALOG_TILES - 1), everything)
     with pytest.raises(UserError, match="analog.tiles=0"):
         map_workload(GRAPH, hw(0), {"lm_head": ANALOG})
 
@@ -75,7 +87,8 @@ def test_time_multiplexing_packs_projections_into_rounds_in_model_order():
 
 def test_a_projection_larger_than_all_tiles_cannot_be_multiplexed():
     with pytest.raises(UserError, match="lm_head alone needs 591 tiles"):
-        map_workload(GRAPH, hw(500, multiplex=True), "all-analog")
+        map_workload(GRAPH, hw(500, multiplex=True), {"lm_head": ANALOG})
+    assert map_workload(GRAPH, hw(500, multiplex=True), "all-analog").target("lm_head") == "digital"
 
 
 def test_bad_strategies_are_user_errors():

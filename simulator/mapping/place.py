@@ -6,6 +6,11 @@ Policy, chosen to be predictable for architects reading a trace:
   * Row-block partial sums are reduced on a core picked round robin over the analog
     projections in model order, so consecutive layers reduce on different cores.
   * Digital projections run on the group of all cores (their MACs are split over it).
+  * "all-analog" means analog *where it fits* (`fitting_analog_targets`): without
+    time-multiplexing, projections are taken in model order while tiles remain (one that
+    does not fit the remaining tiles runs digital, later smaller ones may still fit);
+    with time-multiplexing, every projection that fits one programming round is analog.
+    Explicit mappings are never changed: asking for more than fits is an error.
   * More blocks than tiles is an error unless `analog.allow_time_multiplexing`; then
     projections are packed in model order into programming rounds of at most
     `analog.tiles` blocks, tile ids restarting at 0 in every round. A projection is
@@ -158,6 +163,23 @@ def _check_placement(placement: Placement, projection: Projection, hw: HwConfig,
         used_tiles.add((placement.program_round, tile))
 
 
+def fitting_analog_targets(graph: Graph, hw: HwConfig) -> dict[str, str]:
+    """Every projection analog where the tiles can hold it, the rest digital."""
+    tiles = hw.analog.tiles
+    free = tiles
+    targets = {}
+    for projection in graph.projections:
+        rows, cols = block_grid(projection, hw.analog)
+        blocks = rows * cols
+        if hw.analog.allow_time_multiplexing:
+            fits = blocks <= tiles
+        else:
+            fits = blocks <= free
+            free -= blocks if fits else 0
+        targets[projection.name] = ANALOG if fits else DIGITAL
+    return targets
+
+
 def map_workload(graph: Graph, hw: HwConfig, strategy, *, replicate: bool = False) -> Mapping:
     """Map every projection of `graph` onto `hw`.
 
@@ -174,9 +196,11 @@ def map_workload(graph: Graph, hw: HwConfig, strategy, *, replicate: bool = Fals
             raise UserError(f"mapping: unknown projection {unknown[0]!r} for {graph.model}")
         targets = {n: check_target(strategy.get(n, DIGITAL), f"mapping: {n}") for n in names}
         return place_targets(graph, hw, targets, strategy="explicit", replicate=replicate)
-    if strategy in NAMED_STRATEGIES:
-        target = ANALOG if strategy == ALL_ANALOG else DIGITAL
-        return place_targets(graph, hw, dict.fromkeys(names, target), strategy=strategy,
+    if strategy == ALL_ANALOG:
+        return place_targets(graph, hw, fitting_analog_targets(graph, hw), strategy=strategy,
+                             source=f"mapping {strategy}", replicate=replicate)
+    if strategy == ALL_DIGITAL:
+        return place_targets(graph, hw, dict.fromkeys(names, DIGITAL), strategy=strategy,
                              source=f"mapping {strategy}", replicate=replicate)
     if isinstance(strategy, (str, Path)) and Path(strategy).is_file():
         # Imported here because io builds on this module (it calls place_targets).
