@@ -39,9 +39,8 @@ TRACKED = ("latency_ns", "energy_pj")
 def measure(cases=CASES) -> dict:
     figures = {}
     for name, preset, workload, phase, graph_kw, mapping in cases:
-        report, _, _ = simulate_workload(load_hw(preset), workload, phase, mapping, engine="fast",
-                                         **graph_kw)
-        result = report.to_dict()
+        result = simulate_workload(load_hw(preset), workload, phase, mapping, engine="fast",
+                                   **graph_kw).report.to_dict()
         figures[name] = {key: result[key] for key in TRACKED}
         figures[name]["energy_breakdown_pj"] = result["energy_breakdown_pj"]
     return figures

@@ -5,15 +5,31 @@ regression benchmark), so that they all compute a figure the same way.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from simulator.engine import des, fast
+from simulator.engine.taskgraph import Schedule, TaskGraph
 from simulator.engine.lower import lower
 from simulator.errors import UserError
 from simulator.hw.schema import HwConfig
+from simulator.ir.graph import Graph
+from simulator.mapping.mapping import Mapping
 from simulator.mapping.place import map_workload
-from simulator.report.build import build_report
+from simulator.report.build import Report, build_report
 from workloads.registry import build_graph, model_config
 
 ENGINES = {"simpy": des.simulate, "fast": fast.simulate}
+
+
+@dataclass(frozen=True)
+class SimulationRun:
+    """Everything one timing run produced, for reports, traces and follow-up analysis."""
+
+    report: Report
+    graph: Graph
+    mapping: Mapping
+    task_graph: TaskGraph
+    schedule: Schedule
 
 
 def default_phase(workload: str) -> str:
@@ -24,8 +40,9 @@ def default_phase(workload: str) -> str:
 
 def simulate_workload(hw: HwConfig, workload: str, phase: str | None = None,
                       mapping_strategy="all-analog", *, engine: str = "simpy", batch: int = 1,
-                      seq: int = 128, new_tokens: int = 16, chunk_tokens: int | None = None):
-    """Simulate `workload` on `hw`; returns (Report, TaskGraph, Schedule)."""
+                      seq: int = 128, new_tokens: int = 16,
+                      chunk_tokens: int | None = None) -> SimulationRun:
+    """Simulate `workload` on `hw` with the given mapping strategy (see map_workload)."""
     if engine not in ENGINES:
         raise UserError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     phase = phase or default_phase(workload)
@@ -34,4 +51,5 @@ def simulate_workload(hw: HwConfig, workload: str, phase: str | None = None,
     mapping = map_workload(graph, hw, mapping_strategy)
     tg = lower(graph, mapping, hw)
     schedule = ENGINES[engine](tg)
-    return build_report(tg, schedule, graph, mapping, hw), tg, schedule
+    report = build_report(tg, schedule, graph, mapping, hw)
+    return SimulationRun(report, graph, mapping, tg, schedule)

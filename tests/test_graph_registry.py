@@ -21,7 +21,7 @@ def checkpoint_folder(tmp_path, config, name="tiny-gpt2"):
 
 def test_named_workloads_give_their_family_and_shapes():
     assert registry.WORKLOAD_NAMES == ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl",
-                                       "mobilebert", "bert-base", "gpt2-pydoc")
+                                       "mobilebert", "bert-base", "gpt2-pydoc", "minilm")
     assert registry.model_config("gpt2-large")[0] == "gpt2"
     assert registry.model_config("gpt2-large")[1]["n_layer"] == 36
     assert registry.model_config("mobilebert")[0] == "mobilebert"

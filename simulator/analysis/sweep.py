@@ -76,12 +76,13 @@ def evaluate_point(spec: SweepSpec, overrides: dict) -> dict:
 
     hw = load_hw(spec.hw, overrides)
     try:
-        report, _, _ = simulate_workload(hw, spec.workload, spec.phase, spec.mapping,
-                                         engine=spec.engine, **spec.graph_kw)
-        accuracy = _evaluate_accuracy(spec, hw) if spec.accuracy_seeds else None
+        sim = simulate_workload(hw, spec.workload, spec.phase, spec.mapping,
+                                engine=spec.engine, **spec.graph_kw)
+        accuracy = (_evaluate_accuracy(spec, hw, sim.mapping.targets())
+                    if spec.accuracy_seeds else None)
     except UserError as exc:
         return {"status": "failed", "error": str(exc)}
-    figures = report.to_dict()
+    figures = sim.report.to_dict()
     result = {"status": "ok", **{name: figures[name] for name in FIGURES},
               "energy_breakdown_pj": dict(figures["energy_breakdown_pj"])}
     if accuracy is not None:
@@ -89,17 +90,13 @@ def evaluate_point(spec: SweepSpec, overrides: dict) -> dict:
     return result
 
 
-def _evaluate_accuracy(spec: SweepSpec, hw) -> dict:
+def _evaluate_accuracy(spec: SweepSpec, hw, targets: dict[str, str]) -> dict:
     import torch
 
     from simulator.accuracy.evaluate import evaluate_accuracy
-    from simulator.mapping.place import map_workload
-    from simulator.run import default_phase
-    from workloads.registry import build_graph, load_model
+    from workloads.registry import load_model
 
     torch.set_num_threads(1)  # workers share the machine's cores
-    graph = build_graph(spec.workload, spec.phase or default_phase(spec.workload), **spec.graph_kw)
-    targets = map_workload(graph, hw, spec.mapping).targets()
     result = evaluate_accuracy(load_model(spec.workload), hw, targets,
                                list(spec.accuracy_times_s), spec.accuracy_seeds)
     return {"metric": result.metric, "fp": result.fp,

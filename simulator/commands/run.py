@@ -1,0 +1,75 @@
+"""`aimcsim run`: latency, energy, utilisation (and accuracy) of a workload on a config.
+
+With no flags it runs the main job on the embedded default model, so a fresh
+install answers the three questions at once: how fast, how much energy, how accurate.
+"""
+from __future__ import annotations
+
+import argparse
+
+from simulator.commands.common import (
+    add_hw_args, add_workload_args, graph_kwargs, load_hw_arg, positive_int, write_json_atomic,
+)
+from simulator.report.h5 import write_run_h5
+from simulator.report.table import format_report
+from simulator.report.trace import write_chrome_trace
+from simulator.run import simulate_workload
+
+DEFAULT_HW = "hermes64"
+DEFAULT_WORKLOAD = "gpt2-pydoc"
+QUICK_EVAL_TOKENS = 4096  # held-out tokens for the accuracy figure next to timing
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="simulate a workload: latency, energy, utilisation, timeline",
+                       description=__doc__.split("\n")[0])
+    add_hw_args(p, default=DEFAULT_HW)
+    add_workload_args(p, default_workload=DEFAULT_WORKLOAD)
+    p.add_argument("--mapping", default="all-analog",
+                   help="all-analog | all-digital | mapping YAML (default all-analog)")
+    p.add_argument("--engine", default="simpy", choices=("simpy", "fast"),
+                   help="timing engine; both give identical schedules (default simpy)")
+    p.add_argument("--accuracy", action=argparse.BooleanOptionalAction, default=None,
+                   help="also measure accuracy of the mapped model "
+                        f"(default: on for the embedded {DEFAULT_WORKLOAD})")
+    p.add_argument("--t", default="1d", help="drift time for the accuracy figure (default 1d)")
+    p.add_argument("--seeds", type=positive_int, default=3,
+                   help="chip realisations for the accuracy figure (default 3)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--trace", metavar="FILE", help="write a Chrome trace-event timeline (Perfetto)")
+    p.add_argument("--h5", metavar="FILE", help="write the report and per-task schedule to HDF5")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    hw = load_hw_arg(args)
+    sim = simulate_workload(hw, args.workload, args.phase, args.mapping, engine=args.engine,
+                            **graph_kwargs(args))
+    result = sim.report.to_dict()
+    print(format_report(sim.report))
+    wants_accuracy = args.workload == DEFAULT_WORKLOAD if args.accuracy is None else args.accuracy
+    if wants_accuracy:
+        result["accuracy"] = _accuracy_next_to_timing(args, hw, result["mapping"])
+    if args.json:
+        write_json_atomic(args.json, result)
+    if args.trace:
+        write_chrome_trace(sim.task_graph, sim.schedule, args.trace, graph=sim.graph)
+    if args.h5:
+        write_run_h5(sim.report, sim.task_graph, sim.schedule, args.h5)
+    for path in (args.json, args.trace, args.h5):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
+def _accuracy_next_to_timing(args, hw, targets: dict) -> dict:
+    """A quick accuracy figure of the same mapping (a short eval, few seeds)."""
+    from simulator.accuracy.evaluate import evaluate_accuracy
+    from simulator.commands.accuracy import format_table, parse_times
+    from workloads.registry import load_model
+
+    result = evaluate_accuracy(load_model(args.workload), hw, targets, parse_times(args.t),
+                               args.seeds, max_tokens=QUICK_EVAL_TOKENS)
+    print(f"\naccuracy of this mapping (quick look; `aimcsim accuracy` scores the whole split)")
+    print(format_table(result))
+    return result.to_dict()
