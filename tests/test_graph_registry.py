@@ -76,13 +76,13 @@ def test_embedded_default_reads_its_config_or_says_it_is_missing(tmp_path, monke
 def test_load_model_delegates_to_the_checkpoint_loader(tmp_path, monkeypatch):
     loaded = []
     fake = types.ModuleType("workloads.checkpoint")
-    fake.load_checkpoint = lambda path: loaded.append(path) or "model"
+    fake.load_checkpoint = lambda path, name=None: loaded.append((path, name)) or "model"
     monkeypatch.setitem(sys.modules, "workloads.checkpoint", fake)
     folder = checkpoint_folder(tmp_path, TINY_GPT2)
     assert registry.load_model(str(folder)) == "model"
     monkeypatch.setattr(registry, "EMBEDDED_DIR", folder)
     assert registry.load_model("gpt2-pydoc") == "model"
-    assert loaded == [folder, folder]
+    assert loaded == [(folder, None), (folder, "gpt2-pydoc")]
 
 
 def test_load_model_of_a_shape_only_name_says_weights_are_needed():

@@ -187,8 +187,11 @@ def small_gpt2_checkpoint(folder):
 def test_cli_sweeps_the_real_simulator_in_process(tmp_path, capsys):
     checkpoint = small_gpt2_checkpoint(tmp_path / "ckpt")
     out = tmp_path / "s.h5"
+    everything_analog = tmp_path / "analog.yaml"
+    everything_analog.write_text("default: analog\n")
     argv = ["sweep", "--hw", "tiny", "--set", "analog.tiles=16,32", "--set", "analog.allow_time_multiplexing=false",
-            "--workload", str(checkpoint), "--tokens", "8", "--local", "--out", str(out)]
+            "--workload", str(checkpoint), "--tokens", "8", "--mapping", str(everything_analog),
+            "--local", "--out", str(out)]
     assert main(argv) == 0
     points = {p["overrides"]["analog.tiles"]: p for p in read_points(str(out))}
     assert points[16]["status"] == "failed" and "needs 28 tiles" in points[16]["error"]
