@@ -10,19 +10,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 
 from tqdm import tqdm
 
 from simulator.analysis.sweep import (SweepSpec, plot_sweep, read_points, run_in_process,
                                       run_on_dask, run_sweep)
+from simulator.commands.accuracy import parse_times
 from simulator.commands.common import add_workload_args, graph_kwargs, positive_int
 from simulator.errors import UserError
 from simulator.hw.loader import parse_overrides
 from workloads.registry import model_config
 
-SECONDS_PER_UNIT = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0,
-                    "mo": 30 * 86400.0, "y": 365 * 86400.0}
 
 
 def add_parser(sub) -> None:
@@ -51,7 +49,7 @@ def run(args) -> int:
     spec = SweepSpec(hw=args.hw, axes=parse_axes(args.axes), workload=args.workload, phase=args.phase,
                      mapping=args.mapping, engine=args.engine, graph_kw=graph_kwargs(args),
                      accuracy_seeds=args.seeds if args.accuracy else 0,
-                     accuracy_times_s=parse_times_s(args.times) if args.accuracy else ())
+                     accuracy_times_s=tuple(parse_times(args.times)) if args.accuracy else ())
     model_config(spec.workload)  # an unknown workload is one error, not a failure per point
     if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise UserError(f"--out {args.out}: folder does not exist")
@@ -86,17 +84,6 @@ def parse_axes(items: list[str]) -> tuple[tuple[str, tuple], ...]:
             raise UserError(f"--set {item}: a value appears twice")
         axes[key] = tuple(parse_overrides([f"{key}={value}"])[key] for value in texts)
     return tuple(axes.items())
-
-
-def parse_times_s(text: str) -> tuple[float, ...]:
-    """`"0,1h,1y"` -> seconds; a bare number is seconds."""
-    times = []
-    for item in text.split(","):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|min|h|d|w|mo|y)?\s*", item)
-        if not match:
-            raise UserError(f"--t {item}: expected a time such as 0, 30s, 1h, 1d, 1w, 1mo, 1y, 10y")
-        times.append(float(match.group(1)) * SECONDS_PER_UNIT[match.group(2) or "s"])
-    return tuple(times)
 
 
 class _Progress:
