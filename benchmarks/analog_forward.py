@@ -6,10 +6,12 @@ global drift compensation, output noise 0.04; one chip realisation. The FP32 and
 analog forwards run alternately in one process with the same torch and numba thread
 counts; times are medians over --repeats after one warm-up each.
 
-Peak memory: tracemalloc does not see torch's allocations, so each forward runs once
-more in its own child process, which resets the kernel's peak-RSS mark
-(`/proc/self/clear_refs` = 5, Linux) after building the model and reports VmHWM minus
-the RSS before the forward: the extra resident memory the forward needed.
+Memory: tracemalloc does not see torch's allocations, so each variant is built again in
+its own child process, which reports (Linux /proc) the resident memory the model holds
+after a warm-up forward (weights; for analog also the conductance state and the scratch
+workspace) minus the RSS after imports, and the peak extra memory of one more forward:
+it resets the kernel's peak-RSS mark (`/proc/self/clear_refs` = 5) and reads VmHWM
+minus the RSS before the forward.
 
     python benchmarks/analog_forward.py [--json F] [--repeats 5] [--threads N]
 """
@@ -78,27 +80,30 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def _peak_forward_rss_mib(variant: str, threads: int, result_queue) -> None:
-    """Child process: extra resident memory of one forward of `variant`, in MiB."""
+def _memory_mib(variant: str, threads: int, result_queue) -> None:
+    """Child process: (resident model memory, peak extra memory of a forward) in MiB."""
     import torch
+    import simulator.analog.layer  # noqa: F401  (imports count as baseline, not model)
+    import workloads.gpt2.model  # noqa: F401
+    start_kib = _status_kib("VmRSS")
     models, tokens = build_models(threads, (variant,))
     with torch.no_grad():
-        models[variant](tokens)  # warm-up so compilation is not counted
+        models[variant](tokens)  # warm-up: compilation and the workspace are paid here
         with open("/proc/self/clear_refs", "w") as clear_refs:
             clear_refs.write("5")  # reset VmHWM to the current RSS
         before_kib = _status_kib("VmRSS")
         models[variant](tokens)
-        result_queue.put((_status_kib("VmHWM") - before_kib) / 1024.0)
+        result_queue.put(((before_kib - start_kib) / 1024.0, (_status_kib("VmHWM") - before_kib) / 1024.0))
 
 
-def peak_forward_rss_mib(variant: str, threads: int) -> float:
+def memory_mib(variant: str, threads: int) -> tuple[float, float]:
     context = multiprocessing.get_context("spawn")
     result_queue = context.Queue()
-    child = context.Process(target=_peak_forward_rss_mib, args=(variant, threads, result_queue))
+    child = context.Process(target=_memory_mib, args=(variant, threads, result_queue))
     child.start()
-    peak_mib = result_queue.get()
+    resident_and_peak = result_queue.get()
     child.join()
-    return peak_mib
+    return resident_and_peak
 
 
 def main() -> int:
@@ -110,6 +115,8 @@ def main() -> int:
 
     times = time_forwards(args.threads, args.repeats)
     fp32_s, analog_s = statistics.median(times["fp32"]), statistics.median(times["analog"])
+    fp32_resident, fp32_peak = memory_mib("fp32", args.threads)
+    analog_resident, analog_peak = memory_mib("analog", args.threads)
     figures = {
         "workload": f"gpt2-small shapes, random weights, batch {BATCH} x {TOKENS} tokens, 49 analog projections",
         "hw": "256x256 tiles, 8-bit DAC/ADC, PCM at t=1h, global drift compensation, out_noise 0.04",
@@ -120,8 +127,10 @@ def main() -> int:
         "ratio_to_fp32": analog_s / fp32_s,
         "fp32_forward_times_s": times["fp32"],
         "analog_forward_times_s": times["analog"],
-        "fp32_peak_forward_rss_mib": peak_forward_rss_mib("fp32", args.threads),
-        "analog_peak_forward_rss_mib": peak_forward_rss_mib("analog", args.threads),
+        "fp32_resident_model_mib": fp32_resident,
+        "analog_resident_model_mib": analog_resident,
+        "fp32_peak_forward_extra_mib": fp32_peak,
+        "analog_peak_forward_extra_mib": analog_peak,
     }
     for key, value in figures.items():
         if not isinstance(value, list):
