@@ -8,7 +8,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["simulator", "simulator.*", "workloads", "workloads.*"]),
     package_data={
-        "workloads": ["data/*.json", "data/*.safetensors", "data/*.txt", "data/*.md"],
+        "workloads": ["data/*/*.json", "data/*/*.safetensors", "data/*/*.md"],
     },
     include_package_data=True,
     install_requires=[
