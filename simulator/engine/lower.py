@@ -2,26 +2,31 @@
 
 Every op becomes a *fragment*: its tasks with fragment-local ids, the transfers that
 bring its inputs to where it runs included. Predecessors outside the fragment are
-*imports* (producer op id, producer-local task id), resolved to global ids when the
-fragments are concatenated. A fragment depends only on the op, its placement and where
-its inputs come from, so `Lowerer` caches fragments across mappings and assembles a
-TaskGraph with a handful of numpy concatenations: cheap enough for a mapping search.
+*imports* (position of the producer in op.deps, producer-local task id), resolved to
+global ids when the fragments are concatenated. A fragment depends only on the op's
+work (not its id, name, chunk or deps), its placement and where its inputs come from,
+so `Lowerer` builds it once and reuses it for every token chunk with the same work
+and for every mapping that places the op alike; assembly is a handful of numpy
+concatenations and offset arithmetic. That keeps a mapping search cheap and makes
+one-token chunks of a long sequence cost a dictionary lookup per op.
 
 Policies (formulas in docs/timing_model.md):
 - Digital non-Linear ops of block `layer` run on core `layer % cores` (core 0 outside
   blocks); Embedding and KV-cache ops run at the DRAM controller node.
 - A consumer receives the whole output of each dependency (its share of it when the
-  consumer is split over tiles or token replicas), one transfer per destination.
+  consumer is split over tiles or token replicas) as one multicast tree per output
+  piece: one transfer task per tree link, each slice carried once per link.
 - Analog Linear: inputs to every tile of its blocks, one MVM task per block and replica
-  (tokens sequential MVMs), partial sums to the reduction core `cores[0]`, one reduce
-  task (scale, accumulate row blocks, bias) whose output is the op's output.
+  (tokens sequential MVMs), partial sums gathered to the reduction core `cores[0]` (one
+  task per link of the merged routes, carrying every partial sum that crosses it), one
+  reduce task (scale, accumulate row blocks, bias) whose output is the op's output.
 - Digital Linear on a core group: one task per core, each computing a slice of the output
   columns; weights from DRAM also hold the DRAM channel (see `_digital_linear`).
 - Time multiplexing (`program_rounds > 1`): see `_program_tasks`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,7 +36,7 @@ from simulator.engine.taskgraph import ENERGY_COMPONENTS, RESOURCE_KINDS, TASK_K
 from simulator.errors import UserError
 from simulator.hw.schema import HwConfig
 from simulator.interconnect.cost import hop_cycles_many
-from simulator.interconnect.mesh import build_topology
+from simulator.interconnect.mesh import MergedRoutes, build_topology
 from simulator.ir.graph import Graph, Op, OpKind
 from simulator.mapping.mapping import Mapping, Placement
 from simulator.memory.cost import dram_latency_cycles, dram_stream_cycles, ns_to_cycles
@@ -64,7 +69,7 @@ class OutputPiece:
 @dataclass(frozen=True)
 class Fragment:
     """The tasks of one op. edge_pred >= 0 is a local id; -(k+1) is import k, the task
-    import_task[k] of op import_op[k]'s fragment. Edges are sorted by edge_task."""
+    import_task[k] of the fragment of op.deps[import_dep[k]]. Edges are sorted by edge_task."""
 
     resource: np.ndarray  # int32, global resource ids
     duration_cycles: np.ndarray  # int64
@@ -72,7 +77,7 @@ class Fragment:
     task_kind: np.ndarray  # int8
     edge_task: np.ndarray  # int64 local id of the waiting task
     edge_pred: np.ndarray  # int64 local id or encoded import
-    import_op: np.ndarray  # int64 producer op id per import
+    import_dep: np.ndarray  # int64 position of the producer in op.deps per import
     import_task: np.ndarray  # int64 producer-local task id per import
     outputs: tuple[OutputPiece, ...]
     mvm_tasks: np.ndarray  # int64 local ids of MVM tasks (for reprogramming order)
@@ -113,8 +118,8 @@ class _FragmentBuilder:
         self._edge_task.append(tasks.ravel())
         self._edge_pred.append(preds.ravel())
 
-    def import_ref(self, producer_op: int, producer_task: int) -> int:
-        key = (producer_op, producer_task)
+    def import_ref(self, dep_position: int, producer_task: int) -> int:
+        key = (dep_position, producer_task)
         if key not in self._imports:
             self._imports[key] = len(self._imports)
         return -(self._imports[key] + 1)
@@ -129,7 +134,7 @@ class _FragmentBuilder:
             energy_pj=np.concatenate(self._energy) if self._energy else np.zeros((0, len(ENERGY_COMPONENTS))),
             task_kind=cat(self._kind, np.int8),
             edge_task=edge_task[by_task], edge_pred=cat(self._edge_pred, np.int64)[by_task],
-            import_op=imports[:, 0].copy(), import_task=imports[:, 1].copy(), outputs=outputs,
+            import_dep=imports[:, 0].copy(), import_task=imports[:, 1].copy(), outputs=outputs,
             mvm_tasks=np.asarray(mvm_tasks, dtype=np.int64), mvm_tiles=np.asarray(mvm_tiles, dtype=np.int64))
 
 
@@ -147,7 +152,7 @@ class Lowerer:
     """Lowers one graph on one hardware config for many mappings.
 
     Everything that does not depend on the mapping (resource layout, topology, unit
-    costs) is computed once; op fragments are cached by (op, placement, input pieces).
+    costs) is computed once; op fragments are cached by (op's work, placement, input pieces).
     """
 
     def __init__(self, graph: Graph, hw: HwConfig):
@@ -168,6 +173,12 @@ class Lowerer:
         self.program_cycles = max(1, ns_to_cycles(hw.analog.program_time_per_tile_us * 1000.0, self.clock_ghz))
         self.dram_latency_cycles = dram_latency_cycles(hw.memory, self.clock_ghz)
         self._cache: dict = {}
+        self._trees: dict[tuple[int, bytes], MergedRoutes] = {}  # multicast trees by (source, destinations)
+        # what a fragment depends on, per op: everything but identity and wiring
+        self._op_work = [replace(op, id=0, name="", deps=(), chunk=0) for op in graph.ops]
+        dep_counts = np.array([len(op.deps) for op in graph.ops], dtype=np.int64)
+        self._dep_start = np.cumsum(dep_counts) - dep_counts
+        self._dep_flat = np.array([dep for op in graph.ops for dep in op.deps], dtype=np.int64)
         self._checked: set[tuple[Placement, int]] = set()
 
     # ---- assembly -------------------------------------------------------------------
@@ -178,7 +189,7 @@ class Lowerer:
         fragments, stages = [], np.full(len(self.graph.ops), -1, dtype=np.int64)
         for op in self.graph.ops:
             placement = placements[op.projection] if op.kind == OpKind.LINEAR else None
-            inputs = tuple((dep, outputs[dep]) for dep in op.deps)
+            inputs = tuple(outputs[dep] for dep in op.deps)
             fragment = self._fragment(op, placement, inputs)
             outputs[op.id] = fragment.outputs
             fragments.append(fragment)
@@ -223,9 +234,10 @@ class Lowerer:
 
         # edges: local ids shift by their fragment's offset, imports resolve through op_offset
         edge_counts = np.array([f.edge_task.shape[0] for f in fragments], dtype=np.int64)
-        import_counts = np.array([f.import_op.shape[0] for f in fragments], dtype=np.int64)
-        import_gid = np.concatenate([op_offset[_concat([f.import_op for f in fragments])]
-                                     + _concat([f.import_task for f in fragments]), [0]])
+        import_counts = np.array([f.import_dep.shape[0] for f in fragments], dtype=np.int64)
+        import_consumer = np.repeat(op_order, import_counts)
+        import_producer = self._dep_flat[self._dep_start[import_consumer] + _concat([f.import_dep for f in fragments])]
+        import_gid = np.concatenate([op_offset[import_producer] + _concat([f.import_task for f in fragments]), [0]])
         edge_pred = _concat([f.edge_pred for f in fragments])
         edge_offset = np.repeat(offsets, edge_counts)
         import_index = np.repeat(np.cumsum(import_counts) - import_counts, edge_counts) - edge_pred - 1
@@ -265,7 +277,7 @@ class Lowerer:
     # ---- fragments --------------------------------------------------------------------
 
     def _fragment(self, op: Op, placement: Placement | None, inputs) -> Fragment:
-        key = (op.id, placement, inputs)
+        key = (self._op_work[op.id], placement, inputs)
         fragment = self._cache.get(key)
         if fragment is None:
             if len(self._cache) >= _FRAGMENT_CACHE_LIMIT:
@@ -287,7 +299,8 @@ class Lowerer:
         else:
             cost_fn, kind = _SPECIAL_COSTS[op.kind]
             cycles, energy = cost_fn(self.hw.digital, op.elements)
-        arrivals = self._deliver(builder, inputs, np.array([self.topology.core_node(core)]), np.array([1]), 1)
+        arrivals = self._deliver(builder, inputs, np.array([self.topology.core_node(core)]), np.array([1]), 1,
+                                 np.zeros(1, dtype=np.int64))
         task = builder.add_task(self.core_base + core, cycles, energy, kind)
         self._connect(builder, np.array([task]), arrivals)
         return builder.build((OutputPiece(self.topology.core_node(core), op.elements_out * self._act_bytes, (task,)),))
@@ -295,7 +308,7 @@ class Lowerer:
     def _dram_op(self, builder: _FragmentBuilder, op: Op, inputs) -> Fragment:
         """Latency delay (no resource), then the bytes on the DRAM channel."""
         node = self.topology.dram_node
-        arrivals = self._deliver(builder, inputs, np.array([node]), np.array([1]), 1)
+        arrivals = self._deliver(builder, inputs, np.array([node]), np.array([1]), 1, np.zeros(1, dtype=np.int64))
         delay = builder.add_task(_NO_RESOURCE, self.dram_latency_cycles, {}, "delay")
         self._connect(builder, np.array([delay]), arrivals)
         nbytes = op.dram_elements * self._act_bytes
@@ -315,7 +328,8 @@ class Lowerer:
         cores = np.array(placement.cores, dtype=np.int64)
         slices = _split_evenly(op.out_features, cores.shape[0])
         cores, slices = cores[slices > 0], slices[slices > 0]
-        arrivals = self._deliver(builder, inputs, self.topology.core_node(cores), np.ones_like(cores), 1)
+        arrivals = self._deliver(builder, inputs, self.topology.core_node(cores), np.ones_like(cores), 1,
+                                 np.zeros_like(cores))  # every core gets the whole input
         entries, pieces = [], []  # entries: the task of each core that waits for the inputs
         for core, out_cols in zip(cores.tolist(), slices.tolist()):
             cycles, energy = digital_cost.linear_cost(self.hw.digital, self.hw.memory, self.clock_ghz, op.tokens,
@@ -350,7 +364,8 @@ class Lowerer:
         tiles, rows, cols, tokens = tiles[used], row_sizes[row[used]], col_sizes[col[used]], replica_tokens[rep[used]]
         tile_nodes = self.topology.tile_node(tiles)
 
-        arrivals = self._deliver(builder, inputs, tile_nodes, rows * tokens, op.in_features * op.tokens)
+        input_slice = (rep * placement.row_blocks + row)[used]  # tiles of one row block and replica share inputs
+        arrivals = self._deliver(builder, inputs, tile_nodes, rows * tokens, op.in_features * op.tokens, input_slice)
         per_mvm = {shape: tile_cost.mvm_energy_pj(analog, *shape)
                    for shape in set(zip(rows.tolist(), cols.tolist()))}
         energy = np.zeros((tiles.shape[0], len(ENERGY_COMPONENTS)))
@@ -362,12 +377,16 @@ class Lowerer:
         self._connect(builder, mvms, arrivals)
 
         core = placement.cores[0]
-        first, last, moved = self._transfers(builder, tile_nodes, self.topology.core_node(core), tokens * cols * act)
-        builder.add_edges(first, mvms[moved])
+        core_node = self.topology.core_node(core)
+        moved = tile_nodes != core_node
+        gather = self.topology.gather(tile_nodes[moved], core_node)
+        # every tile's partial sums are distinct data: a merged link carries all that cross it
+        links = self._merged_transfer(builder, gather, (tokens * cols * act)[moved], np.arange(int(moved.sum())))
+        builder.add_edges(links[gather.first], mvms[moved])
         cycles, reduce_energy = digital_cost.reduce_cost(self.hw.digital, op.tokens, op.out_features,
                                                          placement.row_blocks, op.has_bias)
         reduce = builder.add_task(self.core_base + core, cycles, reduce_energy, "reduce")
-        builder.add_edges(reduce, np.concatenate([last, mvms[~moved]]))
+        builder.add_edges(reduce, np.concatenate([np.unique(links[gather.last]), mvms[~moved]]))
         output = OutputPiece(self.topology.core_node(core), op.tokens * op.out_features * act, (reduce,))
         return builder.build((output,), mvm_tasks=mvms, mvm_tiles=tiles)
 
@@ -377,40 +396,53 @@ class Lowerer:
     def _act_bytes(self) -> int:
         return self.hw.digital.activation_bytes
 
-    def _transfers(self, builder: _FragmentBuilder, src_nodes, dst_nodes, nbytes: np.ndarray):
-        """Hop chains for transfers that move (bytes > 0, different nodes).
+    def _merged_transfer(self, builder: _FragmentBuilder, routes: MergedRoutes, route_bytes: np.ndarray,
+                         route_data: np.ndarray) -> np.ndarray:
+        """One store-and-forward task per merged link, after the links that feed it.
 
-        Returns (first hop ids, last hop ids, moved mask over the transfers).
+        Routes with equal `route_data` carry the same bytes, so a link carries each such
+        datum once, however many routes through it need it. Returns task ids by merged index.
         """
-        src, dst, nbytes = np.broadcast_arrays(np.asarray(src_nodes, np.int64), np.asarray(dst_nodes, np.int64),
-                                               np.asarray(nbytes, np.int64))
-        moved = (nbytes > 0) & (src != dst)
-        hops, links = self.topology.routes(src[moved], dst[moved])
-        hop_bytes = np.repeat(nbytes[moved], hops)
-        ids = builder.add_tasks(self.link_base + links, hop_cycles_many(self.hw.interconnect, hop_bytes),
-                                _energy_rows(hop_bytes.shape[0], noc=hop_bytes * self.hw.interconnect.energy_pj_per_byte_hop),
+        if route_bytes.shape[0] == 1:  # a plain route (the common case): skip the bookkeeping
+            link_bytes = np.full(routes.links.shape[0], route_bytes[0], dtype=np.int64)
+        else:
+            n_data = int(route_data.max()) + 1 if route_data.shape[0] else 1
+            _, carried = np.unique(routes.link_of_hop * n_data + route_data[routes.hop_route], return_index=True)
+            link_bytes = np.bincount(routes.link_of_hop[carried], weights=route_bytes[routes.hop_route[carried]],
+                                     minlength=routes.links.shape[0]).astype(np.int64)
+        ic = self.hw.interconnect
+        ids = builder.add_tasks(self.link_base + routes.links, hop_cycles_many(ic, link_bytes),
+                                _energy_rows(link_bytes.shape[0], noc=link_bytes * ic.energy_pj_per_byte_hop),
                                 "transfer")
-        first = ids[np.cumsum(hops) - hops]
-        is_first = np.zeros(ids.shape[0], dtype=bool)
-        is_first[np.cumsum(hops) - hops] = True
-        builder.add_edges(ids[~is_first], ids[~is_first] - 1)
-        return first, first + hops - 1, moved
+        builder.add_edges(ids[routes.feeds_into], ids[routes.feeds_from])
+        return ids
+
+    def _multicast(self, src_node: int, dst_nodes: np.ndarray) -> MergedRoutes:
+        """`Topology.multicast`, memoised: a few hundred distinct trees serve every op."""
+        key = (src_node, dst_nodes.tobytes())
+        tree = self._trees.get(key)
+        if tree is None:
+            tree = self._trees[key] = self.topology.multicast(src_node, dst_nodes)
+        return tree
 
     def _deliver(self, builder: _FragmentBuilder, inputs, dst_nodes: np.ndarray, share_num: np.ndarray,
-                 share_den: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Bring each input piece's share to each destination.
+                 share_den: int, dst_data: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Bring each input piece's share to each destination along one multicast tree.
 
-        Returns arrivals: (destination index, pred id) pairs for `_connect`: the last hop
-        of a transfer, or the producing tasks themselves when nothing needs to move.
+        Destinations with equal `dst_data` need the same slice of a piece. Returns
+        arrivals: (destination index, pred id) pairs for `_connect`: the last link into a
+        destination, or the producing tasks themselves when nothing needs to move.
         """
         arrivals = []
-        for producer, pieces in inputs:
+        for dep_position, pieces in enumerate(inputs):
             for piece in pieces:
-                ready = np.array([builder.import_ref(producer, t) for t in piece.ready], dtype=np.int64)
+                ready = np.array([builder.import_ref(dep_position, t) for t in piece.ready], dtype=np.int64)
                 nbytes = _ceil_share(piece.nbytes, share_num, share_den)
-                first, last, moved = self._transfers(builder, piece.node, dst_nodes, nbytes)
-                builder.add_edges(first[:, None], ready[None, :])
-                arrivals.append((np.flatnonzero(moved), last))
+                moved = (nbytes > 0) & (dst_nodes != piece.node)
+                tree = self._multicast(piece.node, dst_nodes[moved])
+                links = self._merged_transfer(builder, tree, nbytes[moved], dst_data[moved])
+                builder.add_edges(links[np.unique(tree.first)][:, None], ready[None, :])
+                arrivals.append((np.flatnonzero(moved), links[tree.last]))
                 still = np.flatnonzero(~moved)
                 arrivals.append((np.repeat(still, ready.shape[0]), np.tile(ready, still.shape[0])))
         return arrivals

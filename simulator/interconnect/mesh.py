@@ -2,17 +2,26 @@
 
 Nodes are numbered tiles first, then cores, then one DRAM controller:
 tile t is node t, core c is node n_tiles + c, the DRAM controller is the last node.
-Mesh: nodes fill a grid of `cols` columns row-major (node n at x = n % cols,
-y = n // cols); every grid position is a router, so routes exist even around the
-empty corner of a partial last row. Each pair of neighbouring routers has two
-directed links. Routes are dimension-ordered (XY): all hops along x first, then
-along y, which is deadlock free and the same for every packet of a flow.
+Mesh: a grid of `cols` columns whose first N = n_nodes positions (row-major,
+slot s at x = s % cols, y = s // cols) hold the nodes. The S = cores + 1 digital
+nodes (cores in id order, then DRAM) are spread over the tiles so no tile is far
+from a core: digital node k sits in slot floor((2k + 1) * N / (2S)), the middle of
+the k-th of S equal runs of slots; tiles fill the other slots in id order. Every
+grid position is a router, so routes exist even around the empty corner of a
+partial last row. Each pair of neighbouring routers has two directed links. Routes
+are dimension-ordered (XY): all hops along x first, then along y, which is deadlock
+free and the same for every packet of a flow.
 Bus: a single shared link between all nodes; a transfer crosses it once.
+
+`multicast` and `gather` merge the routes of one flow (one source to many nodes,
+many nodes to one) so each link appears once; lowering turns each merged link into
+one transfer task.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -20,6 +29,23 @@ from simulator.errors import UserError
 from simulator.hw.schema import HwConfig
 
 TOPOLOGIES = ("mesh", "bus")
+
+
+@dataclass(frozen=True)
+class MergedRoutes:
+    """Routes of one flow with every link kept once, in an order where a link comes
+    after every link that feeds it (so tasks can be numbered in this order).
+
+    Route i's hops are hop_route == i; link_of_hop gives each hop's merged link index.
+    """
+
+    links: np.ndarray  # int64 [m] link ids
+    feeds_from: np.ndarray  # int64 [e] merged index of a feeding link ...
+    feeds_into: np.ndarray  # int64 [e] ... and of the link it feeds
+    first: np.ndarray  # int64 [routes] merged index of each route's first link (-1: no hops)
+    last: np.ndarray  # int64 [routes] merged index of each route's last link (-1: no hops)
+    hop_route: np.ndarray  # int64 [hops] route of each hop
+    link_of_hop: np.ndarray  # int64 [hops] merged index of each hop's link
 
 
 @dataclass(frozen=True)
@@ -43,6 +69,21 @@ class Topology:
     @property
     def dram_node(self) -> int:
         return self.n_tiles + self.n_cores
+
+    @cached_property
+    def node_slot(self) -> np.ndarray:
+        """Grid slot (y * cols + x) of every node; see the module docstring."""
+        n_digital = self.n_cores + 1
+        digital_slots = (2 * np.arange(n_digital) + 1) * self.n_nodes // (2 * n_digital)
+        is_digital_slot = np.zeros(self.n_nodes, dtype=bool)
+        is_digital_slot[digital_slots] = True
+        return np.concatenate([np.flatnonzero(~is_digital_slot), digital_slots]).astype(np.int64)
+
+    def node_xy(self, nodes) -> tuple[np.ndarray, np.ndarray]:
+        """Grid coordinates (x, y) of nodes (all at (0, 0) on a bus)."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        slot = self.node_slot[nodes] if self.kind == "mesh" else np.zeros_like(nodes)
+        return slot % self.cols, slot // self.cols
 
     @property
     def _horizontal_links(self) -> int:
@@ -87,8 +128,8 @@ class Topology:
         if self.kind == "bus":
             hops = (src != dst).astype(np.int64)
             return hops, np.zeros(int(hops.sum()), dtype=np.int64)
-        sx, sy = src % self.cols, src // self.cols
-        dx, dy = dst % self.cols, dst // self.cols
+        sx, sy = self.node_xy(src)
+        dx, dy = self.node_xy(dst)
         nx, ny = np.abs(dx - sx), np.abs(dy - sy)
         hops = nx + ny
         transfer = np.repeat(np.arange(src.shape[0]), hops)
@@ -110,6 +151,39 @@ class Topology:
     def route(self, src_node: int, dst_node: int) -> tuple[int, ...]:
         """Link ids from one node to another (empty for the same node)."""
         return tuple(int(link) for link in self.routes([src_node], [dst_node])[1])
+
+    def multicast(self, src_node: int, dst_nodes) -> MergedRoutes:
+        """XY routes from one node to many, merged into a tree: a link's distance from
+        the source is the same on every route through it, which orders the links."""
+        dst = np.asarray(dst_nodes, dtype=np.int64)
+        return self._merge(*self.routes(np.full(dst.shape[0], src_node), dst), from_source=True)
+
+    def gather(self, src_nodes, dst_node: int) -> MergedRoutes:
+        """XY routes from many nodes to one, merged: two routes that meet on a link share
+        the rest of the way, so a link's distance to the destination orders the links."""
+        src = np.asarray(src_nodes, dtype=np.int64)
+        return self._merge(*self.routes(src, np.full(src.shape[0], dst_node)), from_source=False)
+
+    @staticmethod
+    def _merge(hops: np.ndarray, hop_links: np.ndarray, from_source: bool) -> MergedRoutes:
+        starts = np.cumsum(hops) - hops
+        hop_route = np.repeat(np.arange(hops.shape[0]), hops)
+        step = np.arange(hop_links.shape[0]) - starts[hop_route]
+        depth = step if from_source else step - hops[hop_route]  # increases along a route
+        by_depth = np.lexsort((hop_links, depth))
+        links, first_hop = np.unique(hop_links[by_depth], return_index=True)
+        order = np.argsort(first_hop, kind="stable")  # merged links in depth order
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.shape[0])
+        link_of_hop = rank[np.searchsorted(links, hop_links)]
+        follows = step > 0
+        pairs = np.unique(np.stack([link_of_hop[np.flatnonzero(follows) - 1], link_of_hop[follows]]), axis=1)
+        moved = hops > 0
+        first, last = np.full(hops.shape[0], -1, dtype=np.int64), np.full(hops.shape[0], -1, dtype=np.int64)
+        first[moved] = link_of_hop[starts[moved]]
+        last[moved] = link_of_hop[starts[moved] + hops[moved] - 1]
+        return MergedRoutes(links=links[order], feeds_from=pairs[0], feeds_into=pairs[1], first=first, last=last,
+                            hop_route=hop_route, link_of_hop=link_of_hop)
 
 
 def build_topology(hw: HwConfig) -> Topology:

@@ -3,8 +3,10 @@
 Policy, chosen to be predictable for architects reading a trace:
   * Analog projections get contiguous tile ids in model order; within a projection,
     block (r, c) sits on tiles[r * col_blocks + c] (see `simulator.mapping.mapping`).
-  * Row-block partial sums are reduced on a core picked round robin over the analog
-    projections in model order, so consecutive layers reduce on different cores.
+  * Row-block partial sums are reduced on the core nearest (Manhattan distance on the
+    mesh, see `simulator.interconnect.mesh`) to the centroid of the projection's tiles,
+    ties to the lowest core id, so partial sums travel few hops. On a bus every core is
+    equally near: core 0.
   * Digital projections run on the group of all cores (their MACs are split over it).
   * "all-analog" means analog *where it fits* (`fitting_analog_targets`): without
     time-multiplexing, projections are taken in model order while tiles remain (one that
@@ -22,8 +24,11 @@ import math
 from collections.abc import Mapping as MappingABC
 from pathlib import Path
 
+import numpy as np
+
 from simulator.errors import UserError
 from simulator.hw.schema import AnalogConfig, HwConfig
+from simulator.interconnect.mesh import Topology, build_topology
 from simulator.ir.graph import Graph, Projection
 from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping, Placement
 
@@ -95,18 +100,26 @@ def place_targets(graph: Graph, hw: HwConfig, targets: dict[str, str], *,
     needed = sum(block_counts)
     replicas = hw.analog.tiles // needed if replicate and 0 < needed <= hw.analog.tiles else 1
     slots = _pack_rounds([blocks * replicas for blocks in block_counts], hw.analog.tiles)
+    topology = build_topology(hw)
     analog_placements = {}
-    for index, (projection, (rows, cols), (round_index, first_tile)) in enumerate(
-            zip(analog_projections, grids, slots)):
+    for projection, (rows, cols), (round_index, first_tile) in zip(analog_projections, grids, slots):
+        tiles = tuple(range(first_tile, first_tile + rows * cols * replicas))
         analog_placements[projection.name] = Placement(
-            projection.name, ANALOG, cores=(index % hw.digital.cores,),
-            tiles=tuple(range(first_tile, first_tile + rows * cols * replicas)), row_blocks=rows,
+            projection.name, ANALOG, cores=(reduction_core(topology, tiles),), tiles=tiles, row_blocks=rows,
             col_blocks=cols, replicas=replicas, program_round=round_index)
     all_cores = tuple(range(hw.digital.cores))
     placements = tuple(analog_placements.get(p.name, Placement(p.name, DIGITAL, cores=all_cores))
                        for p in graph.projections)
     rounds = slots[-1][0] + 1 if slots else 1
     return Mapping(placements, strategy=strategy, program_rounds=rounds)
+
+
+def reduction_core(topology: Topology, tiles: tuple[int, ...]) -> int:
+    """The core nearest to the centroid of `tiles` (lowest id on ties)."""
+    tile_x, tile_y = topology.node_xy([topology.tile_node(t) for t in tiles])
+    core_x, core_y = topology.node_xy([topology.core_node(c) for c in range(topology.n_cores)])
+    distance = np.abs(core_x - tile_x.mean()) + np.abs(core_y - tile_y.mean())
+    return int(np.argmin(distance))  # argmin returns the first minimum
 
 
 def check_mapping(mapping: Mapping, graph: Graph, hw: HwConfig, source: str) -> Mapping:
