@@ -47,7 +47,8 @@ TILE_HW = HwConfig(analog=AnalogConfig(tiles=1, mvm_latency_ns=133.3, array_ener
 def test_one_mvm_cycles_and_energy():
     graph = Graph("toy", "prefill", 1, 1, (_linear(0, "fc", 100, 50),), (Projection("fc", 100, 50, False),))
     tg = lower(graph, Mapping((_analog("fc", [0]),)), TILE_HW)
-    # tile0 (0,0) -> core0 (1,0): one hop for the 50 partial sums, then the reduce
+    # 3 nodes, digital slots floor((2k+1) * 3 / 4) = 0, 2: core0 (0,0), tile0 (1,0), DRAM (2,0)
+    # tile0 -> core0: one hop for the 50 partial sums, then the reduce
     assert _kinds(tg) == ["mvm", "transfer", "reduce"]
     assert tg.duration_cycles[0] == 134  # ceil(133.3 ns / 1 ns)
     assert tg.energy_pj[0, E["array"]] == pytest.approx(13000.0 * 100 * 50 / 65536 + 200.0)
@@ -198,3 +199,44 @@ def test_replicas_split_tokens():
     assert tg.duration_cycles[mvms].tolist() == [2 * 134, 134]
     assert tg.resource[mvms].tolist() == [0, 1]
     assert tg.energy_pj[:, E["array"]].sum() == pytest.approx(3 * 1000.0)
+
+
+# One row: tile0 (0,0), core0 (1,0), tile1 (2,0), DRAM (3,0), tile2 (4,0); digital slots
+# floor((2k+1) * 5 / 4) = 1, 3.
+ROW_HW = HwConfig(analog=AnalogConfig(tiles=3, rows=64, cols=64), digital=DigitalConfig(cores=1),
+                  interconnect=InterconnectConfig(mesh_cols=5))
+
+
+def test_inputs_multicast_as_one_tree_and_partial_sums_merge_on_shared_links():
+    ops = (Op(0, "ln", OpKind.LAYERNORM, elements=64, elements_out=64, layer=0), _linear(1, "fc", 64, 192, deps=(0,)))
+    graph = Graph("toy", "prefill", 1, 1, ops, (Projection("fc", 64, 192, False),))
+    tg = lower(graph, Mapping((_analog("fc", [0, 1, 2], col_blocks=3),)), ROW_HW)
+    transfers = np.flatnonzero(tg.task_kind == TASK_KINDS.index("transfer"))
+    labels = [tg.resource_label[tg.resource[t]] for t in transfers]
+    noc_bytes = np.rint(tg.energy_pj[transfers, E["noc"]] / 0.1).astype(int).tolist()
+    # input tree from core0: west to tile0, east to tile1 and on to tile2; each link carries the 64 B once
+    tree = dict(zip(labels[:4], noc_bytes[:4]))
+    assert tree == {"link(1,0)->(0,0)": 64, "link(1,0)->(2,0)": 64, "link(2,0)->(3,0)": 64, "link(3,0)->(4,0)": 64}
+    # partial sums (64 B per tile) to core0: tile1's and tile2's share link (2,0)->(1,0)
+    gather = dict(zip(labels[4:], noc_bytes[4:]))
+    assert gather == {"link(0,0)->(1,0)": 64, "link(4,0)->(3,0)": 64, "link(3,0)->(2,0)": 64, "link(2,0)->(1,0)": 128}
+    shared = transfers[4 + labels[4:].index("link(2,0)->(1,0)")]
+    assert tg.duration_cycles[shared] == math.ceil(128 / 32) + 1
+    assert len(tg.preds(shared)) == 2  # tile1's MVM and the link from tile2
+    _schedule(tg)
+
+
+def test_one_token_chunks_reuse_a_fragment_but_wait_for_their_own_producers():
+    # 2 cores + DRAM in one row; per chunk: add on core0, then add on core1 (one 32 B hop)
+    hw = HwConfig(digital=DigitalConfig(cores=2), interconnect=InterconnectConfig(mesh_cols=3))
+    ops = (Op(0, "a#0", OpKind.ADD, elements=320, elements_out=32, layer=0, chunk=0),
+           Op(1, "a#1", OpKind.ADD, elements=320, elements_out=32, layer=0, chunk=1),
+           Op(2, "b#0", OpKind.ADD, (0,), elements=32, layer=1, chunk=0),
+           Op(3, "b#1", OpKind.ADD, (1,), elements=32, layer=1, chunk=1))
+    tg = lower(Graph("toy", "prefill", 1, 2, ops, ()), Mapping(()), hw)
+    assert _kinds(tg) == ["elementwise", "elementwise", "transfer", "elementwise", "transfer", "elementwise"]
+    assert tg.task_op.tolist() == [0, 1, 2, 2, 3, 3]
+    assert tg.preds(2).tolist() == [0] and tg.preds(4).tolist() == [1]  # each chunk's hop waits for its own a
+    assert tg.preds(3).tolist() == [2] and tg.preds(5).tolist() == [4]
+    # adds 320/32 = 10 cycles on core0 one after the other; hop 32/32 + 1 = 2; add on core1 1
+    assert _schedule(tg).tolist() == [0, 10, 10, 12, 20, 22]
