@@ -120,3 +120,31 @@ def test_engines_agree_on_bigger_random_graphs(tg):
     finish = reference.start_cycles + tg.duration_cycles
     for task in range(tg.n_tasks):  # sanity independent of the rule: precedence holds
         assert all(finish[p] <= reference.start_cycles[task] for p in tg.preds(task))
+
+
+def test_tasks_longer_than_the_event_calendar(simulate):
+    # fast.MAX_WINDOW_CYCLES is 65536: 0 and 2 finish beyond the calendar window, at cycle 70000,
+    # the same cycle as 4 (a calendar finish). 5 and 6 both become ready at 70000: 5 wins on id.
+    tg = task_graph([0, 1, -1, -1, 1, 0, 0], [70_000, 3, 69_997, 40_000, 29_997, 2, 2],
+                    [[], [], [1], [1], [3], [0, 2], [4]], 2)
+    schedule = simulate(tg)
+    assert schedule.start_cycles.tolist() == [0, 0, 3, 3, 40_003, 70_000, 70_002]
+    assert schedule.makespan_cycles == 70_004
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_engines_agree_when_long_and_short_tasks_mix(seed):
+    rng = np.random.default_rng(seed)
+    n_tasks, n_resources = 300, 4
+    resource = rng.integers(-1, n_resources, n_tasks)
+    duration = np.where(rng.random(n_tasks) < 0.1, rng.integers(60_000, 200_000, n_tasks),
+                        rng.integers(1, 40, n_tasks))
+    preds = [sorted(set(rng.integers(0, task, min(task, 2)).tolist())) if task else []
+             for task in range(n_tasks)]
+    tg = task_graph(resource.tolist(), duration.tolist(), preds, n_resources)
+    np.testing.assert_array_equal(des.simulate(tg).start_cycles, fast.simulate(tg).start_cycles)
+
+
+def test_fast_engine_rejects_graphs_too_long_for_its_event_keys():
+    with pytest.raises(ValueError, match="too long"):
+        fast.simulate(task_graph([0], [1 << 62], [[]], 1))

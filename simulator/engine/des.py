@@ -26,7 +26,7 @@ import numpy as np
 import simpy
 from simpy.events import Event
 
-from simulator.engine.taskgraph import Schedule, TaskGraph
+from simulator.engine.taskgraph import Schedule, TaskGraph, check_durations
 
 LATE = 2  # below simpy's NORMAL (1) and URGENT (0): runs last among same-time events
 
@@ -107,15 +107,6 @@ def _successor_lists(tg: TaskGraph) -> list[list[int]]:
         for pred in pred_idx[pred_ptr[task]:pred_ptr[task + 1]]:
             successors[pred].append(task)
     return successors
-
-
-def check_durations(tg: TaskGraph) -> None:
-    """The rule needs resource tasks to last >= 1 cycle (so no pick can cause a finish at t)."""
-    if tg.n_tasks and int(tg.duration_cycles.min()) < 0:
-        raise ValueError("TaskGraph.duration_cycles must be >= 0")
-    on_resource = tg.resource >= 0
-    if np.any(tg.duration_cycles[on_resource] < 1):
-        raise ValueError("TaskGraph: tasks with a resource must last >= 1 cycle")
 
 
 def simulate(tg: TaskGraph) -> Schedule:

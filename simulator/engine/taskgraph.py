@@ -71,3 +71,12 @@ class Schedule:
     start_cycles: np.ndarray  # int64 [n_tasks]
     makespan_cycles: int
     engine: str  # "simpy" | "fast"
+
+
+def check_durations(tg: TaskGraph) -> None:
+    """The rule needs resource tasks to last >= 1 cycle (so no pick can cause a finish at t)."""
+    if tg.n_tasks and int(tg.duration_cycles.min()) < 0:
+        raise ValueError("TaskGraph.duration_cycles must be >= 0")
+    on_resource = tg.resource >= 0
+    if np.any(tg.duration_cycles[on_resource] < 1):
+        raise ValueError("TaskGraph: tasks with a resource must last >= 1 cycle")
