@@ -68,7 +68,7 @@ def test_chain_of_dependent_digital_ops_on_one_core():
     tg = lower(Graph("toy", "prefill", 1, 1, ops, ()), Mapping(()), HwConfig(digital=DigitalConfig(cores=1)))
     assert _kinds(tg) == ["special", "special", "elementwise"]  # same core: nothing to move
     assert tg.duration_cycles.tolist() == [10, 20, 5]  # 160/16, 160/8, 160/32
-    assert [tg.preds(i).tolist() for i in range(3)] == [[], [0], [0, 1]]
+    assert [sorted(tg.preds(i).tolist()) for i in range(3)] == [[], [0], [0, 1]]
     assert _schedule(tg).tolist() == [0, 10, 30]
 
 

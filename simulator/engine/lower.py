@@ -13,6 +13,9 @@ one-token chunks of a long sequence cost a dictionary lookup per op.
 Policies (formulas in docs/timing_model.md):
 - Digital non-Linear ops of block `layer` run on core `layer % cores` (core 0 outside
   blocks); Embedding and KV-cache ops run at the DRAM controller node.
+- Data stays where it was delivered: a single-node consumer (any op but Linear) whose
+  input an earlier op on the same node already received (K/V of earlier chunks in
+  attention) waits for the producer without a new transfer.
 - A consumer receives the whole output of each dependency (its share of it when the
   consumer is split over tiles or token replicas) as one multicast tree per output
   piece: one transfer task per tree link, each slice carried once per link.
@@ -27,6 +30,7 @@ Policies (formulas in docs/timing_model.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import chain
 
 import numpy as np
 
@@ -80,6 +84,7 @@ class Fragment:
     import_dep: np.ndarray  # int64 position of the producer in op.deps per import
     import_task: np.ndarray  # int64 producer-local task id per import
     outputs: tuple[OutputPiece, ...]
+    entry: int  # local id of the task that waits for the inputs of a single-node op, else -1
     mvm_tasks: np.ndarray  # int64 local ids of MVM tasks (for reprogramming order)
     mvm_tiles: np.ndarray  # int64 tile of each MVM task
 
@@ -124,7 +129,7 @@ class _FragmentBuilder:
             self._imports[key] = len(self._imports)
         return -(self._imports[key] + 1)
 
-    def build(self, outputs: tuple[OutputPiece, ...], mvm_tasks=(), mvm_tiles=()) -> Fragment:
+    def build(self, outputs: tuple[OutputPiece, ...], entry: int = -1, mvm_tasks=(), mvm_tiles=()) -> Fragment:
         imports = np.array(list(self._imports), dtype=np.int64).reshape(-1, 2)
         cat = lambda chunks, dtype: np.concatenate(chunks).astype(dtype) if chunks else np.zeros(0, dtype)
         edge_task = cat(self._edge_task, np.int64)
@@ -134,7 +139,7 @@ class _FragmentBuilder:
             energy_pj=np.concatenate(self._energy) if self._energy else np.zeros((0, len(ENERGY_COMPONENTS))),
             task_kind=cat(self._kind, np.int8),
             edge_task=edge_task[by_task], edge_pred=cat(self._edge_pred, np.int64)[by_task],
-            import_dep=imports[:, 0].copy(), import_task=imports[:, 1].copy(), outputs=outputs,
+            import_dep=imports[:, 0].copy(), import_task=imports[:, 1].copy(), outputs=outputs, entry=entry,
             mvm_tasks=np.asarray(mvm_tasks, dtype=np.int64), mvm_tiles=np.asarray(mvm_tiles, dtype=np.int64))
 
 
@@ -176,10 +181,37 @@ class Lowerer:
         self._trees: dict[tuple[int, bytes], MergedRoutes] = {}  # multicast trees by (source, destinations)
         # what a fragment depends on, per op: everything but identity and wiring
         self._op_work = [replace(op, id=0, name="", deps=(), chunk=0) for op in graph.ops]
-        dep_counts = np.array([len(op.deps) for op in graph.ops], dtype=np.int64)
-        self._dep_start = np.cumsum(dep_counts) - dep_counts
-        self._dep_flat = np.array([dep for op in graph.ops for dep in op.deps], dtype=np.int64)
+        self._wire_dependencies()
         self._checked: set[tuple[Placement, int]] = set()
+
+    def _wire_dependencies(self) -> None:
+        """Split every op's deps into fresh ones (delivered by its fragment) and resident
+        ones (already on its node; plain edges added at assembly). Mapping independent:
+        only single-node ops, whose node the mapping does not choose, have resident deps."""
+        ops = self.graph.ops
+        dep_counts = np.array([len(op.deps) for op in ops], dtype=np.int64)
+        consumer = np.repeat(np.arange(len(ops)), dep_counts)
+        producer = np.fromiter(chain.from_iterable(op.deps for op in ops), dtype=np.int64, count=int(dep_counts.sum()))
+        op_node = np.array([self._op_node(op) for op in ops], dtype=np.int64)
+        resident = _already_delivered(producer, op_node[consumer], self.topology.n_nodes)
+        self._resident_consumer, self._resident_producer = consumer[resident], producer[resident]
+        fresh_counts = np.bincount(consumer[~resident], minlength=len(ops))
+        self._dep_start = np.cumsum(fresh_counts) - fresh_counts  # fresh deps of op i, flat
+        self._dep_flat = producer[~resident]
+        fresh = self._dep_flat.tolist()
+        self._fresh_deps = [tuple(fresh[start:start + count])
+                            for start, count in zip(self._dep_start.tolist(), fresh_counts.tolist())]
+
+    def _op_node(self, op: Op) -> int:
+        """Node a single-node op runs on; -1 for Linear (its placement decides)."""
+        if op.kind == OpKind.LINEAR:
+            return -1
+        if op.kind in _DRAM_OPS:
+            return self.topology.dram_node
+        return self.topology.core_node(self._op_core(op))
+
+    def _op_core(self, op: Op) -> int:
+        return op.layer % self.hw.digital.cores if op.layer >= 0 else 0
 
     # ---- assembly -------------------------------------------------------------------
 
@@ -189,7 +221,7 @@ class Lowerer:
         fragments, stages = [], np.full(len(self.graph.ops), -1, dtype=np.int64)
         for op in self.graph.ops:
             placement = placements[op.projection] if op.kind == OpKind.LINEAR else None
-            inputs = tuple(outputs[dep] for dep in op.deps)
+            inputs = tuple(outputs[dep] for dep in self._fresh_deps[op.id])
             fragment = self._fragment(op, placement, inputs)
             outputs[op.id] = fragment.outputs
             fragments.append(fragment)
@@ -244,9 +276,13 @@ class Lowerer:
         local = edge_pred >= 0
         pred = np.where(local, edge_pred + edge_offset, import_gid[np.where(local, -1, import_index)])
         task = _concat([f.edge_task for f in fragments]) + edge_offset
-        if program is not None:  # fragment edges are already in task order; merge the program edges in
-            program_task, program_pred = program.edges(program_offset, op_offset)
-            task, pred = np.concatenate([task, program_task]), np.concatenate([pred, program_pred])
+        extra = [self._resident_edges(fragments, op_order, op_offset)]
+        if program is not None:
+            extra.append(program.edges(program_offset, op_offset))
+        extra = [(t, p) for t, p in extra if t.shape[0]]
+        if extra:  # fragment edges are already in task order; merge the others in
+            task = np.concatenate([task] + [t for t, _ in extra])
+            pred = np.concatenate([pred] + [p for _, p in extra])
             by_task = np.argsort(task, kind="stable")
             task, pred = task[by_task], pred[by_task]
         pred_ptr = np.concatenate([[0], np.cumsum(np.bincount(task, minlength=n_tasks))]).astype(np.int64)
@@ -255,6 +291,24 @@ class Lowerer:
             pred_idx=pred.astype(np.int32), task_kind=kind, task_op=task_op,
             resource_kind=self.resource_kind, resource_label=self.resource_label,
             static_power_mw=self.static_power_mw, cycle_ns=self.hw.system.cycle_ns, tokens=self.graph.tokens)
+
+    def _resident_edges(self, fragments: list[Fragment], op_order: np.ndarray,
+                        op_offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(task, pred) pairs: a resident dep's consumer entry waits for every ready task of it."""
+        n_ops = len(self.graph.ops)
+        entry, ready_count = np.zeros(n_ops, dtype=np.int64), np.zeros(n_ops, dtype=np.int64)
+        entry[op_order] = [f.entry for f in fragments]
+        ready = [[t for piece in f.outputs for t in piece.ready] for f in fragments]
+        ready_count[op_order] = [len(r) for r in ready]
+        ready_flat = np.fromiter(chain.from_iterable(ready), dtype=np.int64, count=int(ready_count.sum()))
+        ready_start = np.zeros(n_ops, dtype=np.int64)
+        ready_start[op_order] = np.cumsum(ready_count[op_order]) - ready_count[op_order]
+        producer, consumer = self._resident_producer, self._resident_consumer
+        count = ready_count[producer]
+        pair = np.repeat(np.arange(producer.shape[0]), count)
+        within = np.arange(pair.shape[0]) - np.repeat(np.cumsum(count) - count, count)
+        pred = op_offset[producer[pair]] + ready_flat[ready_start[producer[pair]] + within]
+        return op_offset[consumer[pair]] + entry[consumer[pair]], pred
 
     def _ordered_blocks(self, fragments, op_order, stages, program: _ProgramTasks | None) -> list[_TaskBlock]:
         """Fragments in task-id order, each preceded by the program tasks of its epoch."""
@@ -293,7 +347,7 @@ class Lowerer:
             return self._digital_linear(builder, op, placement, inputs)
         if op.kind in _DRAM_OPS:
             return self._dram_op(builder, op, inputs)
-        core = op.layer % self.hw.digital.cores if op.layer >= 0 else 0
+        core = self._op_core(op)
         if op.kind == OpKind.MATMUL:
             (cycles, energy), kind = digital_cost.matmul_cost(self.hw.digital, op.macs), "matmul"
         else:
@@ -303,7 +357,8 @@ class Lowerer:
                                  np.zeros(1, dtype=np.int64))
         task = builder.add_task(self.core_base + core, cycles, energy, kind)
         self._connect(builder, np.array([task]), arrivals)
-        return builder.build((OutputPiece(self.topology.core_node(core), op.elements_out * self._act_bytes, (task,)),))
+        return builder.build((OutputPiece(self.topology.core_node(core), op.elements_out * self._act_bytes, (task,)),),
+                             entry=task)
 
     def _dram_op(self, builder: _FragmentBuilder, op: Op, inputs) -> Fragment:
         """Latency delay (no resource), then the bytes on the DRAM channel."""
@@ -315,7 +370,7 @@ class Lowerer:
         access = builder.add_task(self.dram_resource, dram_stream_cycles(self.hw.memory, self.clock_ghz, nbytes),
                                   {"dram": nbytes * self.hw.memory.dram_energy_pj_per_byte}, "dram")
         builder.add_edges(access, delay)
-        return builder.build((OutputPiece(node, op.elements_out * self._act_bytes, (access,)),))
+        return builder.build((OutputPiece(node, op.elements_out * self._act_bytes, (access,)),), entry=delay)
 
     def _digital_linear(self, builder: _FragmentBuilder, op: Op, placement: Placement, inputs) -> Fragment:
         """One task per core of the group, each on a slice of the output columns.
@@ -499,6 +554,15 @@ class _TaskBlock:
     def slice(self, start: int, end: int) -> _TaskBlock:
         return _TaskBlock(self.op, self.resource[start:end], self.duration_cycles[start:end],
                           self.task_kind[start:end], self.energy_pj[start:end])
+
+
+def _already_delivered(producer: np.ndarray, node: np.ndarray, n_nodes: int) -> np.ndarray:
+    """Mask over (consumer, producer) pairs listed in consumer order: True where an earlier
+    consumer on the same node (node >= 0) already received the producer's output."""
+    _, first = np.unique(producer * n_nodes + node, return_index=True)
+    resident = node >= 0
+    resident[first] = False
+    return resident
 
 
 def _concat(chunks: list[np.ndarray]) -> np.ndarray:
