@@ -240,3 +240,15 @@ def test_one_token_chunks_reuse_a_fragment_but_wait_for_their_own_producers():
     assert tg.preds(3).tolist() == [2] and tg.preds(5).tolist() == [4]
     # adds 320/32 = 10 cycles on core0 one after the other; hop 32/32 + 1 = 2; add on core1 1
     assert _schedule(tg).tolist() == [0, 10, 10, 12, 20, 22]
+
+
+def test_data_already_delivered_to_a_node_is_not_sent_again():
+    # core0 (0,0), core1 (1,0): b and c both run on core1 and read a; only b's fragment moves it
+    hw = HwConfig(digital=DigitalConfig(cores=2), interconnect=InterconnectConfig(mesh_cols=3))
+    ops = (Op(0, "a", OpKind.ADD, elements=32, elements_out=64, layer=0),
+           Op(1, "b", OpKind.ADD, (0,), elements=32, layer=1),
+           Op(2, "c", OpKind.ADD, (0,), elements=32, layer=1))
+    tg = lower(Graph("toy", "prefill", 1, 1, ops, ()), Mapping(()), hw)
+    assert _kinds(tg) == ["elementwise", "transfer", "elementwise", "elementwise"]
+    assert tg.preds(3).tolist() == [0]  # c waits for a itself, no second transfer
+    assert _schedule(tg).tolist() == [0, 1, 4, 1]  # hop 64/32 + 1 = 3 cycles; c runs while b waits
