@@ -29,7 +29,7 @@ Policies (formulas in docs/timing_model.md):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from itertools import chain
 
 import numpy as np
@@ -59,6 +59,8 @@ _SPECIAL_COSTS = {  # op kind -> (cost function of elements, task kind)
     OpKind.ADD: (digital_cost.add_cost, "elementwise"),
 }
 _DRAM_OPS = (OpKind.EMBEDDING, OpKind.KV_READ, OpKind.KV_WRITE)
+# what a fragment depends on: every Op field but its identity and wiring
+_WORK_FIELDS = tuple(f.name for f in fields(Op) if f.name not in ("id", "name", "deps", "chunk"))
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,12 @@ class Fragment:
     entry: int  # local id of the task that waits for the inputs of a single-node op, else -1
     mvm_tasks: np.ndarray  # int64 local ids of MVM tasks (for reprogramming order)
     mvm_tiles: np.ndarray  # int64 tile of each MVM task
+
+    def with_costs(self, duration_cycles: np.ndarray, energy_pj: np.ndarray,
+                   outputs: tuple[OutputPiece, ...]) -> Fragment:
+        """The same tasks and edges with other durations, energies and output sizes."""
+        return Fragment(self.resource, duration_cycles, energy_pj, self.task_kind, self.edge_task, self.edge_pred,
+                        self.import_dep, self.import_task, outputs, self.entry, self.mvm_tasks, self.mvm_tiles)
 
 
 def _energy_rows(n: int, **components) -> np.ndarray:
@@ -179,8 +187,8 @@ class Lowerer:
         self.dram_latency_cycles = dram_latency_cycles(hw.memory, self.clock_ghz)
         self._cache: dict = {}
         self._trees: dict[tuple[int, bytes], MergedRoutes] = {}  # multicast trees by (source, destinations)
-        # what a fragment depends on, per op: everything but identity and wiring
-        self._op_work = [replace(op, id=0, name="", deps=(), chunk=0) for op in graph.ops]
+        self._node_op_layouts: dict = {}  # single-node op fragments by task layout (see _build_fragment)
+        self._op_work = [tuple(getattr(op, name) for name in _WORK_FIELDS) for op in graph.ops]
         self._wire_dependencies()
         self._checked: set[tuple[Placement, int]] = set()
 
@@ -192,7 +200,8 @@ class Lowerer:
         dep_counts = np.array([len(op.deps) for op in ops], dtype=np.int64)
         consumer = np.repeat(np.arange(len(ops)), dep_counts)
         producer = np.fromiter(chain.from_iterable(op.deps for op in ops), dtype=np.int64, count=int(dep_counts.sum()))
-        op_node = np.array([self._op_node(op) for op in ops], dtype=np.int64)
+        self._node_of_op = [self._op_node(op) for op in ops]
+        op_node = np.array(self._node_of_op, dtype=np.int64)
         resident = _already_delivered(producer, op_node[consumer], self.topology.n_nodes)
         self._resident_consumer, self._resident_producer = consumer[resident], producer[resident]
         fresh_counts = np.bincount(consumer[~resident], minlength=len(ops))
@@ -336,6 +345,7 @@ class Lowerer:
         if fragment is None:
             if len(self._cache) >= _FRAGMENT_CACHE_LIMIT:
                 self._cache.clear()
+                self._node_op_layouts.clear()
             fragment = self._cache[key] = self._build_fragment(op, placement, inputs)
         return fragment
 
@@ -345,32 +355,62 @@ class Lowerer:
             return self._analog_linear(builder, op, placement, inputs)
         if op.kind == OpKind.LINEAR:
             return self._digital_linear(builder, op, placement, inputs)
-        if op.kind in _DRAM_OPS:
-            return self._dram_op(builder, op, inputs)
-        core = self._op_core(op)
-        if op.kind == OpKind.MATMUL:
-            (cycles, energy), kind = digital_cost.matmul_cost(self.hw.digital, op.macs), "matmul"
-        else:
-            cost_fn, kind = _SPECIAL_COSTS[op.kind]
-            cycles, energy = cost_fn(self.hw.digital, op.elements)
-        arrivals = self._deliver(builder, inputs, np.array([self.topology.core_node(core)]), np.array([1]), 1,
-                                 np.zeros(1, dtype=np.int64))
-        task = builder.add_task(self.core_base + core, cycles, energy, kind)
-        self._connect(builder, np.array([task]), arrivals)
-        return builder.build((OutputPiece(self.topology.core_node(core), op.elements_out * self._act_bytes, (task,)),),
-                             entry=task)
+        # Single-node ops whose sizes change from chunk to chunk (attention over a growing
+        # context) keep their task layout: reuse it with new durations and energies.
+        layout_key = (op.kind, self._node_of_op[op.id], tuple(tuple((p.node, p.ready, p.nbytes > 0) for p in pieces)
+                                                         for pieces in inputs))
+        layout = self._node_op_layouts.get(layout_key)
+        if layout is not None:
+            return self._resized(layout, op, inputs)
+        fragment = self._node_op_layouts[layout_key] = self._node_op(builder, op, inputs)
+        return fragment
 
-    def _dram_op(self, builder: _FragmentBuilder, op: Op, inputs) -> Fragment:
-        """Latency delay (no resource), then the bytes on the DRAM channel."""
-        node = self.topology.dram_node
+    def _node_op(self, builder: _FragmentBuilder, op: Op, inputs) -> Fragment:
+        """Digital ops: one task on the op's core. DRAM ops: a latency delay (no resource),
+        then the bytes on the DRAM channel, at the DRAM controller node."""
+        node = self._op_node(op)
         arrivals = self._deliver(builder, inputs, np.array([node]), np.array([1]), 1, np.zeros(1, dtype=np.int64))
-        delay = builder.add_task(_NO_RESOURCE, self.dram_latency_cycles, {}, "delay")
-        self._connect(builder, np.array([delay]), arrivals)
-        nbytes = op.dram_elements * self._act_bytes
-        access = builder.add_task(self.dram_resource, dram_stream_cycles(self.hw.memory, self.clock_ghz, nbytes),
-                                  {"dram": nbytes * self.hw.memory.dram_energy_pj_per_byte}, "dram")
-        builder.add_edges(access, delay)
-        return builder.build((OutputPiece(node, op.elements_out * self._act_bytes, (access,)),), entry=delay)
+        cycles, energy = self._own_costs(op)
+        if op.kind in _DRAM_OPS:
+            entry = builder.add_tasks(_NO_RESOURCE, cycles[0], energy[:1], "delay")[0]
+            last = builder.add_tasks(self.dram_resource, cycles[1], energy[1:], "dram")[0]
+            builder.add_edges(last, entry)
+        else:
+            kind = "matmul" if op.kind == OpKind.MATMUL else _SPECIAL_COSTS[op.kind][1]
+            entry = last = builder.add_tasks(self.core_base + self._op_core(op), cycles[0], energy, kind)[0]
+        self._connect(builder, np.array([entry]), arrivals)
+        return builder.build((OutputPiece(node, op.elements_out * self._act_bytes, (int(last),)),), entry=int(entry))
+
+    def _own_costs(self, op: Op) -> tuple[list[int], np.ndarray]:
+        """Cycles and energy rows of a single-node op's own tasks, in `_node_op` order."""
+        if op.kind in _DRAM_OPS:
+            nbytes = op.dram_elements * self._act_bytes
+            energy = np.zeros((2, len(ENERGY_COMPONENTS)))
+            energy[1, _ENERGY["dram"]] = nbytes * self.hw.memory.dram_energy_pj_per_byte
+            return [self.dram_latency_cycles, dram_stream_cycles(self.hw.memory, self.clock_ghz, nbytes)], energy
+        if op.kind == OpKind.MATMUL:
+            cycles, energy = digital_cost.matmul_cost(self.hw.digital, op.macs)
+        else:
+            cycles, energy = _SPECIAL_COSTS[op.kind][0](self.hw.digital, op.elements)
+        return [cycles], _energy_rows(1, **energy)
+
+    def _resized(self, layout: Fragment, op: Op, inputs) -> Fragment:
+        """`layout`'s tasks and edges with `op`'s own costs and its inputs' transfer sizes.
+
+        `_node_op` emits each moved piece's route (a chain, in piece order), then the own tasks.
+        """
+        node = np.array([self._node_of_op[op.id]])
+        moved = [p for pieces in inputs for p in pieces if p.nbytes > 0 and p.node != node[0]]
+        hops = [self._multicast(p.node, node).links.shape[0] for p in moved]
+        link_bytes = np.repeat(np.array([p.nbytes for p in moved], dtype=np.int64), hops)
+        is_transfer = layout.task_kind == _KIND["transfer"]
+        duration, energy = layout.duration_cycles.copy(), layout.energy_pj.copy()
+        ic = self.hw.interconnect
+        duration[is_transfer] = hop_cycles_many(ic, link_bytes)
+        energy[is_transfer] = _energy_rows(link_bytes.shape[0], noc=link_bytes * ic.energy_pj_per_byte_hop)
+        duration[~is_transfer], energy[~is_transfer] = self._own_costs(op)
+        output = OutputPiece(int(node[0]), op.elements_out * self._act_bytes, layout.outputs[0].ready)
+        return layout.with_costs(duration, energy, (output,))
 
     def _digital_linear(self, builder: _FragmentBuilder, op: Op, placement: Placement, inputs) -> Fragment:
         """One task per core of the group, each on a slice of the output columns.
