@@ -5,13 +5,13 @@ Files are written next to their destination and renamed, so a failed plot leaves
 from __future__ import annotations
 
 import os
-import tempfile
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
+from simulator.atomic import atomic_output  # noqa: E402
 from simulator.errors import UserError  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def plot_profile(profile: dict, path: str) -> None:
     ax.set_title(f"sensitivity profile (FP {profile['metric']} {profile['fp']:.3f}, "
                  f"{profile['seeds']} seeds)")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_pareto(search: dict, path: str) -> None:
@@ -54,24 +54,19 @@ def plot_pareto(search: dict, path: str) -> None:
         ax.set_ylabel(label)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{search['model']} on {search['hw']}: objective {search['objective']}")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig, path: str) -> None:
+def save_figure(fig, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     ext = os.path.splitext(path)[1].lstrip(".").lower()
     if ext not in ("png", "svg", "pdf"):
         raise UserError(f"{path}: plot format must be .png, .svg or .pdf")
     if not os.path.isdir(folder):
         raise UserError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="." + ext)
-    os.close(fd)
     try:
-        fig.tight_layout()
-        fig.savefig(tmp, format=ext, dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        with atomic_output(path, "." + ext) as tmp:
+            fig.tight_layout()
+            fig.savefig(tmp, format=ext, dpi=120)
     finally:
         plt.close(fig)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-import os
-import tempfile
 from typing import Callable, Protocol, Sequence
 
 import h5py
@@ -25,6 +23,8 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from simulator.atomic import atomic_output
 
 # Metrics where a larger value is better; degradation is then fp - value.
 HIGHER_IS_BETTER = frozenset({"embedding_cosine", "top1_agreement", "accuracy"})
@@ -254,22 +254,14 @@ class EvaluateProbe:
 
 def write_profile_h5(result: ProfileResult, path: str) -> None:
     """Raw per-seed arrays plus names and times; written beside `path`, then renamed."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".h5")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["metric"] = result.metric
-            f.attrs["fp"] = result.fp
-            f["times_s"] = np.asarray(result.times_s)
-            f["projections"] = np.asarray(result.projections, dtype=h5py.string_dtype())
-            f["analog_alone"] = result.analog_alone
-            f["digital_alone"] = result.digital_alone
-            f["all_analog"] = result.all_analog
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_output(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["metric"] = result.metric
+        f.attrs["fp"] = result.fp
+        f["times_s"] = np.asarray(result.times_s)
+        f["projections"] = np.asarray(result.projections, dtype=h5py.string_dtype())
+        f["analog_alone"] = result.analog_alone
+        f["digital_alone"] = result.digital_alone
+        f["all_analog"] = result.all_analog
 
 
 def make_probe(loaded_model, hw, seeds: Sequence[int], max_tokens: int | None = None) -> Probe:

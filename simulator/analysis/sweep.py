@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 
 import h5py
@@ -256,10 +254,9 @@ def plot_sweep(points: list[dict], axes, png_path: str) -> None:
     One panel column per key with more than one value; one line per combination of the
     other keys' values. Written through a temporary file, so no half-written PNG remains.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from simulator.analysis.plots import save_figure  # also selects the Agg backend
 
     swept = [(key, list(values)) for key, values in axes if len(values) > 1] or list(axes)
     done = [p for p in points if p["status"] == "ok"]
@@ -284,18 +281,7 @@ def plot_sweep(points: list[dict], axes, png_path: str) -> None:
             axis.set_ylabel(label)
             if row == 0 and len(axis.get_lines()) > 1:
                 axis.legend(fontsize="small")
-    fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(png_path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, png_path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    finally:
-        plt.close(fig)
+    save_figure(fig, png_path)
 
 
 def _series(points, key, values, other_keys):

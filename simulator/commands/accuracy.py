@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
+from simulator.atomic import atomic_output
 from simulator.commands.common import add_hw_args, load_hw_arg, positive_int, write_json_atomic
 from simulator.errors import UserError
 from simulator.mapping.mapping import ANALOG
@@ -102,28 +102,18 @@ def write_h5_atomic(path: str, payload: dict) -> None:
     """Result as HDF5: scalars as attributes, one group per drift time with its values."""
     import h5py
     import numpy as np
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".h5")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            for key in ("metric", "fp", "model", "hw", "eval_tokens"):
-                if payload[key] is not None:
-                    f.attrs[key] = payload[key]
-            f.create_dataset("seeds", data=np.asarray(payload["seeds"], dtype=np.int64))
-            f.create_dataset("analog_projections",
-                             data=np.asarray(payload["analog_projections"], dtype=object),
-                             dtype=h5py.string_dtype())
-            f.create_dataset("t_s", data=[entry["t_s"] for entry in payload["results"]])
-            for field in ("mean", "std", "delta"):
-                f.create_dataset(field, data=[entry[field] for entry in payload["results"]])
-            f.create_dataset("values", data=np.asarray([entry["values"] for entry in payload["results"]]))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_output(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
+        for key in ("metric", "fp", "model", "hw", "eval_tokens"):
+            if payload[key] is not None:
+                f.attrs[key] = payload[key]
+        f.create_dataset("seeds", data=np.asarray(payload["seeds"], dtype=np.int64))
+        f.create_dataset("analog_projections",
+                         data=np.asarray(payload["analog_projections"], dtype=object),
+                         dtype=h5py.string_dtype())
+        f.create_dataset("t_s", data=[entry["t_s"] for entry in payload["results"]])
+        for field in ("mean", "std", "delta"):
+            f.create_dataset(field, data=[entry[field] for entry in payload["results"]])
+        f.create_dataset("values", data=np.asarray([entry["values"] for entry in payload["results"]]))
 
 
 def run(args) -> int:

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
+from simulator.atomic import atomic_output
 from simulator.errors import UserError
 from simulator.hw.loader import load_hw, parse_overrides
 
@@ -53,18 +52,9 @@ def positive_int(text: str) -> int:
 
 def write_json_atomic(path: str, payload: dict) -> None:
     """Write JSON next to its destination first, so a crash never leaves half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, default=_jsonable)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_output(path, ".json") as tmp, open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, default=_jsonable)
+        f.write("\n")
 
 
 def _jsonable(value):

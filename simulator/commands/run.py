@@ -70,6 +70,6 @@ def _accuracy_next_to_timing(args, hw, targets: dict) -> dict:
 
     result = evaluate_accuracy(load_model(args.workload), hw, targets, parse_times(args.t),
                                args.seeds, max_tokens=QUICK_EVAL_TOKENS)
-    print(f"\naccuracy of this mapping (quick look; `aimcsim accuracy` scores the whole split)")
+    print("\naccuracy of this mapping (quick look; `aimcsim accuracy` scores the whole split)")
     print(format_table(result))
     return result.to_dict()

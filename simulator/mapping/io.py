@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import yaml
 
+from simulator.atomic import atomic_output
 from simulator.errors import UserError
 from simulator.hw.schema import HwConfig
 from simulator.ir.graph import Graph
@@ -188,11 +187,5 @@ def save_mapping(mapping: Mapping, path) -> None:
     # Targets one per line; each placement's tile and core lists inline on one line.
     text = (yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
             + yaml.safe_dump(placements, sort_keys=False, default_flow_style=None, width=120))
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temp_name, path)
-    except BaseException:
-        os.unlink(temp_name)
-        raise
+    with atomic_output(path, ".yaml") as tmp, open(tmp, "w") as stream:
+        stream.write(text)

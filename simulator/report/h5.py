@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from simulator.engine.taskgraph import ENERGY_COMPONENTS, RESOURCE_KINDS, TASK_KINDS, Schedule, TaskGraph
-from simulator.report import atomic_output
+from simulator.atomic import atomic_output
 from simulator.report.build import Report
 
 _SCALAR_ATTRS = ("latency_ns", "latency_cycles", "cycle_ns", "tokens_per_s", "energy_pj",

@@ -15,7 +15,7 @@ import numpy as np
 
 from simulator.engine.taskgraph import TASK_KINDS, Schedule, TaskGraph
 from simulator.ir.graph import Graph
-from simulator.report import atomic_output
+from simulator.atomic import atomic_output
 
 DEFAULT_MAX_EVENTS = 200_000  # about 30 MB of JSON
 _PID = 0
