@@ -10,11 +10,12 @@ import os
 import re
 
 from simulator.atomic import atomic_output
-from simulator.commands.common import add_hw_args, load_hw_arg, positive_int, write_json_atomic
+from simulator.commands.common import (
+    add_accuracy_args, add_hw_args, load_hw_arg, write_json_atomic,
+)
 from simulator.errors import UserError
 from simulator.mapping.mapping import ANALOG
 
-DEFAULT_MODEL = "gpt2-pydoc"
 DEFAULT_TIMES = "0,1h,1d,1y"
 SECONDS_PER_UNIT = {
     "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0,
@@ -27,19 +28,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser("accuracy", help="accuracy over drift time and chip realisations",
                        description=__doc__.split("\n")[0])
     add_hw_args(p, default="hermes64")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"embedded model name or checkpoint folder (default {DEFAULT_MODEL})")
+    add_accuracy_args(p, times=DEFAULT_TIMES, times_help="drift times after programming, comma separated",
+                      seeds=5)
     p.add_argument("--mapping", default="all-analog",
                    help="all-analog | all-digital | mapping YAML (default all-analog)")
-    p.add_argument("--t", default=DEFAULT_TIMES,
-                   help="drift times after programming, comma separated: plain seconds or "
-                        f"a number with one of {', '.join(SECONDS_PER_UNIT)} (default {DEFAULT_TIMES})")
-    p.add_argument("--seeds", type=positive_int, default=5,
-                   help="chip realisations, seeds 0..N-1 (default 5)")
     p.add_argument("--metric", default=None,
                    help="GPT-2: perplexity (default), kl, top1; BERT family: cosine")
-    p.add_argument("--max-tokens", type=positive_int, default=None,
-                   help="score only the first N held-out tokens (default: the whole split)")
     p.add_argument("--json", metavar="FILE", help="write the result as JSON")
     p.add_argument("--h5", metavar="FILE", help="write the result as HDF5")
     p.set_defaults(func=run)

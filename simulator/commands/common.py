@@ -35,6 +35,22 @@ def add_workload_args(parser, default_workload: str) -> None:
                         help="tokens per task chunk for pipelining (default: whole sequence)")
 
 
+EMBEDDED_MODEL = "gpt2-pydoc"
+
+
+def add_accuracy_args(parser, *, times: str, times_help: str, seeds: int) -> None:
+    """--model, --t, --seeds, --max-tokens: the functional-run flags of accuracy, profile, search."""
+    parser.add_argument("--model", default=EMBEDDED_MODEL,
+                        help=f"gpt2-pydoc (embedded), minilm, or a checkpoint folder (default {EMBEDDED_MODEL})")
+    parser.add_argument("--t", default=times,
+                        help=f"{times_help}: plain seconds or a number with a unit s, min, h, d, w, "
+                             f"mo, y (e.g. 1h, 1d, 1mo, 10y; default {times})")
+    parser.add_argument("--seeds", type=positive_int, default=seeds,
+                        help=f"chip realisations, seeds 0..N-1 (default {seeds})")
+    parser.add_argument("--max-tokens", type=positive_int, default=None,
+                        help="LMs: score only the first N held-out tokens (default: the whole split)")
+
+
 def graph_kwargs(args) -> dict:
     return dict(batch=args.batch, seq=args.seq, new_tokens=args.new_tokens,
                 chunk_tokens=args.chunk_tokens)

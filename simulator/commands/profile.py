@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 import sys
 
-from simulator.commands.accuracy import DEFAULT_MODEL, format_time, parse_times
-from simulator.commands.common import add_hw_args, load_hw_arg, positive_int, write_json_atomic
+from simulator.commands.accuracy import format_time, parse_times
+from simulator.commands.common import add_accuracy_args, add_hw_args, load_hw_arg, write_json_atomic
 from simulator.errors import UserError
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
@@ -15,14 +15,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("profile", help="per-projection sensitivity to analog execution",
                        description=__doc__.split("\n")[0])
     add_hw_args(p, default="hermes64")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"embedded model name or checkpoint folder (default {DEFAULT_MODEL})")
-    p.add_argument("--t", default="0,1y",
-                   help="drift times, comma separated (0, 1h, 1d, 1mo, 1y, ...); the last is the "
-                        "horizon the ranking uses (default 0,1y)")
-    p.add_argument("--seeds", type=positive_int, default=10, help="chip realisations (default 10)")
-    p.add_argument("--max-tokens", type=positive_int, default=None,
-                   help="LMs: score only the first N held-out tokens (default: the whole split)")
+    add_accuracy_args(p, times="0,1y", seeds=10,
+                      times_help="drift times, comma separated; the last is the horizon the ranking uses")
     p.add_argument("--json", metavar="FILE", help="write the profile as JSON")
     p.add_argument("--h5", metavar="FILE", help="write the per-seed values as HDF5")
     p.add_argument("--plot", metavar="FILE", help="bar chart (.png, .svg or .pdf)")

@@ -5,8 +5,10 @@ import functools
 
 import numpy as np
 
-from simulator.commands.accuracy import DEFAULT_MODEL, parse_duration_s
-from simulator.commands.common import add_hw_args, load_hw_arg, positive_int, write_json_atomic
+from simulator.commands.accuracy import parse_duration_s
+from simulator.commands.common import (
+    add_accuracy_args, add_hw_args, load_hw_arg, positive_int, write_json_atomic,
+)
 from simulator.commands.profile import PLOT_FORMATS, check_output
 from simulator.errors import UserError
 from simulator.ir.graph import OpKind
@@ -19,20 +21,15 @@ def add_parser(sub) -> None:
     p = sub.add_parser("search", help="accuracy-constrained analog/digital mapping search",
                        description=__doc__.split("\n")[0])
     add_hw_args(p, default="hermes64")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"embedded model name or checkpoint folder (default {DEFAULT_MODEL})")
+    add_accuracy_args(p, times="1y", times_help="drift horizon", seeds=5)
     p.add_argument("--objective", choices=OBJECTIVES, default="latency")
     p.add_argument("--budget", type=non_negative_float, default=1.0,
                    help="allowed degradation of the metric at the horizon, e.g. delta perplexity (default 1.0)")
-    p.add_argument("--t", default="1y", help="drift horizon (0, 1h, 1d, 1mo, 1y, ...; default 1y)")
-    p.add_argument("--seeds", type=positive_int, default=5, help="chip realisations (default 5)")
     p.add_argument("--granularity", choices=GRANULARITIES, default="projection")
     p.add_argument("--phase", choices=("prefill", "decode", "encoder"),
                    help="timed phase (default prefill for GPT-2, encoder for BERT-family)")
     p.add_argument("--tokens", "--seq", dest="seq", type=positive_int, default=128,
                    help="prompt / sequence length of the timed workload (default 128)")
-    p.add_argument("--max-tokens", type=positive_int, default=None,
-                   help="LMs: score only the first N held-out tokens (default: the whole split)")
     p.add_argument("--max-rounds", type=positive_int, default=4,
                    help="MILP verify-and-tighten rounds before falling back to greedy (default 4)")
     p.add_argument("--pareto-budgets", default=None,
