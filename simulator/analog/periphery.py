@@ -165,7 +165,8 @@ def adc_accumulate(y, read_variance, in_scale, out_scale, bias, out_noise, adc_s
     *_pools / *_offset_keys: this call's N(0, 1) pools per realisation (see rng.py);
     active: [R, T] tokens to compute; out: [R, T, out] (only active rows are written);
     clipped: [R, row_blocks, T], set where an output of that tile input exceeded out_bound.
-    Rounding is to the nearest level, ties upwards.
+    Rounding is to the nearest level, ties upwards. Clipping is detected by summing what
+    the clip removed: a reduction the compiler vectorises, unlike a running max (~10x).
     """
     n_real, row_blocks, n_tok, n_out = y.shape
     spread = noise_pools.shape[1] - n_out
@@ -187,21 +188,23 @@ def adc_accumulate(y, read_variance, in_scale, out_scale, bias, out_noise, adc_s
             y_bt = y[r, b, t]
             scale_b = out_scale[r, b]
             noise = noise_pools[r, pool_offset(noise_offset_keys[r], b * n_tok + t, spread):]
-            peak = np.float32(0.0)
+            excess = np.float32(0.0)
             if with_read_noise:
                 read = read_pools[r, pool_offset(read_offset_keys[r], b * n_tok + t, spread):]
                 variance_bt = read_variance[r, b, t]
                 for o in range(n_out):
                     v = y_bt[o] + noise_sigma * noise[o] + np.sqrt(variance_bt[o]) * read[o]
                     level = np.floor(v * to_steps + np.float32(0.5))
-                    peak = max(peak, abs(level))
-                    row[o] += min(max(level, -levels), levels) * value_per_step * scale_b[o]
+                    kept = min(max(level, -levels), levels)
+                    excess += abs(level - kept)
+                    row[o] += kept * value_per_step * scale_b[o]
             else:
                 for o in range(n_out):
                     level = np.floor((y_bt[o] + noise_sigma * noise[o]) * to_steps + np.float32(0.5))
-                    peak = max(peak, abs(level))
-                    row[o] += min(max(level, -levels), levels) * value_per_step * scale_b[o]
-            clipped[r, b, t] = peak > levels
+                    kept = min(max(level, -levels), levels)
+                    excess += abs(level - kept)
+                    row[o] += kept * value_per_step * scale_b[o]
+            clipped[r, b, t] = excess > 0
 
 
 def analog_matmul(x: np.ndarray, tiles: TileWeights, bias: np.ndarray, settings: PeripherySettings,
