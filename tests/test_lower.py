@@ -97,22 +97,46 @@ def test_bandwidth_bound_digital_linear_holds_the_dram_channel():
 
 
 def test_three_hop_transfer_waits_for_a_link_held_by_another_transfer():
-    # 4 cores + DRAM in one row: core c at (c, 0). Ops run on core `layer % 4`.
+    # 4 cores + DRAM in one row: core c at (c, 0). Single-core digital Linears pin where data
+    # is; with one token, weight streaming sets their cycles: in * out B / 64 B per cycle.
     hw = HwConfig(digital=DigitalConfig(cores=4), interconnect=InterconnectConfig(mesh_cols=5))
-    ops = (Op(0, "a", OpKind.ADD, elements=320, elements_out=320, layer=0),  # core0, 10 cycles
-           Op(1, "b", OpKind.ADD, elements=480, elements_out=320, layer=1),  # core1, 15 cycles
-           Op(2, "c", OpKind.ADD, (0,), elements=32, layer=3),  # core3: a's 320 B over 3 hops
-           Op(3, "d", OpKind.ADD, (1,), elements=32, layer=2))  # core2: b's 320 B over link (1,0)->(2,0)
-    tg = lower(Graph("toy", "prefill", 1, 1, ops, ()), Mapping(()), hw)
-    assert _kinds(tg) == ["elementwise", "elementwise", "transfer", "transfer", "transfer", "elementwise",
-                          "transfer", "elementwise"]
+    ops = (_linear(0, "a", 2, 320),  # core0, 10 cycles, 320 B out
+           _linear(1, "b", 3, 320),  # core1, 15 cycles, 320 B out
+           _linear(2, "c", 320, 1, deps=(0,)),  # core3: a's 320 B over 3 hops, then 5 cycles
+           _linear(3, "d", 320, 1, deps=(1,)))  # core2: b's 320 B over link (1,0)->(2,0)
+    projections = tuple(Projection(n, op.in_features, op.out_features, False) for n, op in zip("abcd", ops))
+    mapping = Mapping(tuple(Placement(n, DIGITAL, cores=(core,)) for n, core in zip("abcd", (0, 1, 3, 2))))
+    tg = lower(Graph("toy", "prefill", 1, 1, ops, projections), mapping, hw)
+    assert _kinds(tg) == ["digital_linear", "digital_linear", "transfer", "transfer", "transfer", "digital_linear",
+                          "transfer", "digital_linear"]
     hops = [tg.resource_label[tg.resource[i]] for i in (2, 3, 4, 6)]
     assert hops == ["link(0,0)->(1,0)", "link(1,0)->(2,0)", "link(2,0)->(3,0)", "link(1,0)->(2,0)"]
-    assert tg.duration_cycles[[2, 3, 4, 6]].tolist() == [11, 11, 11, 11]  # 320 B / 32 B per cycle + 1
+    assert tg.duration_cycles.tolist() == [10, 15, 11, 11, 11, 5, 11, 5]  # hop: 320 B / 32 B per cycle + 1
     starts = _schedule(tg)
     # a's second hop is ready at 21 but b's hop holds that link over [15, 26)
     assert starts.tolist() == [0, 0, 10, 26, 37, 48, 15, 26]
     assert tg.energy_pj[:, E["noc"]].sum() == pytest.approx(4 * 320 * 0.1)
+
+
+def test_digital_ops_run_on_the_reduction_core_of_their_latest_producer():
+    # 4 cores + DRAM + 1 tile on a 6-wide row: digital slots floor((2k+1) * 6 / 10) = 0, 1, 3, 4, 5,
+    # so core0 (0,0), core1 (1,0), tile0 (2,0), core2 (3,0), core3 (4,0), DRAM (5,0).
+    hw = HwConfig(analog=AnalogConfig(tiles=1), digital=DigitalConfig(cores=4),
+                  interconnect=InterconnectConfig(mesh_cols=6))
+    ops = (Op(0, "kv", OpKind.KV_READ, dram_elements=64, elements_out=64, layer=0),
+           _linear(1, "fc", 64, 64),
+           Op(2, "qk", OpKind.MATMUL, (1, 0), macs=64, elements_out=64, layer=0),  # kv is a DRAM op: follows fc
+           Op(3, "gelu", OpKind.GELU, (2,), elements=64, elements_out=64, layer=0),
+           Op(4, "ln", OpKind.LAYERNORM, (0,), elements=64, elements_out=64, layer=0))  # only DRAM input: core 0
+    mapping = Mapping((_analog("fc", [0], core=2),))
+    tg = lower(Graph("toy", "prefill", 1, 1, ops, (Projection("fc", 64, 64, False),)), mapping, hw)
+    on_core = {tg.task_op[i]: tg.resource_label[tg.resource[i]] for i in range(tg.n_tasks)
+               if TASK_KINDS[tg.task_kind[i]] in ("matmul", "special")}
+    assert on_core == {2: "core2", 3: "core2", 4: "core0"}
+    # transfers: kv (DRAM) -> qk on core2 (2 hops), fc's partial sums tile0 -> core2 (1 hop),
+    # kv -> ln on core0 (5 hops); qk -> gelu stays on core2
+    transfer_ops = tg.task_op[tg.task_kind == TASK_KINDS.index("transfer")].tolist()
+    assert sorted(transfer_ops) == [1, 2, 2, 4, 4, 4, 4, 4]
 
 
 def _two_round_graph(phase="prefill", steps=1):
@@ -227,28 +251,33 @@ def test_inputs_multicast_as_one_tree_and_partial_sums_merge_on_shared_links():
 
 
 def test_one_token_chunks_reuse_a_fragment_but_wait_for_their_own_producers():
-    # 2 cores + DRAM in one row; per chunk: add on core0, then add on core1 (one 32 B hop)
+    # 2 cores + DRAM in one row; per chunk: Linear a on core0, then Linear b on core1 (one 32 B hop)
     hw = HwConfig(digital=DigitalConfig(cores=2), interconnect=InterconnectConfig(mesh_cols=3))
-    ops = (Op(0, "a#0", OpKind.ADD, elements=320, elements_out=32, layer=0, chunk=0),
-           Op(1, "a#1", OpKind.ADD, elements=320, elements_out=32, layer=0, chunk=1),
-           Op(2, "b#0", OpKind.ADD, (0,), elements=32, layer=1, chunk=0),
-           Op(3, "b#1", OpKind.ADD, (1,), elements=32, layer=1, chunk=1))
-    tg = lower(Graph("toy", "prefill", 1, 2, ops, ()), Mapping(()), hw)
-    assert _kinds(tg) == ["elementwise", "elementwise", "transfer", "elementwise", "transfer", "elementwise"]
+    ops = (_linear(0, "a", 20, 32, chunk=0), _linear(1, "a", 20, 32, chunk=1),
+           _linear(2, "b", 32, 2, deps=(0,), chunk=0), _linear(3, "b", 32, 2, deps=(1,), chunk=1))
+    mapping = Mapping((Placement("a", DIGITAL, cores=(0,)), Placement("b", DIGITAL, cores=(1,))))
+    graph = Graph("toy", "prefill", 1, 2, ops, (Projection("a", 20, 32, False), Projection("b", 32, 2, False)))
+    tg = lower(graph, mapping, hw)
+    assert _kinds(tg) == ["digital_linear", "digital_linear", "transfer", "digital_linear", "transfer",
+                          "digital_linear"]
     assert tg.task_op.tolist() == [0, 1, 2, 2, 3, 3]
     assert tg.preds(2).tolist() == [0] and tg.preds(4).tolist() == [1]  # each chunk's hop waits for its own a
     assert tg.preds(3).tolist() == [2] and tg.preds(5).tolist() == [4]
-    # adds 320/32 = 10 cycles on core0 one after the other; hop 32/32 + 1 = 2; add on core1 1
+    # a streams 640 B of weights at 64 B/cycle: 10 cycles, one after the other on core0;
+    # hop 32/32 + 1 = 2; b streams 64 B: 1 cycle on core1
     assert _schedule(tg).tolist() == [0, 10, 10, 12, 20, 22]
 
 
 def test_data_already_delivered_to_a_node_is_not_sent_again():
-    # core0 (0,0), core1 (1,0): b and c both run on core1 and read a; only b's fragment moves it
+    # core0 (0,0), core1 (1,0): adds b and c follow their latest producer p to core1 and both
+    # read a from core0; only b's fragment moves it
     hw = HwConfig(digital=DigitalConfig(cores=2), interconnect=InterconnectConfig(mesh_cols=3))
-    ops = (Op(0, "a", OpKind.ADD, elements=32, elements_out=64, layer=0),
-           Op(1, "b", OpKind.ADD, (0,), elements=32, layer=1),
-           Op(2, "c", OpKind.ADD, (0,), elements=32, layer=1))
-    tg = lower(Graph("toy", "prefill", 1, 1, ops, ()), Mapping(()), hw)
-    assert _kinds(tg) == ["elementwise", "transfer", "elementwise", "elementwise"]
-    assert tg.preds(3).tolist() == [0]  # c waits for a itself, no second transfer
-    assert _schedule(tg).tolist() == [0, 1, 4, 1]  # hop 64/32 + 1 = 3 cycles; c runs while b waits
+    ops = (_linear(0, "a", 1, 64), _linear(1, "p", 1, 32),  # 1 cycle each (64 and 32 B of weights)
+           Op(2, "b", OpKind.ADD, (0, 1), elements=32, layer=0),
+           Op(3, "c", OpKind.ADD, (0, 1), elements=32, layer=0))
+    mapping = Mapping((Placement("a", DIGITAL, cores=(0,)), Placement("p", DIGITAL, cores=(1,))))
+    graph = Graph("toy", "prefill", 1, 1, ops, (Projection("a", 1, 64, False), Projection("p", 1, 32, False)))
+    tg = lower(graph, mapping, hw)
+    assert _kinds(tg) == ["digital_linear", "digital_linear", "transfer", "elementwise", "elementwise"]
+    assert sorted(tg.preds(4).tolist()) == [0, 1]  # c waits for a itself, no second transfer
+    assert _schedule(tg).tolist() == [0, 0, 1, 4, 1]  # hop 64/32 + 1 = 3 cycles; c runs while b waits

@@ -11,8 +11,10 @@ concatenations and offset arithmetic. That keeps a mapping search cheap and make
 one-token chunks of a long sequence cost a dictionary lookup per op.
 
 Policies (formulas in docs/timing_model.md):
-- Digital non-Linear ops of block `layer` run on core `layer % cores` (core 0 outside
-  blocks); Embedding and KV-cache ops run at the DRAM controller node.
+- A digital non-Linear op runs on the reduction core (`cores[0]`) of the Linear its
+  latest non-DRAM producer chain leads to (`_anchor_linear`), so it sits where its input
+  was reduced; core 0 if there is none. Embedding and KV-cache ops run at the DRAM
+  controller node.
 - Data stays where it was delivered: a single-node consumer (any op but Linear) whose
   input an earlier op on the same node already received (K/V of earlier chunks in
   attention) waits for the producer without a new transfer.
@@ -49,6 +51,7 @@ _ENERGY = {name: i for i, name in enumerate(ENERGY_COMPONENTS)}
 _KIND = {name: i for i, name in enumerate(TASK_KINDS)}
 _NO_RESOURCE = -1
 _FRAGMENT_CACHE_LIMIT = 200_000  # entries; the cache restarts empty beyond this
+_WIRING_CACHE_LIMIT = 64  # distinct reduction-core choices kept (a search revisits few)
 
 _SPECIAL_COSTS = {  # op kind -> (cost function of elements, task kind)
     OpKind.SOFTMAX: (digital_cost.softmax_cost, "special"),
@@ -189,56 +192,63 @@ class Lowerer:
         self._trees: dict[tuple[int, bytes], MergedRoutes] = {}  # multicast trees by (source, destinations)
         self._node_op_layouts: dict = {}  # single-node op fragments by task layout (see _build_fragment)
         self._op_work = [tuple(getattr(op, name) for name in _WORK_FIELDS) for op in graph.ops]
-        self._wire_dependencies()
+        ops = graph.ops
+        dep_counts = np.array([len(op.deps) for op in ops], dtype=np.int64)
+        self._dep_consumer = np.repeat(np.arange(len(ops)), dep_counts)
+        self._dep_producer = np.fromiter(chain.from_iterable(op.deps for op in ops), dtype=np.int64,
+                                         count=int(dep_counts.sum()))
+        self._is_dram_op = np.array([op.kind in _DRAM_OPS for op in ops], dtype=bool)
+        projection_index = {p.name: i for i, p in enumerate(graph.projections)}
+        self._op_projection = np.array([projection_index.get(op.projection, -1) for op in ops], dtype=np.int64)
+        anchor = _anchor_linear(graph, self._is_dram_op)
+        self._anchor_projection = np.where(anchor >= 0, self._op_projection[anchor], -1)
+        self._wirings: dict[bytes, _Wiring] = {}  # by op cores: one per distinct choice of reduction cores
         self._checked: set[tuple[Placement, int]] = set()
 
-    def _wire_dependencies(self) -> None:
-        """Split every op's deps into fresh ones (delivered by its fragment) and resident
-        ones (already on its node; plain edges added at assembly). Mapping independent:
-        only single-node ops, whose node the mapping does not choose, have resident deps."""
-        ops = self.graph.ops
-        dep_counts = np.array([len(op.deps) for op in ops], dtype=np.int64)
-        consumer = np.repeat(np.arange(len(ops)), dep_counts)
-        producer = np.fromiter(chain.from_iterable(op.deps for op in ops), dtype=np.int64, count=int(dep_counts.sum()))
-        self._node_of_op = [self._op_node(op) for op in ops]
-        op_node = np.array(self._node_of_op, dtype=np.int64)
+    def _wiring(self, placements: dict[str, Placement]) -> _Wiring:
+        """Where single-node ops run under these placements, and their deps split into fresh
+        ones (delivered by the op's fragment) and resident ones (already on its node: plain
+        edges added at assembly)."""
+        cores_by_projection = np.array([placements[p.name].cores[0] for p in self.graph.projections] + [0],
+                                       dtype=np.int64)  # the extra 0: core of ops with no Linear anchor
+        op_core = cores_by_projection[self._anchor_projection]  # -1 (no anchor) picks the extra 0
+        key = op_core.tobytes()
+        wiring = self._wirings.get(key)
+        if wiring is not None:
+            return wiring
+        op_node = np.where(self._is_dram_op, self.topology.dram_node, self.topology.core_node(op_core))
+        op_node[self._op_projection >= 0] = -1  # Linear: its placement decides
+        consumer, producer = self._dep_consumer, self._dep_producer
         resident = _already_delivered(producer, op_node[consumer], self.topology.n_nodes)
-        self._resident_consumer, self._resident_producer = consumer[resident], producer[resident]
-        fresh_counts = np.bincount(consumer[~resident], minlength=len(ops))
-        self._dep_start = np.cumsum(fresh_counts) - fresh_counts  # fresh deps of op i, flat
-        self._dep_flat = producer[~resident]
-        fresh = self._dep_flat.tolist()
-        self._fresh_deps = [tuple(fresh[start:start + count])
-                            for start, count in zip(self._dep_start.tolist(), fresh_counts.tolist())]
-
-    def _op_node(self, op: Op) -> int:
-        """Node a single-node op runs on; -1 for Linear (its placement decides)."""
-        if op.kind == OpKind.LINEAR:
-            return -1
-        if op.kind in _DRAM_OPS:
-            return self.topology.dram_node
-        return self.topology.core_node(self._op_core(op))
-
-    def _op_core(self, op: Op) -> int:
-        return op.layer % self.hw.digital.cores if op.layer >= 0 else 0
+        fresh_counts = np.bincount(consumer[~resident], minlength=len(self.graph.ops))
+        dep_start = np.cumsum(fresh_counts) - fresh_counts  # fresh deps of op i, flat
+        dep_flat = producer[~resident]
+        fresh = dep_flat.tolist()
+        fresh_deps = [tuple(fresh[start:start + count]) for start, count in zip(dep_start.tolist(), fresh_counts.tolist())]
+        if len(self._wirings) >= _WIRING_CACHE_LIMIT:
+            self._wirings.clear()
+        wiring = self._wirings[key] = _Wiring(op_node.tolist(), fresh_deps, dep_start, dep_flat,
+                                              consumer[resident], producer[resident])
+        return wiring
 
     # ---- assembly -------------------------------------------------------------------
 
     def lower(self, mapping: Mapping) -> TaskGraph:
         placements = self._placements(mapping)
+        wiring = self._wiring(placements)
         outputs: dict[int, tuple[OutputPiece, ...]] = {}
         fragments, stages = [], np.full(len(self.graph.ops), -1, dtype=np.int64)
-        for op in self.graph.ops:
+        for op, node, fresh_deps in zip(self.graph.ops, wiring.op_node, wiring.fresh_deps):
             placement = placements[op.projection] if op.kind == OpKind.LINEAR else None
-            inputs = tuple(outputs[dep] for dep in self._fresh_deps[op.id])
-            fragment = self._fragment(op, placement, inputs)
+            inputs = tuple(outputs[dep] for dep in fresh_deps)
+            fragment = self._fragment(op, placement, node, inputs)
             outputs[op.id] = fragment.outputs
             fragments.append(fragment)
             if mapping.program_rounds > 1:
                 stages[op.id] = self._stage(op, placement, mapping.program_rounds, stages)
         order = np.lexsort((np.arange(len(fragments)), stages))
         program = _program_tasks(fragments, stages, mapping.program_rounds) if mapping.program_rounds > 1 else None
-        return self._assemble([fragments[i] for i in order], order, stages[order], program)
+        return self._assemble([fragments[i] for i in order], order, stages[order], program, wiring)
 
     def _stage(self, op: Op, placement: Placement | None, rounds: int, stages: np.ndarray) -> int:
         """Programming epoch an op runs in: (decode step, round) flattened; deps bound it below."""
@@ -253,7 +263,7 @@ class Lowerer:
         return epoch
 
     def _assemble(self, fragments: list[Fragment], op_order: np.ndarray, stages: np.ndarray,
-                  program: _ProgramTasks | None) -> TaskGraph:
+                  program: _ProgramTasks | None, wiring: _Wiring) -> TaskGraph:
         """Concatenate fragments (in `op_order`) and program tasks into one TaskGraph."""
         sizes = np.array([f.resource.shape[0] for f in fragments], dtype=np.int64)
         offsets = np.cumsum(sizes) - sizes
@@ -277,7 +287,7 @@ class Lowerer:
         edge_counts = np.array([f.edge_task.shape[0] for f in fragments], dtype=np.int64)
         import_counts = np.array([f.import_dep.shape[0] for f in fragments], dtype=np.int64)
         import_consumer = np.repeat(op_order, import_counts)
-        import_producer = self._dep_flat[self._dep_start[import_consumer] + _concat([f.import_dep for f in fragments])]
+        import_producer = wiring.dep_flat[wiring.dep_start[import_consumer] + _concat([f.import_dep for f in fragments])]
         import_gid = np.concatenate([op_offset[import_producer] + _concat([f.import_task for f in fragments]), [0]])
         edge_pred = _concat([f.edge_pred for f in fragments])
         edge_offset = np.repeat(offsets, edge_counts)
@@ -285,7 +295,7 @@ class Lowerer:
         local = edge_pred >= 0
         pred = np.where(local, edge_pred + edge_offset, import_gid[np.where(local, -1, import_index)])
         task = _concat([f.edge_task for f in fragments]) + edge_offset
-        extra = [self._resident_edges(fragments, op_order, op_offset)]
+        extra = [self._resident_edges(fragments, op_order, op_offset, wiring)]
         if program is not None:
             extra.append(program.edges(program_offset, op_offset))
         extra = [(t, p) for t, p in extra if t.shape[0]]
@@ -301,8 +311,8 @@ class Lowerer:
             resource_kind=self.resource_kind, resource_label=self.resource_label,
             static_power_mw=self.static_power_mw, cycle_ns=self.hw.system.cycle_ns, tokens=self.graph.tokens)
 
-    def _resident_edges(self, fragments: list[Fragment], op_order: np.ndarray,
-                        op_offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _resident_edges(self, fragments: list[Fragment], op_order: np.ndarray, op_offset: np.ndarray,
+                        wiring: _Wiring) -> tuple[np.ndarray, np.ndarray]:
         """(task, pred) pairs: a resident dep's consumer entry waits for every ready task of it."""
         n_ops = len(self.graph.ops)
         entry, ready_count = np.zeros(n_ops, dtype=np.int64), np.zeros(n_ops, dtype=np.int64)
@@ -312,7 +322,7 @@ class Lowerer:
         ready_flat = np.fromiter(chain.from_iterable(ready), dtype=np.int64, count=int(ready_count.sum()))
         ready_start = np.zeros(n_ops, dtype=np.int64)
         ready_start[op_order] = np.cumsum(ready_count[op_order]) - ready_count[op_order]
-        producer, consumer = self._resident_producer, self._resident_consumer
+        producer, consumer = wiring.resident_producer, wiring.resident_consumer
         count = ready_count[producer]
         pair = np.repeat(np.arange(producer.shape[0]), count)
         within = np.arange(pair.shape[0]) - np.repeat(np.cumsum(count) - count, count)
@@ -339,17 +349,18 @@ class Lowerer:
 
     # ---- fragments --------------------------------------------------------------------
 
-    def _fragment(self, op: Op, placement: Placement | None, inputs) -> Fragment:
-        key = (self._op_work[op.id], placement, inputs)
+    def _fragment(self, op: Op, placement: Placement | None, node: int, inputs) -> Fragment:
+        """`node`: where a single-node op runs (-1 for Linear, whose placement decides)."""
+        key = (self._op_work[op.id], placement, node, inputs)
         fragment = self._cache.get(key)
         if fragment is None:
             if len(self._cache) >= _FRAGMENT_CACHE_LIMIT:
                 self._cache.clear()
                 self._node_op_layouts.clear()
-            fragment = self._cache[key] = self._build_fragment(op, placement, inputs)
+            fragment = self._cache[key] = self._build_fragment(op, placement, node, inputs)
         return fragment
 
-    def _build_fragment(self, op: Op, placement: Placement | None, inputs) -> Fragment:
+    def _build_fragment(self, op: Op, placement: Placement | None, node: int, inputs) -> Fragment:
         builder = _FragmentBuilder()
         if op.kind == OpKind.LINEAR and placement.is_analog:
             return self._analog_linear(builder, op, placement, inputs)
@@ -357,18 +368,16 @@ class Lowerer:
             return self._digital_linear(builder, op, placement, inputs)
         # Single-node ops whose sizes change from chunk to chunk (attention over a growing
         # context) keep their task layout: reuse it with new durations and energies.
-        layout_key = (op.kind, self._node_of_op[op.id], tuple(tuple((p.node, p.ready, p.nbytes > 0) for p in pieces)
-                                                         for pieces in inputs))
+        layout_key = (op.kind, node, tuple(tuple((p.node, p.ready, p.nbytes > 0) for p in pieces) for pieces in inputs))
         layout = self._node_op_layouts.get(layout_key)
         if layout is not None:
-            return self._resized(layout, op, inputs)
-        fragment = self._node_op_layouts[layout_key] = self._node_op(builder, op, inputs)
+            return self._resized(layout, op, node, inputs)
+        fragment = self._node_op_layouts[layout_key] = self._node_op(builder, op, node, inputs)
         return fragment
 
-    def _node_op(self, builder: _FragmentBuilder, op: Op, inputs) -> Fragment:
-        """Digital ops: one task on the op's core. DRAM ops: a latency delay (no resource),
-        then the bytes on the DRAM channel, at the DRAM controller node."""
-        node = self._op_node(op)
+    def _node_op(self, builder: _FragmentBuilder, op: Op, node: int, inputs) -> Fragment:
+        """Digital ops: one task on the core at `node`. DRAM ops: a latency delay (no
+        resource), then the bytes on the DRAM channel, at the DRAM controller node."""
         arrivals = self._deliver(builder, inputs, np.array([node]), np.array([1]), 1, np.zeros(1, dtype=np.int64))
         cycles, energy = self._own_costs(op)
         if op.kind in _DRAM_OPS:
@@ -377,7 +386,8 @@ class Lowerer:
             builder.add_edges(last, entry)
         else:
             kind = "matmul" if op.kind == OpKind.MATMUL else _SPECIAL_COSTS[op.kind][1]
-            entry = last = builder.add_tasks(self.core_base + self._op_core(op), cycles[0], energy, kind)[0]
+            entry = last = builder.add_tasks(self.core_base + self.topology.node_core(node), cycles[0], energy,
+                                             kind)[0]
         self._connect(builder, np.array([entry]), arrivals)
         return builder.build((OutputPiece(node, op.elements_out * self._act_bytes, (int(last),)),), entry=int(entry))
 
@@ -394,14 +404,13 @@ class Lowerer:
             cycles, energy = _SPECIAL_COSTS[op.kind][0](self.hw.digital, op.elements)
         return [cycles], _energy_rows(1, **energy)
 
-    def _resized(self, layout: Fragment, op: Op, inputs) -> Fragment:
+    def _resized(self, layout: Fragment, op: Op, node: int, inputs) -> Fragment:
         """`layout`'s tasks and edges with `op`'s own costs and its inputs' transfer sizes.
 
         `_node_op` emits each moved piece's route (a chain, in piece order), then the own tasks.
         """
-        node = np.array([self._node_of_op[op.id]])
-        moved = [p for pieces in inputs for p in pieces if p.nbytes > 0 and p.node != node[0]]
-        hops = [self._multicast(p.node, node).links.shape[0] for p in moved]
+        moved = [p for pieces in inputs for p in pieces if p.nbytes > 0 and p.node != node]
+        hops = [self._multicast(p.node, np.array([node])).links.shape[0] for p in moved]
         link_bytes = np.repeat(np.array([p.nbytes for p in moved], dtype=np.int64), hops)
         is_transfer = layout.task_kind == _KIND["transfer"]
         duration, energy = layout.duration_cycles.copy(), layout.energy_pj.copy()
@@ -409,7 +418,7 @@ class Lowerer:
         duration[is_transfer] = hop_cycles_many(ic, link_bytes)
         energy[is_transfer] = _energy_rows(link_bytes.shape[0], noc=link_bytes * ic.energy_pj_per_byte_hop)
         duration[~is_transfer], energy[~is_transfer] = self._own_costs(op)
-        output = OutputPiece(int(node[0]), op.elements_out * self._act_bytes, layout.outputs[0].ready)
+        output = OutputPiece(node, op.elements_out * self._act_bytes, layout.outputs[0].ready)
         return layout.with_costs(duration, energy, (output,))
 
     def _digital_linear(self, builder: _FragmentBuilder, op: Op, placement: Placement, inputs) -> Fragment:
@@ -594,6 +603,38 @@ class _TaskBlock:
     def slice(self, start: int, end: int) -> _TaskBlock:
         return _TaskBlock(self.op, self.resource[start:end], self.duration_cycles[start:end],
                           self.task_kind[start:end], self.energy_pj[start:end])
+
+
+@dataclass(frozen=True)
+class _Wiring:
+    """Mapping-dependent op placement and dependency split (see `Lowerer._wiring`)."""
+
+    op_node: list[int]  # node of each single-node op, -1 for Linear
+    fresh_deps: list[tuple[int, ...]]  # deps each op's fragment delivers
+    dep_start: np.ndarray  # fresh deps of op i are dep_flat[dep_start[i]:...]
+    dep_flat: np.ndarray
+    resident_consumer: np.ndarray  # (consumer, producer) pairs already on the consumer's node
+    resident_producer: np.ndarray
+
+
+def _anchor_linear(graph: Graph, is_dram_op: np.ndarray) -> np.ndarray:
+    """The Linear op whose reduction core each op runs on (-1: none, core 0).
+
+    A Linear anchors itself; a digital single-node op follows its latest producer that
+    is not a DRAM op (highest op id: in a chunk-major graph the current chunk's, not an
+    earlier chunk's K/V), so chains like qk -> softmax -> av or add -> LayerNorm stay on
+    the node where their input was reduced and hand-offs need no transfer. DRAM ops run
+    at the DRAM controller and anchor nothing.
+    """
+    anchor = np.full(len(graph.ops), -1, dtype=np.int64)
+    for op in graph.ops:
+        if op.kind == OpKind.LINEAR:
+            anchor[op.id] = op.id
+        elif not is_dram_op[op.id]:
+            on_cores = [d for d in op.deps if not is_dram_op[d]]
+            if on_cores:
+                anchor[op.id] = anchor[max(on_cores)]
+    return anchor
 
 
 def _already_delivered(producer: np.ndarray, node: np.ndarray, n_nodes: int) -> np.ndarray:

@@ -66,6 +66,10 @@ class Topology:
     def core_node(self, core: int) -> int:
         return self.n_tiles + core
 
+    def node_core(self, node: int) -> int:
+        """The core at a core node (inverse of `core_node`)."""
+        return node - self.n_tiles
+
     @property
     def dram_node(self) -> int:
         return self.n_tiles + self.n_cores
