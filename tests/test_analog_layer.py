@@ -1,5 +1,4 @@
 """AnalogLinear end to end: ideal == FP, determinism, batching, drift compensation."""
-import numpy as np
 import pytest
 import torch
 from torch import nn
