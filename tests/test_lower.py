@@ -281,3 +281,18 @@ def test_data_already_delivered_to_a_node_is_not_sent_again():
     assert _kinds(tg) == ["digital_linear", "digital_linear", "transfer", "elementwise", "elementwise"]
     assert sorted(tg.preds(4).tolist()) == [0, 1]  # c waits for a itself, no second transfer
     assert _schedule(tg).tolist() == [0, 0, 1, 4, 1]  # hop 64/32 + 1 = 3 cycles; c runs while b waits
+
+
+def test_a_dram_op_receives_a_core_output_even_when_a_linear_consumes_the_next_op():
+    # core0 (0,0), DRAM (1,0). c (a Linear, node chosen by its placement) consumes b = a + 1:
+    # that must not count as a's output having reached the DRAM node, so kv gets its one hop.
+    hw = HwConfig(digital=DigitalConfig(cores=1))
+    ops = (_linear(0, "a", 1, 64), Op(1, "b", OpKind.ADD, (0,), elements=64, elements_out=64, layer=0),
+           _linear(2, "c", 64, 1, deps=(1,)), Op(3, "kv", OpKind.KV_WRITE, (0,), dram_elements=64, layer=0))
+    mapping = Mapping((Placement("a", DIGITAL, cores=(0,)), Placement("c", DIGITAL, cores=(0,))))
+    graph = Graph("toy", "prefill", 1, 1, ops, (Projection("a", 1, 64, False), Projection("c", 64, 1, False)))
+    tg = lower(graph, mapping, hw)
+    kv_tasks = np.flatnonzero(tg.task_op == 3)
+    assert [TASK_KINDS[k] for k in tg.task_kind[kv_tasks]] == ["transfer", "delay", "dram"]
+    assert tg.resource_label[tg.resource[kv_tasks[0]]] == "link(0,0)->(1,0)"
+    assert tg.preds(kv_tasks[0]).tolist() == [0] and tg.preds(kv_tasks[1]).tolist() == [kv_tasks[0]]

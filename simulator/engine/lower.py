@@ -35,6 +35,7 @@ from dataclasses import dataclass, fields
 from itertools import chain
 
 import numpy as np
+from numba import njit
 
 from simulator.analog import tile_cost
 from simulator.digital import cost as digital_cost
@@ -144,7 +145,7 @@ class _FragmentBuilder:
         imports = np.array(list(self._imports), dtype=np.int64).reshape(-1, 2)
         cat = lambda chunks, dtype: np.concatenate(chunks).astype(dtype) if chunks else np.zeros(0, dtype)
         edge_task = cat(self._edge_task, np.int64)
-        by_task = np.argsort(edge_task, kind="stable")  # pre-sorted edges make assembly's sort cheap
+        by_task = np.argsort(edge_task, kind="stable")  # edges by waiting task, as Fragment promises
         return Fragment(
             resource=cat(self._resource, np.int32), duration_cycles=cat(self._duration, np.int64),
             energy_pj=np.concatenate(self._energy) if self._energy else np.zeros((0, len(ENERGY_COMPONENTS))),
@@ -200,7 +201,8 @@ class Lowerer:
         self._is_dram_op = np.array([op.kind in _DRAM_OPS for op in ops], dtype=bool)
         projection_index = {p.name: i for i, p in enumerate(graph.projections)}
         self._op_projection = np.array([projection_index.get(op.projection, -1) for op in ops], dtype=np.int64)
-        anchor = _anchor_linear(graph, self._is_dram_op)
+        is_linear = np.array([op.kind == OpKind.LINEAR for op in ops], dtype=bool)
+        anchor = _anchor_linear(self._dep_consumer, self._dep_producer, is_linear, self._is_dram_op)
         self._anchor_projection = np.where(anchor >= 0, self._op_projection[anchor], -1)
         self._wirings: dict[bytes, _Wiring] = {}  # by op cores: one per distinct choice of reduction cores
         self._checked: set[tuple[Placement, int]] = set()
@@ -219,7 +221,7 @@ class Lowerer:
         op_node = np.where(self._is_dram_op, self.topology.dram_node, self.topology.core_node(op_core))
         op_node[self._op_projection >= 0] = -1  # Linear: its placement decides
         consumer, producer = self._dep_consumer, self._dep_producer
-        resident = _already_delivered(producer, op_node[consumer], self.topology.n_nodes)
+        resident = _already_delivered(producer, op_node[consumer], len(self.graph.ops), self.topology.n_nodes)
         fresh_counts = np.bincount(consumer[~resident], minlength=len(self.graph.ops))
         dep_start = np.cumsum(fresh_counts) - fresh_counts  # fresh deps of op i, flat
         dep_flat = producer[~resident]
@@ -302,12 +304,10 @@ class Lowerer:
         if extra:  # fragment edges are already in task order; merge the others in
             task = np.concatenate([task] + [t for t, _ in extra])
             pred = np.concatenate([pred] + [p for _, p in extra])
-            by_task = np.argsort(task, kind="stable")
-            task, pred = task[by_task], pred[by_task]
-        pred_ptr = np.concatenate([[0], np.cumsum(np.bincount(task, minlength=n_tasks))]).astype(np.int64)
+        pred_ptr, pred_idx = _group_by_task(task, pred, n_tasks)
         return TaskGraph(
             resource=resource, duration_cycles=duration, energy_pj=energy, pred_ptr=pred_ptr,
-            pred_idx=pred.astype(np.int32), task_kind=kind, task_op=task_op,
+            pred_idx=pred_idx, task_kind=kind, task_op=task_op,
             resource_kind=self.resource_kind, resource_label=self.resource_label,
             static_power_mw=self.static_power_mw, cycle_ns=self.hw.system.cycle_ns, tokens=self.graph.tokens)
 
@@ -409,15 +409,17 @@ class Lowerer:
 
         `_node_op` emits each moved piece's route (a chain, in piece order), then the own tasks.
         """
-        moved = [p for pieces in inputs for p in pieces if p.nbytes > 0 and p.node != node]
-        hops = [self._multicast(p.node, np.array([node])).links.shape[0] for p in moved]
-        link_bytes = np.repeat(np.array([p.nbytes for p in moved], dtype=np.int64), hops)
-        is_transfer = layout.task_kind == _KIND["transfer"]
         duration, energy = layout.duration_cycles.copy(), layout.energy_pj.copy()
-        ic = self.hw.interconnect
-        duration[is_transfer] = hop_cycles_many(ic, link_bytes)
-        energy[is_transfer] = _energy_rows(link_bytes.shape[0], noc=link_bytes * ic.energy_pj_per_byte_hop)
-        duration[~is_transfer], energy[~is_transfer] = self._own_costs(op)
+        moved = [p for pieces in inputs for p in pieces if p.nbytes > 0 and p.node != node]
+        own = slice(None)
+        if moved:  # most attention ops get their inputs on their own node: no transfers to resize
+            hops = [self._multicast(p.node, np.array([node])).links.shape[0] for p in moved]
+            link_bytes = np.repeat(np.array([p.nbytes for p in moved], dtype=np.int64), hops)
+            own = layout.task_kind != _KIND["transfer"]
+            ic = self.hw.interconnect
+            duration[~own] = hop_cycles_many(ic, link_bytes)
+            energy[~own] = _energy_rows(link_bytes.shape[0], noc=link_bytes * ic.energy_pj_per_byte_hop)
+        duration[own], energy[own] = self._own_costs(op)
         output = OutputPiece(node, op.elements_out * self._act_bytes, layout.outputs[0].ready)
         return layout.with_costs(duration, energy, (output,))
 
@@ -617,33 +619,74 @@ class _Wiring:
     resident_producer: np.ndarray
 
 
-def _anchor_linear(graph: Graph, is_dram_op: np.ndarray) -> np.ndarray:
+def _anchor_linear(consumer: np.ndarray, producer: np.ndarray, is_linear: np.ndarray,
+                   is_dram_op: np.ndarray) -> np.ndarray:
     """The Linear op whose reduction core each op runs on (-1: none, core 0).
 
     A Linear anchors itself; a digital single-node op follows its latest producer that
     is not a DRAM op (highest op id: in a chunk-major graph the current chunk's, not an
     earlier chunk's K/V), so chains like qk -> softmax -> av or add -> LayerNorm stay on
     the node where their input was reduced and hand-offs need no transfer. DRAM ops run
-    at the DRAM controller and anchor nothing.
+    at the DRAM controller and anchor nothing. (consumer, producer): every dep, in
+    consumer order. Chains are followed by pointer doubling, a few vector passes.
     """
-    anchor = np.full(len(graph.ops), -1, dtype=np.int64)
-    for op in graph.ops:
-        if op.kind == OpKind.LINEAR:
-            anchor[op.id] = op.id
-        elif not is_dram_op[op.id]:
-            on_cores = [d for d in op.deps if not is_dram_op[d]]
-            if on_cores:
-                anchor[op.id] = anchor[max(on_cores)]
-    return anchor
+    n_ops = is_linear.shape[0]
+    latest = np.full(n_ops, -1, dtype=np.int64)
+    if consumer.shape[0]:
+        counts = np.bincount(consumer, minlength=n_ops)
+        has_deps = counts > 0
+        on_cores = np.where(is_dram_op[producer], -1, producer)
+        latest[has_deps] = np.maximum.reduceat(on_cores, (np.cumsum(counts) - counts)[has_deps])
+    anchor = np.where(is_linear, np.arange(n_ops), np.where(is_dram_op, -1, latest))
+    while True:
+        pending = np.flatnonzero((anchor >= 0) & ~is_linear[np.maximum(anchor, 0)])
+        if not pending.shape[0]:
+            return anchor
+        anchor[pending] = anchor[anchor[pending]]
 
 
-def _already_delivered(producer: np.ndarray, node: np.ndarray, n_nodes: int) -> np.ndarray:
+@njit(cache=True)
+def _already_delivered(producer: np.ndarray, node: np.ndarray, n_ops: int, n_nodes: int) -> np.ndarray:
     """Mask over (consumer, producer) pairs listed in consumer order: True where an earlier
-    consumer on the same node (node >= 0) already received the producer's output."""
-    _, first = np.unique(producer * n_nodes + node, return_index=True)
-    resident = node >= 0
-    resident[first] = False
+    consumer on the same node (node >= 0) already received the producer's output.
+
+    Linear time: a stable counting sort groups the pairs by producer (consumer order kept
+    inside a group); one stamp per node marks the nodes the current producer has reached.
+    """
+    n_pairs = producer.shape[0]
+    group_start = np.zeros(n_ops + 1, dtype=np.int64)
+    for i in range(n_pairs):
+        group_start[producer[i] + 1] += 1
+    for p in range(n_ops):
+        group_start[p + 1] += group_start[p]
+    by_producer = np.empty(n_pairs, dtype=np.int64)
+    for i in range(n_pairs):
+        by_producer[group_start[producer[i]]] = i
+        group_start[producer[i]] += 1
+    reached_by = np.full(n_nodes, -1, dtype=np.int64)
+    resident = np.zeros(n_pairs, dtype=np.bool_)
+    for i in by_producer:
+        if node[i] >= 0:
+            resident[i] = reached_by[node[i]] == producer[i]
+            reached_by[node[i]] = producer[i]
     return resident
+
+
+@njit(cache=True)
+def _group_by_task(task: np.ndarray, pred: np.ndarray, n_tasks: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (pred_ptr, pred_idx) of (task, pred) edges, each task's preds in input order:
+    a stable counting sort, linear where an argsort of millions of edges is not."""
+    pred_ptr = np.zeros(n_tasks + 1, dtype=np.int64)
+    for t in task:
+        pred_ptr[t + 1] += 1
+    for t in range(n_tasks):
+        pred_ptr[t + 1] += pred_ptr[t]
+    fill = pred_ptr[:-1].copy()
+    pred_idx = np.empty(task.shape[0], dtype=np.int32)
+    for i in range(task.shape[0]):
+        pred_idx[fill[task[i]]] = pred[i]
+        fill[task[i]] += 1
+    return pred_ptr, pred_idx
 
 
 def _concat(chunks: list[np.ndarray]) -> np.ndarray:
