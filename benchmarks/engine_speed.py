@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 
 import numpy as np
 import simpy
 
+from simulator.atomic import atomic_output
 from simulator.engine import des, fast
 from simulator.engine.lower import lower
 from simulator.hw.loader import load_hw
@@ -109,11 +109,9 @@ def main() -> None:
     args = parser.parse_args()
     result = measure(args.tokens, args.chunk_tokens, args.repeats, args.simpy_repeats)
     print(format_table(result))
-    if args.json:  # write beside the target, then rename: never a half-written file
-        partial = f"{args.json}.partial"
-        with open(partial, "w") as f:
+    if args.json:
+        with atomic_output(args.json) as tmp_path, open(tmp_path, "w") as f:
             json.dump(result, f, indent=2)
-        os.replace(partial, args.json)
 
 
 if __name__ == "__main__":

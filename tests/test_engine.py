@@ -148,3 +148,21 @@ def test_engines_agree_when_long_and_short_tasks_mix(seed):
 def test_fast_engine_rejects_graphs_too_long_for_its_event_keys():
     with pytest.raises(ValueError, match="too long"):
         fast.simulate(task_graph([0], [1 << 62], [[]], 1))
+
+
+def test_engine_inputs_hold_successors_counts_and_queue_layout():
+    # tile0 has tasks 0, 2; tile1 has 3; 1 is a delay: queues start at 0 and 2 in the key array
+    tg = task_graph([0, -1, 0, 1], [3, 0, 2, 5], [[], [0], [0, 1], [2]], 2)
+    inputs = fast.engine_inputs(tg)
+    assert inputs.succ_ptr.tolist() == [0, 2, 3, 4, 4]
+    assert inputs.succ_idx.tolist() == [1, 2, 2, 3]
+    assert inputs.preds_left.tolist() == [0, 1, 2, 1]
+    assert inputs.queue_base.tolist() == [0, 2]
+    assert inputs.records["duration_cycles"].tolist() == [3, 0, 2, 5]
+    assert inputs.records["resource"].tolist() == [0, -1, 0, 1]
+    assert (inputs.longest_cycles, inputs.total_cycles) == (5, 10)
+
+
+def test_engine_inputs_reject_negative_durations():
+    with pytest.raises(ValueError, match=">= 0"):
+        fast.engine_inputs(task_graph([-1], [-1], [[]], 0))

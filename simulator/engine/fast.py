@@ -13,6 +13,11 @@ and big sweeps. Why it is fast (about 100x the simpy engine):
   * Queue and heap keys are single int64s, cycle << task_bits | task_id, so the
     (cycle, task_id) order is plain integer order.
   * A resource is put on the per-cycle pick list only when it will really pick.
+  * What the hot loop touches per task at its start and finish lives in one 16-byte
+    record (TASK_RECORD): the graph is far too big for the caches and successors sit far
+    apart in id order, so the loop is bound by cache misses, not by instructions. The
+    records are built, with the successor lists and the duration checks, in one numba
+    pass whose scattered transpose works on compact int32 arrays.
 The main loop visits cycles with finishes in increasing order: it first processes every
 finish at the cycle (zero-duration delay tasks may add more finishes at the same cycle,
 and are processed in the same pass), then lets each listed resource start its smallest
@@ -20,11 +25,24 @@ ready task. Resource tasks last >= 1 cycle, so a pick never adds a finish at the
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from simulator.engine.taskgraph import Schedule, TaskGraph, check_durations
+
+# What the main loop reads and writes of a task when it starts and finishes: 16 bytes,
+# four records per cache line. The predecessor counts and successor pointers stay in
+# compact int32 arrays of their own: far successors are counted down at random, and
+# 4 bytes a task keep those hits in the caches far better than a record would.
+TASK_RECORD = np.dtype([
+    ("duration_cycles", np.int64),
+    ("resource", np.int32),
+    ("next_in_bucket", np.int32),  # calendar bucket list link
+])
+CACHE_LINE_BYTES = 64
 
 MAX_WINDOW_CYCLES = 1 << 16  # calendar buckets at most (256 KiB of list heads)
 
@@ -78,9 +96,9 @@ def _heap_pop(keys, size):
 
 
 @njit(cache=True)
-def _bucket_push(bucket_head, next_in_bucket, occupied, bucket, task):
+def _bucket_push(bucket_head, records, occupied, bucket, task):
     """Prepend task to the calendar bucket's list and mark the bucket occupied."""
-    next_in_bucket[task] = bucket_head[bucket]
+    records[task].next_in_bucket = bucket_head[bucket]
     bucket_head[bucket] = task
     occupied[bucket >> 6] |= np.uint64(1) << np.uint64(bucket & 63)
 
@@ -101,18 +119,15 @@ def _next_occupied_bucket(occupied, bucket):
 
 
 @njit(cache=True)
-def _schedule(resource, duration_cycles, pred_ptr, succ_ptr, succ_idx, queue_base, task_bits, window_cycles):
-    """Start cycle of every task under the dispatch rule (-1 if a task never became ready)."""
-    n_tasks = resource.shape[0]
+def _schedule(records, succ_ptr, succ_idx, preds_left, queue_base, task_bits, window_cycles, start_cycles):
+    """Fill start_cycles under the dispatch rule (a task stays -1 if it never became ready)."""
+    n_tasks = records.shape[0]
     n_resources = queue_base.shape[0]
     task_mask = (np.int64(1) << task_bits) - 1
     window_mask = window_cycles - 1
-    start_cycles = np.full(n_tasks, -1, dtype=np.int64)
-    preds_left = np.empty(n_tasks, dtype=np.int32)
     ready_now = np.empty(n_tasks, dtype=np.int32)  # tasks whose last predecessor finished at `now`
     n_ready_now = 0
     for task in range(n_tasks):
-        preds_left[task] = pred_ptr[task + 1] - pred_ptr[task]
         if preds_left[task] == 0:
             ready_now[n_ready_now] = task
             n_ready_now += 1
@@ -125,7 +140,6 @@ def _schedule(resource, duration_cycles, pred_ptr, succ_ptr, succ_idx, queue_bas
     n_picking = 0
     # finish events: a calendar for durations below window_cycles, an overflow heap for longer ones
     bucket_head = np.full(window_cycles, -1, dtype=np.int32)
-    next_in_bucket = np.empty(n_tasks, dtype=np.int32)
     occupied = np.zeros(window_cycles >> 6, dtype=np.uint64)
     overflow_keys = np.empty(n_tasks, dtype=np.int64)
     n_overflow = 0
@@ -137,14 +151,16 @@ def _schedule(resource, duration_cycles, pred_ptr, succ_ptr, succ_idx, queue_bas
         while True:
             for i in range(n_ready_now):
                 task = ready_now[i]
-                r = resource[task]
+                record = records[task]
+                r = record.resource
                 if r < 0:
                     start_cycles[task] = now
-                    finish_cycle = now + duration_cycles[task]
-                    if duration_cycles[task] < window_cycles:
-                        _bucket_push(bucket_head, next_in_bucket, occupied, finish_cycle & window_mask, task)
+                    if record.duration_cycles < window_cycles:
+                        _bucket_push(bucket_head, records, occupied,
+                                     (now + record.duration_cycles) & window_mask, task)
                     else:
-                        n_overflow = _heap_push(overflow_keys, n_overflow, (finish_cycle << task_bits) | task)
+                        n_overflow = _heap_push(overflow_keys, n_overflow,
+                                                ((now + record.duration_cycles) << task_bits) | task)
                     continue
                 _queue_insert(queue_keys, queue_head[r], queue_tail[r], (now << task_bits) | task)
                 queue_tail[r] += 1
@@ -157,8 +173,9 @@ def _schedule(resource, duration_cycles, pred_ptr, succ_ptr, succ_idx, queue_bas
                 break
             while bucket_head[bucket] >= 0:
                 task = bucket_head[bucket]
-                bucket_head[bucket] = next_in_bucket[task]
-                r = resource[task]
+                record = records[task]
+                bucket_head[bucket] = record.next_in_bucket
+                r = record.resource
                 if r >= 0:
                     if queue_head[r] == queue_tail[r]:
                         state[r] = IDLE
@@ -179,12 +196,12 @@ def _schedule(resource, duration_cycles, pred_ptr, succ_ptr, succ_idx, queue_bas
             task = queue_keys[queue_head[r]] & task_mask
             queue_head[r] += 1
             state[r] = BUSY
+            record = records[task]
             start_cycles[task] = now
-            finish_cycle = now + duration_cycles[task]
-            if duration_cycles[task] < window_cycles:
-                _bucket_push(bucket_head, next_in_bucket, occupied, finish_cycle & window_mask, task)
+            if record.duration_cycles < window_cycles:
+                _bucket_push(bucket_head, records, occupied, (now + record.duration_cycles) & window_mask, task)
             else:
-                n_overflow = _heap_push(overflow_keys, n_overflow, (finish_cycle << task_bits) | task)
+                n_overflow = _heap_push(overflow_keys, n_overflow, ((now + record.duration_cycles) << task_bits) | task)
         n_picking = 0
         # 3. the next cycle with a finish; overflow finishes at that cycle join its bucket
         next_bucket = _next_occupied_bucket(occupied, bucket)
@@ -200,67 +217,118 @@ def _schedule(resource, duration_cycles, pred_ptr, succ_ptr, succ_idx, queue_bas
         while n_overflow > 0 and (overflow_keys[0] >> task_bits) == now:
             task = _heap_pop(overflow_keys, n_overflow) & task_mask
             n_overflow -= 1
-            _bucket_push(bucket_head, next_in_bucket, occupied, now & window_mask, task)
-    return start_cycles
+            _bucket_push(bucket_head, records, occupied, now & window_mask, task)
 
 
 @njit(cache=True)
-def _transpose_csr(pred_ptr, pred_idx):
-    """Counting-sort transpose: successors of each task, in increasing id order."""
-    n_tasks = pred_ptr.shape[0] - 1
-    succ_ptr = np.zeros(n_tasks + 1, dtype=np.int64)
+def _fill_records(resource, duration_cycles, pred_ptr, pred_idx, records, succ_ptr, succ_idx, preds_left, queue_base):
+    """One pass over the graph: task records, predecessor counts, successor lists (the
+    predecessor CSR transposed, successors in increasing id order) and each resource's
+    queue start in the shared key array.
+
+    Returns (durations_valid, longest_cycles, total_cycles); durations are valid when
+    none is negative and every resource task lasts >= 1 cycle.
+    """
+    n_tasks = resource.shape[0]
+    n_resources = queue_base.shape[0]
+    resource_tasks = np.zeros(n_resources, dtype=np.int64)
+    # succ_ptr holds successor counts, then where each list ends; filling the lists
+    # backwards from the last task moves it to where they start, in increasing id order
+    succ_ptr[:] = 0
     for k in range(pred_idx.shape[0]):
-        succ_ptr[pred_idx[k] + 1] += 1
-    for task in range(n_tasks):
-        succ_ptr[task + 1] += succ_ptr[task]
-    fill = succ_ptr[:-1].copy()
-    succ_idx = np.empty(pred_idx.shape[0], dtype=np.int32)
-    for task in range(n_tasks):
+        succ_ptr[pred_idx[k]] += 1
+    end = 0
+    for task in range(n_tasks + 1):
+        end += succ_ptr[task]
+        succ_ptr[task] = end
+    for task in range(n_tasks - 1, -1, -1):
         for k in range(pred_ptr[task], pred_ptr[task + 1]):
             pred = pred_idx[k]
-            succ_idx[fill[pred]] = task
-            fill[pred] += 1
-    return succ_ptr, succ_idx
-
-
-@njit(cache=True)
-def _queue_bases(resource, n_resources):
-    """Where each resource's ready queue starts in the shared key array: a prefix sum of task counts."""
-    base = np.zeros(n_resources + 1, dtype=np.int64)
-    for task in range(resource.shape[0]):
-        base[resource[task] + 1] += 1  # resource -1 lands in base[0], dropped below
-    base[0] = 0
+            succ_ptr[pred] -= 1
+            succ_idx[succ_ptr[pred]] = task
+    durations_valid = True
+    longest_cycles = 0
+    total_cycles = 0
+    for task in range(n_tasks):
+        r = resource[task]
+        duration = duration_cycles[task]
+        record = records[task]
+        record.duration_cycles = duration
+        record.resource = r
+        preds_left[task] = pred_ptr[task + 1] - pred_ptr[task]
+        if duration < 0 or (r >= 0 and duration < 1):
+            durations_valid = False
+        longest_cycles = max(longest_cycles, duration)
+        total_cycles += duration
+        if r >= 0:
+            resource_tasks[r] += 1
+    base = 0
     for r in range(n_resources):
-        base[r + 1] += base[r]
-    return base[:n_resources].copy()
+        queue_base[r] = base
+        base += resource_tasks[r]
+    return durations_valid, longest_cycles, total_cycles
+
+
+def _cache_aligned_empty(n: int, dtype: np.dtype) -> np.ndarray:
+    """Uninitialised array starting on a cache line, so no record straddles two lines."""
+    raw = np.empty(n * dtype.itemsize + CACHE_LINE_BYTES, dtype=np.uint8)
+    offset = -raw.ctypes.data % CACHE_LINE_BYTES
+    return raw[offset:offset + n * dtype.itemsize].view(dtype)
+
+
+@dataclass(frozen=True)
+class EngineInputs:
+    """What the main loop reads, built from a TaskGraph by one numba pass."""
+    records: np.ndarray  # TASK_RECORD [n_tasks]
+    succ_ptr: np.ndarray  # int32 [n_tasks + 1], CSR row pointers of the successor lists
+    succ_idx: np.ndarray  # int32 [n_edges], successors in increasing id order
+    preds_left: np.ndarray  # int32 [n_tasks], predecessor counts (the loop counts them down)
+    queue_base: np.ndarray  # int64 [n_resources], where each resource's ready queue starts
+    longest_cycles: int
+    total_cycles: int
+
+
+def engine_inputs(tg: TaskGraph) -> EngineInputs:
+    """Records, successor lists and queue layout of a graph; ValueError on invalid durations."""
+    n_edges = int(tg.pred_idx.shape[0])
+    if n_edges >= np.iinfo(np.int32).max:
+        raise ValueError(f"TaskGraph too big for the fast engine's int32 successor lists: {n_edges} edges")
+    records = _cache_aligned_empty(tg.n_tasks, TASK_RECORD)
+    succ_ptr = np.empty(tg.n_tasks + 1, dtype=np.int32)
+    succ_idx = np.empty(n_edges, dtype=np.int32)
+    preds_left = np.empty(tg.n_tasks, dtype=np.int32)
+    queue_base = np.empty(tg.n_resources, dtype=np.int64)
+    durations_valid, longest_cycles, total_cycles = _fill_records(
+        np.ascontiguousarray(tg.resource, dtype=np.int32), np.ascontiguousarray(tg.duration_cycles, dtype=np.int64),
+        np.ascontiguousarray(tg.pred_ptr, dtype=np.int64), np.ascontiguousarray(tg.pred_idx, dtype=np.int32),
+        records, succ_ptr, succ_idx, preds_left, queue_base)
+    if not durations_valid:
+        check_durations(tg)  # raises, with the message that names the broken rule
+    return EngineInputs(records, succ_ptr, succ_idx, preds_left, queue_base, int(longest_cycles), int(total_cycles))
 
 
 def successor_csr(tg: TaskGraph) -> tuple[np.ndarray, np.ndarray]:
     """(succ_ptr, succ_idx): the predecessor CSR transposed, successors in increasing id order."""
-    return _transpose_csr(np.ascontiguousarray(tg.pred_ptr, dtype=np.int64),
-                          np.ascontiguousarray(tg.pred_idx, dtype=np.int32))
+    inputs = engine_inputs(tg)
+    return inputs.succ_ptr, inputs.succ_idx
 
 
-def calendar_window_cycles(duration_cycles: np.ndarray) -> int:
+def calendar_window_cycles(longest_cycles: int) -> int:
     """Power of two above the longest duration (so every finish fits the calendar), within [64, MAX]."""
-    longest = int(duration_cycles.max()) if duration_cycles.shape[0] else 0
-    return min(max(1 << longest.bit_length(), 64), MAX_WINDOW_CYCLES)
+    return min(max(1 << longest_cycles.bit_length(), 64), MAX_WINDOW_CYCLES)
 
 
 def simulate(tg: TaskGraph) -> Schedule:
     """Schedule the task graph with the numba list scheduler; same start cycles as engine.des."""
-    check_durations(tg)
     task_bits = max(tg.n_tasks.bit_length(), 1)
-    duration_cycles = np.ascontiguousarray(tg.duration_cycles, dtype=np.int64)
-    if int(duration_cycles.sum()) >> (63 - task_bits):  # the latest possible finish must fit a key
+    inputs = engine_inputs(tg)
+    if inputs.total_cycles >> (63 - task_bits):  # the latest possible finish must fit a key
         raise ValueError(f"TaskGraph too long for int64 event keys: {tg.n_tasks} tasks, "
-                         f"{int(duration_cycles.sum())} cycles in total")
-    succ_ptr, succ_idx = successor_csr(tg)
-    resource = np.ascontiguousarray(tg.resource, dtype=np.int32)
-    start_cycles = _schedule(resource, duration_cycles, np.ascontiguousarray(tg.pred_ptr, dtype=np.int64),
-                             succ_ptr, succ_idx, _queue_bases(resource, tg.n_resources), task_bits,
-                             calendar_window_cycles(duration_cycles))
+                         f"{inputs.total_cycles} cycles in total")
+    start_cycles = np.full(tg.n_tasks, -1, dtype=np.int64)
+    _schedule(inputs.records, inputs.succ_ptr, inputs.succ_idx, inputs.preds_left, inputs.queue_base, task_bits,
+              calendar_window_cycles(inputs.longest_cycles), start_cycles)
     if np.any(start_cycles < 0):
         raise ValueError("TaskGraph: some tasks never became ready (predecessor ids must be smaller)")
-    makespan = int((start_cycles + duration_cycles).max()) if tg.n_tasks else 0
+    makespan = int((start_cycles + tg.duration_cycles).max()) if tg.n_tasks else 0
     return Schedule(start_cycles=start_cycles, makespan_cycles=makespan, engine="fast")
