@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import functools
+import sys
+import time
 
 import numpy as np
 
@@ -100,7 +102,14 @@ def run(args) -> int:
 
     @functools.lru_cache(maxsize=None)
     def measure(analog: frozenset[str]) -> float:
-        return float(probe.degradation(analog, [horizon_s]).mean())
+        started = time.perf_counter()
+        delta = float(probe.degradation(analog, [horizon_s]).mean())
+        measure.runs += 1
+        print(f"  functional run {measure.runs}: {len(analog)} analog projection(s) -> delta "
+              f"{delta:+.4f} ({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
+        return delta
+
+    measure.runs = 0
 
     deltas = {name: measure(frozenset({name})) for name in eligible}
     macs = projection_macs(graph)
