@@ -17,7 +17,8 @@ Policies (formulas in docs/timing_model.md):
   controller node.
 - Data stays where it was delivered: a single-node consumer (any op but Linear) whose
   input an earlier op on the same node already received (K/V of earlier chunks in
-  attention) waits for the producer without a new transfer.
+  attention) gets no new transfer; it waits for that earlier consumer instead, so a
+  layer's attention chains chunk to chunk (O(chunks) edges, not O(chunks^2)).
 - A consumer receives the whole output of each dependency (its share of it when the
   consumer is split over tiles or token replicas) as one multicast tree per output
   piece: one transfer task per tree link, each slice carried once per link.
@@ -209,8 +210,9 @@ class Lowerer:
 
     def _wiring(self, placements: dict[str, Placement]) -> _Wiring:
         """Where single-node ops run under these placements, and their deps split into fresh
-        ones (delivered by the op's fragment) and resident ones (already on its node: plain
-        edges added at assembly)."""
+        ones (delivered by the op's fragment) and resident ones (already on its node). A
+        resident dep becomes an edge, added at assembly, to the earlier consumer on the node
+        that has it (see `_new_waits`)."""
         cores_by_projection = np.array([placements[p.name].cores[0] for p in self.graph.projections] + [0],
                                        dtype=np.int64)  # the extra 0: core of ops with no Linear anchor
         op_core = cores_by_projection[self._anchor_projection]  # -1 (no anchor) picks the extra 0
@@ -221,7 +223,9 @@ class Lowerer:
         op_node = np.where(self._is_dram_op, self.topology.dram_node, self.topology.core_node(op_core))
         op_node[self._op_projection >= 0] = -1  # Linear: its placement decides
         consumer, producer = self._dep_consumer, self._dep_producer
-        resident = _already_delivered(producer, op_node[consumer], len(self.graph.ops), self.topology.n_nodes)
+        earlier = _earlier_consumer(consumer, producer, op_node[consumer], len(self.graph.ops),
+                                    self.topology.n_nodes)
+        resident = earlier >= 0
         fresh_counts = np.bincount(consumer[~resident], minlength=len(self.graph.ops))
         dep_start = np.cumsum(fresh_counts) - fresh_counts  # fresh deps of op i, flat
         dep_flat = producer[~resident]
@@ -229,8 +233,9 @@ class Lowerer:
         fresh_deps = [tuple(fresh[start:start + count]) for start, count in zip(dep_start.tolist(), fresh_counts.tolist())]
         if len(self._wirings) >= _WIRING_CACHE_LIMIT:
             self._wirings.clear()
+        chain = _new_waits(consumer, producer, earlier, len(self.graph.ops))
         wiring = self._wirings[key] = _Wiring(op_node.tolist(), fresh_deps, dep_start, dep_flat,
-                                              consumer[resident], producer[resident])
+                                              consumer[chain], earlier[chain])
         return wiring
 
     # ---- assembly -------------------------------------------------------------------
@@ -313,7 +318,8 @@ class Lowerer:
 
     def _resident_edges(self, fragments: list[Fragment], op_order: np.ndarray, op_offset: np.ndarray,
                         wiring: _Wiring) -> tuple[np.ndarray, np.ndarray]:
-        """(task, pred) pairs: a resident dep's consumer entry waits for every ready task of it."""
+        """(task, pred) pairs: a consumer with resident deps waits, at its entry, for every
+        ready task of the earlier consumer on its node that has them (see `_earlier_consumer`)."""
         n_ops = len(self.graph.ops)
         entry, ready_count = np.zeros(n_ops, dtype=np.int64), np.zeros(n_ops, dtype=np.int64)
         entry[op_order] = [f.entry for f in fragments]
@@ -322,7 +328,7 @@ class Lowerer:
         ready_flat = np.fromiter(chain.from_iterable(ready), dtype=np.int64, count=int(ready_count.sum()))
         ready_start = np.zeros(n_ops, dtype=np.int64)
         ready_start[op_order] = np.cumsum(ready_count[op_order]) - ready_count[op_order]
-        producer, consumer = wiring.resident_producer, wiring.resident_consumer
+        producer, consumer = wiring.resident_earlier, wiring.resident_consumer
         count = ready_count[producer]
         pair = np.repeat(np.arange(producer.shape[0]), count)
         within = np.arange(pair.shape[0]) - np.repeat(np.cumsum(count) - count, count)
@@ -615,8 +621,8 @@ class _Wiring:
     fresh_deps: list[tuple[int, ...]]  # deps each op's fragment delivers
     dep_start: np.ndarray  # fresh deps of op i are dep_flat[dep_start[i]:...]
     dep_flat: np.ndarray
-    resident_consumer: np.ndarray  # (consumer, producer) pairs already on the consumer's node
-    resident_producer: np.ndarray
+    resident_consumer: np.ndarray  # (consumer, earlier consumer) pairs: the earlier one, on the
+    resident_earlier: np.ndarray  # same node, already received a dep of the consumer
 
 
 def _anchor_linear(consumer: np.ndarray, producer: np.ndarray, is_linear: np.ndarray,
@@ -646,12 +652,18 @@ def _anchor_linear(consumer: np.ndarray, producer: np.ndarray, is_linear: np.nda
 
 
 @njit(cache=True)
-def _already_delivered(producer: np.ndarray, node: np.ndarray, n_ops: int, n_nodes: int) -> np.ndarray:
-    """Mask over (consumer, producer) pairs listed in consumer order: True where an earlier
-    consumer on the same node (node >= 0) already received the producer's output.
+def _earlier_consumer(consumer: np.ndarray, producer: np.ndarray, node: np.ndarray, n_ops: int,
+                      n_nodes: int) -> np.ndarray:
+    """Per (consumer, producer) pair, listed in consumer order: the latest earlier consumer
+    on the same node (node >= 0) of the same producer, whose input is therefore already
+    there; -1 where the output must be delivered.
 
-    Linear time: a stable counting sort groups the pairs by producer (consumer order kept
-    inside a group); one stamp per node marks the nodes the current producer has reached.
+    Waiting for that consumer rather than the producer models a node that uses resident
+    data in op order (attention of chunk c after chunk c-1's, which had the K/V of every
+    chunk before): the producer stays in the dependency closure, and chunk c's attention
+    needs one edge instead of c. Linear time: a stable counting sort groups the pairs by
+    producer (consumer order kept inside a group); per node, the latest consumer of the
+    current producer.
     """
     n_pairs = producer.shape[0]
     group_start = np.zeros(n_ops + 1, dtype=np.int64)
@@ -664,12 +676,37 @@ def _already_delivered(producer: np.ndarray, node: np.ndarray, n_ops: int, n_nod
         by_producer[group_start[producer[i]]] = i
         group_start[producer[i]] += 1
     reached_by = np.full(n_nodes, -1, dtype=np.int64)
-    resident = np.zeros(n_pairs, dtype=np.bool_)
+    latest_consumer = np.full(n_nodes, -1, dtype=np.int64)
+    earlier = np.full(n_pairs, -1, dtype=np.int64)
     for i in by_producer:
         if node[i] >= 0:
-            resident[i] = reached_by[node[i]] == producer[i]
+            if reached_by[node[i]] == producer[i]:
+                earlier[i] = latest_consumer[node[i]]
             reached_by[node[i]] = producer[i]
-    return resident
+            latest_consumer[node[i]] = consumer[i]
+    return earlier
+
+
+@njit(cache=True)
+def _new_waits(consumer: np.ndarray, producer: np.ndarray, earlier: np.ndarray, n_ops: int) -> np.ndarray:
+    """Mask over (consumer, producer) pairs in consumer order: the pairs whose earlier
+    consumer (`_earlier_consumer`) the consumer must wait for. One per distinct earlier
+    consumer, none when it is already a dep of the consumer (that dep implies it).
+    Linear: one stamp per op."""
+    seen_by = np.full(n_ops, -1, dtype=np.int64)
+    waits = np.zeros(consumer.shape[0], dtype=np.bool_)
+    start = 0
+    while start < consumer.shape[0]:
+        end = start
+        while end < consumer.shape[0] and consumer[end] == consumer[start]:
+            seen_by[producer[end]] = consumer[end]
+            end += 1
+        for i in range(start, end):
+            if earlier[i] >= 0 and seen_by[earlier[i]] != consumer[i]:
+                waits[i] = True
+                seen_by[earlier[i]] = consumer[i]
+        start = end
+    return waits
 
 
 @njit(cache=True)
