@@ -80,11 +80,11 @@ def test_engine_names():
     assert des.simulate(tg).engine == "simpy" and fast.simulate(tg).engine == "fast"
 
 
-def test_successor_csr_transposes_the_predecessors():
+def test_successors_transpose_the_predecessors():
     tg = task_graph([0, 0, 0, 0], [1, 1, 1, 1], [[], [0], [0, 1], [1]], 1)
-    succ_ptr, succ_idx = fast.successor_csr(tg)
-    assert succ_ptr.tolist() == [0, 2, 4, 4, 4]
-    assert succ_idx.tolist() == [1, 2, 2, 3]
+    assert tg.succ_ptr.tolist() == [0, 2, 4, 4, 4]
+    assert tg.succ_idx.tolist() == [1, 2, 2, 3]
+    assert tg.succs(1).tolist() == [2, 3]
 
 
 @st.composite
@@ -150,17 +150,28 @@ def test_fast_engine_rejects_graphs_too_long_for_its_event_keys():
         fast.simulate(task_graph([0], [1 << 62], [[]], 1))
 
 
-def test_engine_inputs_hold_successors_counts_and_queue_layout():
+def test_engine_inputs_hold_counts_and_queue_layout():
     # tile0 has tasks 0, 2; tile1 has 3; 1 is a delay: queues start at 0 and 2 in the key array
     tg = task_graph([0, -1, 0, 1], [3, 0, 2, 5], [[], [0], [0, 1], [2]], 2)
     inputs = fast.engine_inputs(tg)
-    assert inputs.succ_ptr.tolist() == [0, 2, 3, 4, 4]
-    assert inputs.succ_idx.tolist() == [1, 2, 2, 3]
     assert inputs.preds_left.tolist() == [0, 1, 2, 1]
     assert inputs.queue_base.tolist() == [0, 2]
     assert inputs.records["duration_cycles"].tolist() == [3, 0, 2, 5]
     assert inputs.records["resource"].tolist() == [0, -1, 0, 1]
     assert (inputs.longest_cycles, inputs.total_cycles) == (5, 10)
+
+
+def test_predecessor_counts_are_int16_until_an_in_degree_overflows_it():
+    assert fast.predecessor_count_dtype(np.array([0, 0, 1, 32768])) == np.int16
+    assert fast.predecessor_count_dtype(np.array([0, 0, 32769])) == np.int32
+    assert fast.predecessor_count_dtype(np.array([0])) == np.int16
+
+
+def test_fast_engine_joins_more_predecessors_than_int16_counts():
+    n_preds = 40_000  # int32 counts; the join waits for the last delay, which ends at n_preds - 1
+    tg = task_graph([-1] * n_preds + [0], list(range(n_preds)) + [1], [[]] * n_preds + [list(range(n_preds))], 1)
+    assert fast.engine_inputs(tg).preds_left.dtype == np.int32
+    assert fast.simulate(tg).start_cycles[-1] == n_preds - 1
 
 
 def test_engine_inputs_reject_negative_durations():

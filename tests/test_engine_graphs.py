@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.engine.taskgraph import ENERGY_COMPONENTS, RESOURCE_KINDS, TaskGraph
+from simulator.engine.taskgraph import ENERGY_COMPONENTS, RESOURCE_KINDS, TaskGraph, successors_from_predecessors
 
 
 def task_graph(resource, duration_cycles, preds, n_resources, *, cycle_ns=1.0, tokens=1,
@@ -17,6 +17,7 @@ def task_graph(resource, duration_cycles, preds, n_resources, *, cycle_ns=1.0, t
     pred_ptr = np.zeros(n + 1, dtype=np.int64)
     pred_ptr[1:] = np.cumsum([len(p) for p in preds])
     pred_idx = np.array([p for ps in preds for p in ps], dtype=np.int32)
+    succ_ptr, succ_idx = successors_from_predecessors(pred_ptr, pred_idx, n)
     return TaskGraph(
         resource=np.asarray(resource, dtype=np.int32),
         duration_cycles=np.asarray(duration_cycles, dtype=np.int64),
@@ -24,6 +25,8 @@ def task_graph(resource, duration_cycles, preds, n_resources, *, cycle_ns=1.0, t
                    else np.asarray(energy_pj, dtype=np.float64)),
         pred_ptr=pred_ptr,
         pred_idx=pred_idx,
+        succ_ptr=succ_ptr,
+        succ_idx=succ_idx,
         task_kind=np.asarray(task_kind if task_kind is not None else [0] * n, dtype=np.int8),
         task_op=np.asarray(task_op if task_op is not None else [-1] * n, dtype=np.int32),
         resource_kind=np.asarray(resource_kind, dtype=np.int8),

@@ -100,13 +100,9 @@ class _Machine:
 
 
 def _successor_lists(tg: TaskGraph) -> list[list[int]]:
-    successors: list[list[int]] = [[] for _ in range(tg.n_tasks)]
-    pred_ptr = tg.pred_ptr.tolist()
-    pred_idx = tg.pred_idx.tolist()
-    for task in range(tg.n_tasks):
-        for pred in pred_idx[pred_ptr[task]:pred_ptr[task + 1]]:
-            successors[pred].append(task)
-    return successors
+    succ_ptr = tg.succ_ptr.tolist()
+    succ_idx = tg.succ_idx.tolist()
+    return [succ_idx[succ_ptr[task]:succ_ptr[task + 1]] for task in range(tg.n_tasks)]
 
 
 def simulate(tg: TaskGraph) -> Schedule:

@@ -16,8 +16,10 @@ and big sweeps. Why it is fast (about 60x the simpy engine on GPT-2 prefill, 4.3
   * What the hot loop touches per task at its start and finish lives in one 16-byte
     record (TASK_RECORD): the graph is far too big for the caches and successors sit far
     apart in id order, so the loop is bound by cache misses, not by instructions. The
-    records are built, with the successor lists and the duration checks, in one numba
-    pass whose scattered transpose works on compact int32 arrays.
+    records are built, with the duration checks, in one numba pass; the successor lists
+    come ready-made with the TaskGraph, so a call transposes nothing.
+  * Predecessor counts are int16 when every in-degree fits: the loop decrements them at
+    random, and half the bytes keep more of them in the caches.
 The main loop visits cycles with finishes in increasing order: it first processes every
 finish at the cycle (zero-duration delay tasks may add more finishes at the same cycle,
 and are processed in the same pass), then lets each listed resource start its smallest
@@ -34,9 +36,9 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from simulator.engine.taskgraph import Schedule, TaskGraph, check_durations
 
 # What the main loop reads and writes of a task when it starts and finishes: 16 bytes,
-# four records per cache line. The predecessor counts and successor pointers stay in
-# compact int32 arrays of their own: far successors are counted down at random, and
-# 4 bytes a task keep those hits in the caches far better than a record would.
+# four records per cache line. The predecessor counts stay in a compact array of their
+# own: far successors are counted down at random, and 2-4 bytes a task keep those hits
+# in the caches far better than a record would.
 TASK_RECORD = np.dtype([
     ("duration_cycles", np.int64),
     ("resource", np.int32),
@@ -221,10 +223,9 @@ def _schedule(records, succ_ptr, succ_idx, preds_left, queue_base, task_bits, wi
 
 
 @njit(cache=True)
-def _fill_records(resource, duration_cycles, pred_ptr, pred_idx, records, succ_ptr, succ_idx, preds_left, queue_base):
-    """One pass over the graph: task records, predecessor counts, successor lists (the
-    predecessor CSR transposed, successors in increasing id order) and each resource's
-    queue start in the shared key array.
+def _fill_records(resource, duration_cycles, pred_ptr, records, preds_left, queue_base):
+    """One pass over the tasks: records, predecessor counts and each resource's queue
+    start in the shared key array.
 
     Returns (durations_valid, longest_cycles, total_cycles); durations are valid when
     none is negative and every resource task lasts >= 1 cycle.
@@ -232,20 +233,6 @@ def _fill_records(resource, duration_cycles, pred_ptr, pred_idx, records, succ_p
     n_tasks = resource.shape[0]
     n_resources = queue_base.shape[0]
     resource_tasks = np.zeros(n_resources, dtype=np.int64)
-    # succ_ptr holds successor counts, then where each list ends; filling the lists
-    # backwards from the last task moves it to where they start, in increasing id order
-    succ_ptr[:] = 0
-    for k in range(pred_idx.shape[0]):
-        succ_ptr[pred_idx[k]] += 1
-    end = 0
-    for task in range(n_tasks + 1):
-        end += succ_ptr[task]
-        succ_ptr[task] = end
-    for task in range(n_tasks - 1, -1, -1):
-        for k in range(pred_ptr[task], pred_ptr[task + 1]):
-            pred = pred_idx[k]
-            succ_ptr[pred] -= 1
-            succ_idx[succ_ptr[pred]] = task
     durations_valid = True
     longest_cycles = 0
     total_cycles = 0
@@ -269,6 +256,13 @@ def _fill_records(resource, duration_cycles, pred_ptr, pred_idx, records, succ_p
     return durations_valid, longest_cycles, total_cycles
 
 
+def predecessor_count_dtype(pred_ptr: np.ndarray) -> np.dtype:
+    """int16 when every in-degree fits, else int32: half the bytes for the counts the
+    main loop decrements at random, so more of them stay in the caches."""
+    max_in_degree = int(np.diff(pred_ptr).max()) if pred_ptr.shape[0] > 1 else 0
+    return np.dtype(np.int16 if max_in_degree <= np.iinfo(np.int16).max else np.int32)
+
+
 def _cache_aligned_empty(n: int, dtype: np.dtype) -> np.ndarray:
     """Uninitialised array starting on a cache line, so no record straddles two lines."""
     raw = np.empty(n * dtype.itemsize + CACHE_LINE_BYTES, dtype=np.uint8)
@@ -278,10 +272,8 @@ def _cache_aligned_empty(n: int, dtype: np.dtype) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EngineInputs:
-    """What the main loop reads, built from a TaskGraph by one numba pass."""
+    """What the main loop reads besides the graph's successor lists, built by one numba pass."""
     records: np.ndarray  # TASK_RECORD [n_tasks]
-    succ_ptr: np.ndarray  # int32 [n_tasks + 1], CSR row pointers of the successor lists
-    succ_idx: np.ndarray  # int32 [n_edges], successors in increasing id order
     preds_left: np.ndarray  # int32 [n_tasks], predecessor counts (the loop counts them down)
     queue_base: np.ndarray  # int64 [n_resources], where each resource's ready queue starts
     longest_cycles: int
@@ -289,28 +281,16 @@ class EngineInputs:
 
 
 def engine_inputs(tg: TaskGraph) -> EngineInputs:
-    """Records, successor lists and queue layout of a graph; ValueError on invalid durations."""
-    n_edges = int(tg.pred_idx.shape[0])
-    if n_edges >= np.iinfo(np.int32).max:
-        raise ValueError(f"TaskGraph too big for the fast engine's int32 successor lists: {n_edges} edges")
+    """Records, predecessor counts and queue layout of a graph; ValueError on invalid durations."""
     records = _cache_aligned_empty(tg.n_tasks, TASK_RECORD)
-    succ_ptr = np.empty(tg.n_tasks + 1, dtype=np.int32)
-    succ_idx = np.empty(n_edges, dtype=np.int32)
-    preds_left = np.empty(tg.n_tasks, dtype=np.int32)
+    preds_left = np.empty(tg.n_tasks, dtype=predecessor_count_dtype(tg.pred_ptr))
     queue_base = np.empty(tg.n_resources, dtype=np.int64)
     durations_valid, longest_cycles, total_cycles = _fill_records(
         np.ascontiguousarray(tg.resource, dtype=np.int32), np.ascontiguousarray(tg.duration_cycles, dtype=np.int64),
-        np.ascontiguousarray(tg.pred_ptr, dtype=np.int64), np.ascontiguousarray(tg.pred_idx, dtype=np.int32),
-        records, succ_ptr, succ_idx, preds_left, queue_base)
+        np.ascontiguousarray(tg.pred_ptr, dtype=np.int64), records, preds_left, queue_base)
     if not durations_valid:
         check_durations(tg)  # raises, with the message that names the broken rule
-    return EngineInputs(records, succ_ptr, succ_idx, preds_left, queue_base, int(longest_cycles), int(total_cycles))
-
-
-def successor_csr(tg: TaskGraph) -> tuple[np.ndarray, np.ndarray]:
-    """(succ_ptr, succ_idx): the predecessor CSR transposed, successors in increasing id order."""
-    inputs = engine_inputs(tg)
-    return inputs.succ_ptr, inputs.succ_idx
+    return EngineInputs(records, preds_left, queue_base, int(longest_cycles), int(total_cycles))
 
 
 def calendar_window_cycles(longest_cycles: int) -> int:
@@ -326,7 +306,8 @@ def simulate(tg: TaskGraph) -> Schedule:
         raise ValueError(f"TaskGraph too long for int64 event keys: {tg.n_tasks} tasks, "
                          f"{inputs.total_cycles} cycles in total")
     start_cycles = np.full(tg.n_tasks, -1, dtype=np.int64)
-    _schedule(inputs.records, inputs.succ_ptr, inputs.succ_idx, inputs.preds_left, inputs.queue_base, task_bits,
+    _schedule(inputs.records, np.ascontiguousarray(tg.succ_ptr, dtype=np.int64),
+              np.ascontiguousarray(tg.succ_idx, dtype=np.int32), inputs.preds_left, inputs.queue_base, task_bits,
               calendar_window_cycles(inputs.longest_cycles), start_cycles)
     if np.any(start_cycles < 0):
         raise ValueError("TaskGraph: some tasks never became ready (predecessor ids must be smaller)")

@@ -40,7 +40,9 @@ from numba import njit
 
 from simulator.analog import tile_cost
 from simulator.digital import cost as digital_cost
-from simulator.engine.taskgraph import ENERGY_COMPONENTS, RESOURCE_KINDS, TASK_KINDS, TaskGraph
+from simulator.engine.taskgraph import (
+    ENERGY_COMPONENTS, RESOURCE_KINDS, TASK_KINDS, TaskGraph, successors_from_predecessors,
+)
 from simulator.errors import UserError
 from simulator.hw.schema import HwConfig
 from simulator.interconnect.cost import hop_cycles_many
@@ -310,9 +312,10 @@ class Lowerer:
             task = np.concatenate([task] + [t for t, _ in extra])
             pred = np.concatenate([pred] + [p for _, p in extra])
         pred_ptr, pred_idx = _group_by_task(task, pred, n_tasks)
+        succ_ptr, succ_idx = successors_from_predecessors(pred_ptr, pred_idx, n_tasks)
         return TaskGraph(
             resource=resource, duration_cycles=duration, energy_pj=energy, pred_ptr=pred_ptr,
-            pred_idx=pred_idx, task_kind=kind, task_op=task_op,
+            pred_idx=pred_idx, succ_ptr=succ_ptr, succ_idx=succ_idx, task_kind=kind, task_op=task_op,
             resource_kind=self.resource_kind, resource_label=self.resource_label,
             static_power_mw=self.static_power_mw, cycle_ns=self.hw.system.cycle_ns, tokens=self.graph.tokens)
 

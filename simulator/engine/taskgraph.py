@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 # Energy columns of TaskGraph.energy_pj; static energy is added from the makespan.
 ENERGY_COMPONENTS = (
@@ -46,6 +47,8 @@ class TaskGraph:
     energy_pj: np.ndarray  # float64 [n_tasks, len(ENERGY_COMPONENTS)]
     pred_ptr: np.ndarray  # int64 [n_tasks + 1], CSR row pointers
     pred_idx: np.ndarray  # int32 [nnz], predecessor task ids (each < its task id)
+    succ_ptr: np.ndarray  # int64 [n_tasks + 1], CSR row pointers of the same edges, transposed
+    succ_idx: np.ndarray  # int32 [nnz], successor task ids, increasing within a row
     task_kind: np.ndarray  # int8 [n_tasks], index into TASK_KINDS
     task_op: np.ndarray  # int32 [n_tasks], Graph op id the task comes from (-1: none)
     resource_kind: np.ndarray  # int8 [n_resources], index into RESOURCE_KINDS
@@ -64,6 +67,40 @@ class TaskGraph:
 
     def preds(self, task: int) -> np.ndarray:
         return self.pred_idx[self.pred_ptr[task]:self.pred_ptr[task + 1]]
+
+    def succs(self, task: int) -> np.ndarray:
+        return self.succ_idx[self.succ_ptr[task]:self.succ_ptr[task + 1]]
+
+
+@njit(cache=True)
+def _transpose_csr(pred_ptr, pred_idx, n_tasks, succ_ptr, succ_idx):
+    """Fill succ_ptr / succ_idx with the transposed edges; visiting tasks in id order
+    leaves every successor row sorted."""
+    for k in range(pred_idx.shape[0]):
+        succ_ptr[pred_idx[k] + 1] += 1
+    for task in range(n_tasks):
+        succ_ptr[task + 1] += succ_ptr[task]
+    cursor = succ_ptr[:n_tasks].copy()
+    for task in range(n_tasks):
+        for k in range(pred_ptr[task], pred_ptr[task + 1]):
+            pred = pred_idx[k]
+            succ_idx[cursor[pred]] = task
+            cursor[pred] += 1
+
+
+def successors_from_predecessors(pred_ptr: np.ndarray, pred_idx: np.ndarray,
+                                 n_tasks: int) -> tuple[np.ndarray, np.ndarray]:
+    """(succ_ptr int64, succ_idx int32): the predecessor CSR transposed.
+
+    Built once when a TaskGraph is made, because both engines walk edges forwards
+    (a finish releases its successors) and transposing per simulation would cost the
+    fast engine a third of its run time on big graphs.
+    """
+    succ_ptr = np.zeros(n_tasks + 1, dtype=np.int64)
+    succ_idx = np.empty(pred_idx.shape[0], dtype=np.int32)
+    _transpose_csr(np.ascontiguousarray(pred_ptr, dtype=np.int64), np.ascontiguousarray(pred_idx, dtype=np.int32),
+                   n_tasks, succ_ptr, succ_idx)
+    return succ_ptr, succ_idx
 
 
 @dataclass(frozen=True)
