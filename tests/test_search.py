@@ -97,6 +97,22 @@ def test_verification_tightens_when_the_proxy_underestimates():
     assert result.chosen.verified
 
 
+def test_verification_relaxes_when_the_proxy_overestimates():
+    # The real degradation is half the summed profile: the first MILP (B + C, predicted 1.0)
+    # verifies at 0.5, so the proxy budget doubles and the MILP can add A (all three: 0.95).
+    problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
+    cost, measure = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ, delta_scale=0.5)
+    greedy = greedy_search(problem, cost, measure)
+    result = optimise(problem, cost, measure, greedy, calibration=1.0)
+    assert result.rounds[0].groups == ("B", "C")
+    assert result.rounds[1].proxy_budget == pytest.approx(2.0)
+    assert result.chosen.groups == {"A", "B", "C"}
+    assert result.chosen.delta == pytest.approx(0.95)
+    # Without relaxing, the MILP would stop at B + C (86 ns) and lose to greedy (76 ns).
+    assert not result.fell_back_to_greedy
+    assert result.chosen.cost.latency_ns == greedy.chosen.cost.latency_ns == pytest.approx(76.0)
+
+
 def test_falls_back_to_greedy_when_no_round_verifies():
     problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
     cost, measure = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)

@@ -19,6 +19,8 @@ tests and on (Lowerer + fast engine, functional probe) in `aimcsim search`.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -250,13 +252,23 @@ def proxy_delta(problem: Problem, group_names, calibration: float) -> float:
 
 
 def optimise(problem: Problem, cost: CostFn, measure: MeasureFn, greedy: GreedyResult,
-             calibration: float, max_rounds: int = 4) -> OptimiseResult:
-    """MILP on the calibrated proxy, verified by `measure`, never worse than greedy."""
+             calibration: float, max_rounds: int = 6) -> OptimiseResult:
+    """MILP on the calibrated proxy, verified by `measure`, never worse than greedy.
+
+    The proxy budget is searched, not fixed: a verified mapping with slack relaxes it (scaled
+    by budget / measured), a refuted one tightens it and is cut off; once both a verifying and
+    a refuted proxy budget are known, the next one lies between them. The best verified
+    mapping of all rounds is kept. Stops when the MILP repeats itself or after max_rounds.
+    """
     _, gains = group_gains(problem, cost)
-    proxy_budget, refuted, rounds = problem.budget, [], []
-    verified: Candidate | None = None
+    proxy_budget, refuted, rounds, seen = problem.budget, [], [], set()
+    verified_at, refuted_at = 0.0, math.inf  # proxy budgets known to verify / to fail
+    best: Candidate | None = None
     for _ in range(max_rounds):
         groups = solve_milp(problem, gains, calibration, proxy_budget, refuted)
+        if groups in seen:
+            break
+        seen.add(groups)
         projections = projections_of(problem, groups)
         predicted = proxy_delta(problem, groups, calibration)
         measured = float(measure(projections))
@@ -264,18 +276,32 @@ def optimise(problem: Problem, cost: CostFn, measure: MeasureFn, greedy: GreedyR
         rounds.append(OptimiseRound(proxy_budget, predicted, measured,
                                     candidate.cost.objective(problem.objective), tuple(sorted(groups))))
         if measured <= problem.budget:
-            verified = candidate
-            break
-        refuted.append(groups)
-        proxy_budget = min(proxy_budget, predicted) * problem.budget / measured
+            verified_at = max(verified_at, proxy_budget)
+            if best is None or (candidate.cost.objective(problem.objective)
+                                < best.cost.objective(problem.objective)):
+                best = candidate
+        else:
+            refuted.append(groups)
+            refuted_at = min(refuted_at, proxy_budget)
+        proxy_budget = _next_proxy_budget(min(proxy_budget, predicted) if measured > problem.budget
+                                          else proxy_budget, problem.budget / max(measured, 1e-12),
+                                          verified_at, refuted_at)
     greedy_objective = greedy.chosen.cost.objective(problem.objective)
-    if verified is None:
+    if best is None:
         return OptimiseResult(greedy.chosen, calibration, tuple(rounds), True,
-                              f"no MILP mapping verified within budget in {max_rounds} rounds")
-    if verified.cost.objective(problem.objective) > greedy_objective:
+                              f"no MILP mapping verified within budget in {len(rounds)} rounds")
+    if best.cost.objective(problem.objective) > greedy_objective:
         return OptimiseResult(greedy.chosen, calibration, tuple(rounds), True,
                               "verified MILP mapping was worse than greedy")
-    return OptimiseResult(verified, calibration, tuple(rounds), False)
+    return OptimiseResult(best, calibration, tuple(rounds), False)
+
+
+def _next_proxy_budget(current: float, scale: float, verified_at: float, refuted_at: float) -> float:
+    """Scale the proxy budget by budget / measured, kept strictly between the known bounds."""
+    proposal = current * scale
+    if refuted_at < math.inf and not verified_at < proposal < refuted_at:
+        proposal = (verified_at + refuted_at) / 2
+    return proposal
 
 
 def additivity_check(problem: Problem, cost: CostFn, rng: np.random.Generator,
@@ -344,7 +370,7 @@ def _candidate_dict(candidate: Candidate, objective: str) -> dict:
 
 
 def run_search(problem: Problem, cost: CostFn, measure: MeasureFn, rng: np.random.Generator,
-               max_rounds: int = 4, additivity_samples: int = 5) -> SearchOutcome:
+               max_rounds: int = 6, additivity_samples: int = 5) -> SearchOutcome:
     """Greedy, calibration from (all-analog if it fits, greedy), verified MILP, additivity check."""
     everything = frozenset(g.name for g in problem.groups)
     all_projections = projections_of(problem, everything)

@@ -32,8 +32,8 @@ def add_parser(sub) -> None:
                    help="timed phase (default prefill for GPT-2, encoder for BERT-family)")
     p.add_argument("--tokens", "--seq", dest="seq", type=positive_int, default=128,
                    help="prompt / sequence length of the timed workload (default 128)")
-    p.add_argument("--max-rounds", type=positive_int, default=4,
-                   help="MILP verify-and-tighten rounds before falling back to greedy (default 4)")
+    p.add_argument("--max-rounds", type=positive_int, default=6,
+                   help="MILP verify-and-adjust rounds (proxy budget relaxed or tightened; default 6)")
     p.add_argument("--pareto-budgets", default=None,
                    help="comma-separated budgets for the Pareto sweep (default budget x "
                         + ",".join(f"{f:g}" for f in PARETO_BUDGET_FACTORS) + ")")
