@@ -146,8 +146,9 @@ def test_engines_agree_when_long_and_short_tasks_mix(seed):
 
 
 def test_fast_engine_rejects_graphs_too_long_for_its_event_keys():
-    with pytest.raises(ValueError, match="too long"):
-        fast.simulate(task_graph([0], [1 << 62], [[]], 1))
+    n_tasks = 70_000  # 17 task bits leave 46 for cycles; the durations sum to more than 2**47
+    with pytest.raises(ValueError, match="int64 event keys"):
+        fast.simulate(task_graph([-1] * n_tasks, [(1 << 31) - 1] * n_tasks, [[]] * n_tasks, 0))
 
 
 def test_engine_inputs_hold_counts_and_queue_layout():
@@ -156,8 +157,9 @@ def test_engine_inputs_hold_counts_and_queue_layout():
     inputs = fast.engine_inputs(tg)
     assert inputs.preds_left.tolist() == [0, 1, 2, 1]
     assert inputs.queue_base.tolist() == [0, 2]
-    assert inputs.records["duration_cycles"].tolist() == [3, 0, 2, 5]
-    assert inputs.records["resource"].tolist() == [0, -1, 0, 1]
+    assert inputs.records["duration_cycles"][:4].tolist() == [3, 0, 2, 5]
+    assert inputs.records["resource"][:4].tolist() == [0, -1, 0, 1]
+    assert inputs.records["first_successor"].tolist() == [0, 2, 3, 4, 4]
     assert (inputs.longest_cycles, inputs.total_cycles) == (5, 10)
 
 
@@ -172,6 +174,11 @@ def test_fast_engine_joins_more_predecessors_than_int16_counts():
     tg = task_graph([-1] * n_preds + [0], list(range(n_preds)) + [1], [[]] * n_preds + [list(range(n_preds))], 1)
     assert fast.engine_inputs(tg).preds_left.dtype == np.int32
     assert fast.simulate(tg).start_cycles[-1] == n_preds - 1
+
+
+def test_fast_engine_rejects_durations_beyond_int32():
+    with pytest.raises(ValueError, match="int32 durations"):
+        fast.simulate(task_graph([0], [1 << 31], [[]], 1))
 
 
 def test_engine_inputs_reject_negative_durations():

@@ -14,8 +14,9 @@ and big sweeps. Why it is fast (about 60x the simpy engine on GPT-2 prefill, 4.3
     (cycle, task_id) order is plain integer order.
   * A resource is put on the per-cycle pick list only when it will really pick.
   * What the hot loop touches per task at its start and finish lives in one 16-byte
-    record (TASK_RECORD): the graph is far too big for the caches and successors sit far
-    apart in id order, so the loop is bound by cache misses, not by instructions. The
+    record (TASK_RECORD), its successor offset included: the graph is far too big for
+    the caches and successors sit far apart in id order, so the loop is bound by cache
+    misses, not by instructions. The
     records are built, with the duration checks, in one numba pass; the successor lists
     come ready-made with the TaskGraph, so a call transposes nothing.
   * Predecessor counts are int16 when every in-degree fits: the loop decrements them at
@@ -36,15 +37,19 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from simulator.engine.taskgraph import Schedule, TaskGraph, check_durations
 
 # What the main loop reads and writes of a task when it starts and finishes: 16 bytes,
-# four records per cache line. The predecessor counts stay in a compact array of their
+# four records per cache line. Its successor list starts at first_successor and ends
+# where the next record's starts (one record past the last task holds the end), so
+# finding it costs no miss of its own. The predecessor counts stay in a compact array of their
 # own: far successors are counted down at random, and 2-4 bytes a task keep those hits
 # in the caches far better than a record would.
 TASK_RECORD = np.dtype([
-    ("duration_cycles", np.int64),
+    ("duration_cycles", np.int32),
     ("resource", np.int32),
     ("next_in_bucket", np.int32),  # calendar bucket list link
+    ("first_successor", np.int32),  # into succ_idx; the next record's ends the list
 ])
 CACHE_LINE_BYTES = 64
+INT32_MAX = int(np.iinfo(np.int32).max)
 
 MAX_WINDOW_CYCLES = 1 << 16  # calendar buckets at most (256 KiB of list heads)
 
@@ -121,9 +126,9 @@ def _next_occupied_bucket(occupied, bucket):
 
 
 @njit(cache=True)
-def _schedule(records, succ_ptr, succ_idx, preds_left, queue_base, task_bits, window_cycles, start_cycles):
+def _schedule(records, succ_idx, preds_left, queue_base, task_bits, window_cycles, start_cycles):
     """Fill start_cycles under the dispatch rule (a task stays -1 if it never became ready)."""
-    n_tasks = records.shape[0]
+    n_tasks = records.shape[0] - 1
     n_resources = queue_base.shape[0]
     task_mask = (np.int64(1) << task_bits) - 1
     window_mask = window_cycles - 1
@@ -185,7 +190,7 @@ def _schedule(records, succ_ptr, succ_idx, preds_left, queue_base, task_bits, wi
                         state[r] = PICKING
                         picking[n_picking] = r
                         n_picking += 1
-                for k in range(succ_ptr[task], succ_ptr[task + 1]):
+                for k in range(record.first_successor, records[task + 1].first_successor):
                     succ = succ_idx[k]
                     preds_left[succ] -= 1
                     if preds_left[succ] == 0:
@@ -223,9 +228,9 @@ def _schedule(records, succ_ptr, succ_idx, preds_left, queue_base, task_bits, wi
 
 
 @njit(cache=True)
-def _fill_records(resource, duration_cycles, pred_ptr, records, preds_left, queue_base):
-    """One pass over the tasks: records, predecessor counts and each resource's queue
-    start in the shared key array.
+def _fill_records(resource, duration_cycles, pred_ptr, succ_ptr, records, preds_left, queue_base):
+    """One pass over the tasks: records (with one more for the end of the last successor
+    list), predecessor counts and each resource's queue start in the shared key array.
 
     Returns (durations_valid, longest_cycles, total_cycles); durations are valid when
     none is negative and every resource task lasts >= 1 cycle.
@@ -241,6 +246,7 @@ def _fill_records(resource, duration_cycles, pred_ptr, records, preds_left, queu
         duration = duration_cycles[task]
         record = records[task]
         record.duration_cycles = duration
+        record.first_successor = succ_ptr[task]
         record.resource = r
         preds_left[task] = pred_ptr[task + 1] - pred_ptr[task]
         if duration < 0 or (r >= 0 and duration < 1):
@@ -249,6 +255,7 @@ def _fill_records(resource, duration_cycles, pred_ptr, records, preds_left, queu
         total_cycles += duration
         if r >= 0:
             resource_tasks[r] += 1
+    records[n_tasks].first_successor = succ_ptr[n_tasks]
     base = 0
     for r in range(n_resources):
         queue_base[r] = base
@@ -273,23 +280,30 @@ def _cache_aligned_empty(n: int, dtype: np.dtype) -> np.ndarray:
 @dataclass(frozen=True)
 class EngineInputs:
     """What the main loop reads besides the graph's successor lists, built by one numba pass."""
-    records: np.ndarray  # TASK_RECORD [n_tasks]
-    preds_left: np.ndarray  # int32 [n_tasks], predecessor counts (the loop counts them down)
+    records: np.ndarray  # TASK_RECORD [n_tasks + 1], the last holds only the end of the successors
+    preds_left: np.ndarray  # int16 or int32 [n_tasks], predecessor counts (the loop counts them down)
     queue_base: np.ndarray  # int64 [n_resources], where each resource's ready queue starts
     longest_cycles: int
     total_cycles: int
 
 
 def engine_inputs(tg: TaskGraph) -> EngineInputs:
-    """Records, predecessor counts and queue layout of a graph; ValueError on invalid durations."""
-    records = _cache_aligned_empty(tg.n_tasks, TASK_RECORD)
+    """Records, predecessor counts and queue layout of a graph; ValueError on invalid durations
+    or on a graph beyond the records' int32 fields."""
+    n_edges = int(tg.succ_idx.shape[0])
+    if n_edges > INT32_MAX:
+        raise ValueError(f"TaskGraph too big for the fast engine's int32 successor offsets: {n_edges} edges")
+    records = _cache_aligned_empty(tg.n_tasks + 1, TASK_RECORD)
     preds_left = np.empty(tg.n_tasks, dtype=predecessor_count_dtype(tg.pred_ptr))
     queue_base = np.empty(tg.n_resources, dtype=np.int64)
     durations_valid, longest_cycles, total_cycles = _fill_records(
         np.ascontiguousarray(tg.resource, dtype=np.int32), np.ascontiguousarray(tg.duration_cycles, dtype=np.int64),
-        np.ascontiguousarray(tg.pred_ptr, dtype=np.int64), records, preds_left, queue_base)
+        np.ascontiguousarray(tg.pred_ptr, dtype=np.int64), np.ascontiguousarray(tg.succ_ptr, dtype=np.int64),
+        records, preds_left, queue_base)
     if not durations_valid:
         check_durations(tg)  # raises, with the message that names the broken rule
+    if longest_cycles > INT32_MAX:
+        raise ValueError(f"TaskGraph task too long for the fast engine's int32 durations: {longest_cycles} cycles")
     return EngineInputs(records, preds_left, queue_base, int(longest_cycles), int(total_cycles))
 
 
@@ -306,8 +320,7 @@ def simulate(tg: TaskGraph) -> Schedule:
         raise ValueError(f"TaskGraph too long for int64 event keys: {tg.n_tasks} tasks, "
                          f"{inputs.total_cycles} cycles in total")
     start_cycles = np.full(tg.n_tasks, -1, dtype=np.int64)
-    _schedule(inputs.records, np.ascontiguousarray(tg.succ_ptr, dtype=np.int64),
-              np.ascontiguousarray(tg.succ_idx, dtype=np.int32), inputs.preds_left, inputs.queue_base, task_bits,
+    _schedule(inputs.records, np.ascontiguousarray(tg.succ_idx, dtype=np.int32), inputs.preds_left, inputs.queue_base, task_bits,
               calendar_window_cycles(inputs.longest_cycles), start_cycles)
     if np.any(start_cycles < 0):
         raise ValueError("TaskGraph: some tasks never became ready (predecessor ids must be smaller)")
