@@ -85,11 +85,10 @@ def run(args) -> int:
     from simulator.analysis.pareto import pareto_sweep
     from simulator.analysis.profile import make_probe
     from simulator.analysis.search import EngineCost, Problem, group_gains, make_groups, run_search
-    from workloads.registry import build_graph, load_model, model_config
+    from simulator.run import default_phase
+    from workloads.registry import build_graph, load_model
 
-    family, _ = model_config(args.model)
-    phase = args.phase or ("prefill" if family == "gpt2" else "encoder")
-    graph = build_graph(args.model, phase, seq=args.seq)
+    graph = build_graph(args.model, args.phase or default_phase(args.model), seq=args.seq)
     cost = EngineCost(graph, hw)
     loaded = load_model(args.model)
     probe = make_probe(loaded, hw, list(range(args.seeds)), args.max_tokens)
