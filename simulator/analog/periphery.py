@@ -220,6 +220,14 @@ def adc_accumulate(y, read_variance, in_scale, out_scale, bias, out_noise, adc_s
             clipped[r, b, t] = excess > 0
 
 
+def tile_matmuls(x_tiles: torch.Tensor, weights: torch.Tensor, out: torch.Tensor) -> None:
+    """out[k] = x_tiles[k] @ weights[k] for every tile. One torch.mm per tile rather than a
+    torch.bmm: measured ~10% faster for the GPT-2 lm_head tiles (256 x 50257), equal for
+    the smaller projections (2 threads)."""
+    for tile in range(x_tiles.shape[0]):
+        torch.mm(x_tiles[tile], weights[tile], out=out[tile])
+
+
 def analog_matmul(x: np.ndarray, tiles: TileWeights, bias: np.ndarray, settings: PeripherySettings,
                   stream_keys: np.ndarray, call: int, workspace: Workspace) -> np.ndarray:
     """The layer output [R, T, out] for inputs x [R, T, in] (float32), realisation r on x[r].
@@ -246,7 +254,7 @@ def analog_matmul(x: np.ndarray, tiles: TileWeights, bias: np.ndarray, settings:
     for iteration in range(settings.bound_iterations + 1):
         dac_inputs(x, rows, settings.inp_bound, settings.dac_levels, settings.noise_management,
                    headroom, x_quantised, in_scale)
-        torch.bmm(x_tiles, tiles.weights, out=torch.from_numpy(y).view(n_real * row_blocks, n_tok, n_out))
+        tile_matmuls(x_tiles, tiles.weights, torch.from_numpy(y).view(n_real * row_blocks, n_tok, n_out))
         if tiles.read_variance is not None:
             torch.bmm(x_tiles.square(), tiles.read_variance,
                       out=torch.from_numpy(read_variance).view(n_real * row_blocks, n_tok, n_out))
