@@ -18,12 +18,11 @@ minus the RSS before the forward.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
-import os
 import statistics
-import tempfile
 import time
+
+from simulator.commands.common import write_json_atomic
 
 BATCH, TOKENS = 8, 128
 DRIFT_TIME_S = 3600.0
@@ -39,6 +38,7 @@ def build_models(threads: int, variants: tuple[str, ...]):
     """The FP32 model and/or its all-analog copy at t = 1 h, plus the input token ids."""
     import numba
     import torch
+
     from simulator.analog.layer import convert_to_analog, set_time
     from workloads.gpt2.model import GPT2, GPT2Config
 
@@ -83,6 +83,7 @@ def _status_kib(field: str) -> int:
 def _memory_mib(variant: str, threads: int, result_queue) -> None:
     """Child process: (resident model memory, peak extra memory of a forward) in MiB."""
     import torch
+
     import simulator.analog.layer  # noqa: F401  (imports count as baseline, not model)
     import workloads.gpt2.model  # noqa: F401
     start_kib = _status_kib("VmRSS")
@@ -136,10 +137,7 @@ def main() -> int:
         if not isinstance(value, list):
             print(f"{key:30s} {value:.3f}" if isinstance(value, float) else f"{key:30s} {value}")
     if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as tmp:
-            json.dump(figures, tmp, indent=2)
-        os.replace(tmp.name, args.json)
+        write_json_atomic(args.json, figures)
     return 0
 
 

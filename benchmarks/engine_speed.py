@@ -18,14 +18,13 @@ The default is the issue's case: 1024 tokens in one-token chunks (about 4.6 M ta
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import numpy as np
 import simpy
 
-from simulator.atomic import atomic_output
+from simulator.commands.common import write_json_atomic
 from simulator.engine import des, fast
 from simulator.engine.lower import lower
 from simulator.hw.loader import load_hw
@@ -110,8 +109,7 @@ def main() -> None:
     result = measure(args.tokens, args.chunk_tokens, args.repeats, args.simpy_repeats)
     print(format_table(result))
     if args.json:
-        with atomic_output(args.json) as tmp_path, open(tmp_path, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json_atomic(args.json, result)
 
 
 if __name__ == "__main__":

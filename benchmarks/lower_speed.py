@@ -11,15 +11,13 @@ on hermes64 with a Lowerer that is reused, for seeded random analog/digital cand
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import tempfile
 import time
 
 import numpy as np
 
 from simulator.analysis.search import EngineCost
+from simulator.commands.common import write_json_atomic
 from simulator.engine.lower import Lowerer
 from simulator.engine.taskgraph import TASK_KINDS
 from simulator.hw.loader import load_hw
@@ -80,10 +78,8 @@ def main() -> None:
     print(f"search inner loop ({search['config']}, {search['workload']}): "
           f"{search['median_ms_per_lower']:.2f} ms per re-lowering")
     if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
-            json.dump({"benchmark": "lower_speed", "one_token_chunks": chunked, "search": search}, f, indent=2)
-        os.replace(f.name, args.json)
+        write_json_atomic(args.json, {"benchmark": "lower_speed", "one_token_chunks": chunked,
+                                      "search": search})
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ excluded and reported separately.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import numpy as np
 
 from simulator.analysis.search import EngineCost, schedule_cost
+from simulator.commands.common import write_json_atomic
 from simulator.engine import fast
 from simulator.hw.loader import load_hw
 from workloads.registry import build_graph
@@ -88,8 +88,7 @@ def main() -> None:
         print(f"{r['config']:>14}: {r['median_ms_per_eval']:.2f} ms/eval ({r['evals_per_s']:.0f}/s; "
               f"{stages} ms), first eval {r['first_eval_ms']:.0f} ms")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "mapping_eval", "results": results}, f, indent=2)
+        write_json_atomic(args.json, {"benchmark": "mapping_eval", "results": results})
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import json
 import os
 import sys
 
+from simulator.atomic import atomic_output
+from simulator.commands.common import write_json_atomic
 from simulator.hw.loader import load_hw
 from simulator.run import simulate_workload
 
@@ -72,12 +74,10 @@ def main(argv=None) -> int:
         print(f"{name:<40} latency {figures['latency_ns'] / 1e3:12.3f} us"
               f"   energy {figures['energy_pj'] / 1e6:12.4f} uJ")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"cases": measured, "tolerance": args.tolerance}, f, indent=2)
+        write_json_atomic(args.json, {"cases": measured, "tolerance": args.tolerance})
     if args.update:
-        with open(BASELINE_PATH + ".tmp", "w") as f:
-            json.dump(measured, f, indent=2, sort_keys=True)
-        os.replace(BASELINE_PATH + ".tmp", BASELINE_PATH)
+        with atomic_output(BASELINE_PATH, ".json") as tmp, open(tmp, "w") as f:
+            json.dump(measured, f, indent=2, sort_keys=True)  # sorted: reviewable baseline diffs
         print(f"baselines written to {BASELINE_PATH}")
         return 0
     with open(BASELINE_PATH) as f:
