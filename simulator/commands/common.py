@@ -24,15 +24,20 @@ def add_workload_args(parser, default_workload: str) -> None:
     parser.add_argument("--workload", default=default_workload,
                         help="gpt2, gpt2-medium/-large/-xl, mobilebert, bert-base, gpt2-pydoc "
                              f"(embedded), minilm, or a checkpoint folder (default {default_workload})")
-    parser.add_argument("--phase", choices=("prefill", "decode", "encoder"),
-                        help="default: prefill for GPT-2, encoder for BERT-family models")
-    parser.add_argument("--tokens", "--seq", dest="seq", type=positive_int, default=128,
-                        help="prompt / sequence length in tokens (default 128)")
+    add_phase_args(parser)
     parser.add_argument("--new-tokens", type=positive_int, default=16,
                         help="tokens generated in the decode phase (default 16)")
     parser.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
     parser.add_argument("--chunk-tokens", type=positive_int, default=None,
                         help="tokens per task chunk for pipelining (default: whole sequence)")
+
+
+def add_phase_args(parser) -> None:
+    """--phase and --tokens: which pass of the model is timed, over how many tokens."""
+    parser.add_argument("--phase", choices=("prefill", "decode", "encoder"),
+                        help="default: prefill for GPT-2, encoder for BERT-family models")
+    parser.add_argument("--tokens", "--seq", dest="seq", type=positive_int, default=128,
+                        help="prompt / sequence length in tokens (default 128)")
 
 
 EMBEDDED_MODEL = "gpt2-pydoc"

@@ -9,7 +9,7 @@ import numpy as np
 
 from simulator.commands.accuracy import parse_duration_s
 from simulator.commands.common import (
-    add_accuracy_args, add_hw_args, load_hw_arg, positive_int, write_json_atomic,
+    add_accuracy_args, add_hw_args, add_phase_args, load_hw_arg, positive_int, write_json_atomic,
 )
 from simulator.commands.profile import PLOT_FORMATS, check_output
 from simulator.errors import UserError
@@ -28,10 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--budget", type=non_negative_float, default=1.0,
                    help="allowed degradation of the metric at the horizon, e.g. delta perplexity (default 1.0)")
     p.add_argument("--granularity", choices=GRANULARITIES, default="projection")
-    p.add_argument("--phase", choices=("prefill", "decode", "encoder"),
-                   help="timed phase (default prefill for GPT-2, encoder for BERT-family)")
-    p.add_argument("--tokens", "--seq", dest="seq", type=positive_int, default=128,
-                   help="prompt / sequence length of the timed workload (default 128)")
+    add_phase_args(p)
     p.add_argument("--max-rounds", type=positive_int, default=6,
                    help="MILP verify-and-adjust rounds (proxy budget relaxed or tightened; default 6)")
     p.add_argument("--pareto-budgets", default=None,
