@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from simulator.analysis.pareto import non_dominated, pareto_sweep
-from simulator.analysis.search import (Cost, Group, Problem, additivity_check, fit_calibration,
-                                       greedy_search, group_gains, make_groups, optimise, run_search,
-                                       solve_milp)
+from simulator.analysis.search import (Candidate, Cost, Group, Problem, additivity_check,
+                                       fit_calibration, fit_marginal_proxy, greedy_search, group_gains,
+                                       local_search, make_groups, neighbourhood, optimise, run_search,
+                                       solve_milp, within_budget_probability)
 
 
 def additive_world(groups, gain_ns, gain_pj, delta_scale=1.0, base=Cost(100.0, 1000.0)):
@@ -194,12 +195,113 @@ def test_run_search_reports_every_reference_and_calibrates():
     assert run_search(tight, cost, measure, np.random.default_rng(0)).to_dict()["all_analog"] == {"fits": False}
 
 
+# The profile measured B and C alone at 0.8 each, but among others each costs only 0.5:
+# greedy stops at {A} (90 ns), the MILP trusts the profile and repeats {A}; B + C
+# (measured 1.0, 86 ns) is the best mapping within budget.
+MISLEADING = (single("A", 100, 0.9), single("B", 50, 0.8), single("C", 40, 0.8))
+MISLEADING_TRUE_DELTA = {"A": 0.9, "B": 0.5, "C": 0.5}
+
+
+def misleading_world():
+    cost, _ = additive_world(MISLEADING, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
+    return cost, lambda analog: sum(MISLEADING_TRUE_DELTA[p] for p in analog)
+
+
+def verified_start(problem, cost, measure, groups):
+    projections = frozenset(groups)  # single-projection groups in these worlds
+    return Candidate(frozenset(groups), projections, cost(projections), measure(projections), True)
+
+
+def test_local_search_finds_the_set_greedy_and_milp_miss():
+    problem = Problem(MISLEADING, "latency", budget=1.0, tile_capacity=None)
+    cost, measure = misleading_world()
+    outcome = run_search(problem, cost, measure, np.random.default_rng(0), additivity_samples=1)
+    assert outcome.greedy.chosen.groups == {"A"}
+    assert [r.groups for r in outcome.optimised.rounds] == [("A",)]
+    assert outcome.source == "local_search"
+    assert outcome.chosen.groups == {"B", "C"}
+    assert outcome.chosen.delta == pytest.approx(1.0) and outcome.chosen.verified
+    assert outcome.chosen.cost.latency_ns == pytest.approx(86.0)
+    step, = outcome.local.steps
+    assert (step.removed, step.added, step.accepted) == (("A",), ("B", "C"), True)
+    summary = outcome.to_dict()
+    assert summary["source"] == "local_search" and summary["local_search"]["verifications"] == 1
+    assert summary["greedy"]["latency_ns"] == pytest.approx(90.0)
+
+
+def test_local_search_without_verifications_keeps_the_milp_result():
+    problem = Problem(MISLEADING, "latency", budget=1.0, tile_capacity=None)
+    cost, measure = misleading_world()
+    outcome = run_search(problem, cost, measure, np.random.default_rng(0), max_verifications=0,
+                         additivity_samples=1)
+    assert outcome.source == "milp" and outcome.chosen.groups == {"A"}
+    assert outcome.local.steps == () and "verification budget (0)" in outcome.local.stop_reason
+
+
+def test_local_search_rejects_a_move_measured_over_budget():
+    # B and C interact: together 1.3, so the predicted-feasible swap A -> B + C is refuted.
+    problem = Problem(MISLEADING, "latency", budget=1.0, tile_capacity=None)
+    cost, _ = misleading_world()
+    measure = lambda analog: sum(MISLEADING_TRUE_DELTA[p] for p in analog) + 0.3 * ({"B", "C"} <= analog)  # noqa: E731
+    start = verified_start(problem, cost, measure, {"A"})
+    points = [(frozenset({"A"}), 0.9), (frozenset({"A", "B"}), 1.4), (frozenset({"A", "C"}), 1.4)]
+    result = local_search(problem, cost, measure, start, points, max_verifications=5)
+    assert result.steps[0].added == ("B", "C") and result.steps[0].measured_delta == pytest.approx(1.3)
+    assert not result.improved and result.chosen == start
+    assert all(step.measured_delta > 1.0 for step in result.steps)
+
+
+def test_local_search_respects_tile_capacity_and_verification_budget():
+    groups = (single("A", 1, 0.1, tiles=2), single("B", 1, 0.1, tiles=2), single("C", 1, 0.1, tiles=1))
+    problem = Problem(groups, "energy", budget=1.0, tile_capacity=3)
+    cost, measure = additive_world(groups, {"A": 1.0, "B": 5.0, "C": 1.0}, {"A": 1.0, "B": 5.0, "C": 1.0})
+    verified = []
+    counting = lambda analog: verified.append(analog) or measure(analog)  # noqa: E731
+    start = verified_start(problem, cost, measure, {"A"})
+    result = local_search(problem, cost, counting, start, [], max_verifications=1)
+    assert len(result.steps) == 1 and "verification budget (1)" in result.stop_reason
+    assert result.chosen.groups == {"B", "C"}  # best fitting move: A out, B + C in (3 tiles)
+    assert all(sum(g.tiles for g in groups if g.name in analog) <= 3 for analog in verified)
+    again = local_search(problem, cost, measure, start, [], max_verifications=1)
+    assert again == result  # deterministic
+
+
+def test_marginal_proxy_fits_nested_sets_and_keeps_the_profile_as_prior():
+    problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
+    points = [(frozenset({"A"}), 0.4), (frozenset({"A", "B"}), 0.7)]
+    proxy = fit_marginal_proxy(problem, points, min_sigma=0.01, prior_weight=1e-6)
+    assert [proxy.weights[g] for g in "AB"] == pytest.approx([0.4, 0.3], abs=1e-6)
+    assert proxy.weights["C"] == pytest.approx(0.5)  # only the profile knows C
+    assert proxy.sigma == 0.01  # exact fit: the floor
+    assert proxy.move_delta(0.7, ("A",), ("C",)) == pytest.approx(0.8, abs=1e-6)
+    # an equal-weight prior (1.0) pulls A and B towards their profile deltas 0.9 and 0.5
+    pulled = fit_marginal_proxy(problem, points, min_sigma=0.01, prior_weight=1.0)
+    assert pulled.weights["A"] > 0.4 and pulled.sigma > 0.01
+
+
+def test_within_budget_probability():
+    assert within_budget_probability(1.0, 1.0, 0.1) == pytest.approx(0.5)
+    assert within_budget_probability(0.9, 1.0, 0.1) == pytest.approx(0.8413447, abs=1e-6)
+    assert within_budget_probability(1.1, 1.0, 0.0) == 0.0
+    assert within_budget_probability(1.0, 1.0, 0.0) == 1.0
+
+
+def test_neighbourhood_adds_drops_and_swaps_one_for_one_or_two():
+    groups = tuple(single(n, 1, 0.1) for n in "ABCDE")
+    moves = list(neighbourhood(Problem(groups, "latency", 1.0, None), frozenset({"A", "B"})))
+    assert moves[:3] == [((), ("C",)), ((), ("D",)), ((), ("E",))]
+    assert (("B",), ()) in moves
+    assert len(moves) == 3 + 2 * (1 + 3 + 3)
+    assert (("A",), ("D", "E")) in moves and len(set(moves)) == len(moves)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["search", "--budget", "-1"], "--budget: expected a number >= 0"),
     (["search", "--budget", "nan"], "--budget: expected a number >= 0"),
     (["search", "--t", "1 lightyear"], "--t: cannot read time"),
     (["search", "--objective", "speed"], "invalid choice: 'speed'"),
     (["search", "--granularity", "tile"], "invalid choice: 'tile'"),
+    (["search", "--max-verifications", "-1"], "--max-verifications: expected an integer >= 0"),
     (["search", "--pareto-budgets", "1,x"], "--pareto-budgets: expected comma-separated numbers"),
     (["search", "--out", "mapping.txt"], "--out mapping.txt: expected a file ending in .yaml"),
     (["search", "--json", "/no/such/folder/r.json"], "folder /no/such/folder does not exist"),

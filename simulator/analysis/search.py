@@ -13,16 +13,23 @@ projection type across blocks). Two searchers share one problem statement:
   is tightened by measured/predicted and that exact set is cut off, a bounded number of
   times. The result is never worse than greedy: if it is, greedy's mapping is returned
   and the result says so.
+* `local_search`: starts from the best verified mapping of the two and tries moves
+  (add one group, drop one, or swap one analog group for one or two digital ones). The proxy is
+  refitted to every verified point after each run; a move is costed exactly by the
+  engine and verified only if it improves the objective, most promising first
+  (improvement x probability of staying within budget). Only verified, improving moves
+  are accepted, so it never ends worse than where it started.
 
 Costs and measurements are callables, so the algorithms run on synthetic numbers in
 tests and on (Lowerer + fast engine, functional probe) in `aimcsim search`.
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -304,6 +311,160 @@ def _next_proxy_budget(current: float, scale: float, verified_at: float, refuted
     return proposal
 
 
+# The proxy's error std never drops below this fraction of the budget: a fit through few
+# points can be exact without the next measurement being so.
+MIN_SIGMA_FRACTION_OF_BUDGET = 0.02
+
+
+@dataclass(frozen=True)
+class MarginalProxy:
+    """Additive per-group degradations fitted to measured sets.
+
+    `sigma` is the RMS misfit on the measured sets: how far a prediction may be off.
+    """
+
+    weights: dict[str, float]
+    sigma: float
+
+    def move_delta(self, measured_delta: float, removed, added) -> float:
+        """Degradation after a move, anchored at the measured degradation of its start."""
+        return (measured_delta + sum(self.weights[g] for g in added)
+                - sum(self.weights[g] for g in removed))
+
+
+def fit_marginal_proxy(problem: Problem, points: Sequence[tuple[frozenset[str], float]],
+                       min_sigma: float, prior_weight: float = 0.1) -> MarginalProxy:
+    """Weighted least squares over every verified set plus the profile's group deltas.
+
+    The verified sets (greedy's trials, the MILP rounds, all-analog, local moves) measure a
+    group among others, which is what a move changes; the profile measures it alone. The
+    profile rows therefore enter with `prior_weight`: they decide groups no verified set
+    separates, and yield where joint runs disagree with them.
+    """
+    names = [g.name for g in problem.groups]
+    n = len(names)
+    set_rows = np.array([[1.0 if name in groups else 0.0 for name in names] for groups, _ in points]
+                        ).reshape(len(points), n)
+    set_targets = np.array([measured for _, measured in points], dtype=float)
+    rows = np.vstack([prior_weight * np.eye(n), set_rows])
+    targets = np.concatenate([prior_weight * np.array([g.delta for g in problem.groups]), set_targets])
+    weights = np.linalg.lstsq(rows, targets, rcond=None)[0]
+    misfit = set_rows @ weights - set_targets
+    rms = float(np.sqrt(np.mean(misfit ** 2))) if len(points) else 0.0
+    return MarginalProxy(dict(zip(names, weights.tolist())), max(rms, min_sigma))
+
+
+def within_budget_probability(predicted: float, budget: float, sigma: float) -> float:
+    """P(measured <= budget) for a Gaussian error of std sigma around the prediction."""
+    if sigma <= 0:
+        return float(predicted <= budget)
+    return 0.5 * (1.0 + math.erf((budget - predicted) / (sigma * math.sqrt(2.0))))
+
+
+def neighbourhood(problem: Problem, state: frozenset[str]) -> Iterator[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(removed, added) moves: add one digital group; drop one analog group (it can be the
+    slower side for latency) or swap it for one or two digital groups."""
+    inside = sorted(state)
+    outside = sorted(g.name for g in problem.groups if g.name not in state)
+    for group in outside:
+        yield (), (group,)
+    for removed in inside:
+        yield (removed,), ()
+        for group in outside:
+            yield (removed,), (group,)
+        for pair in itertools.combinations(outside, 2):
+            yield (removed,), pair
+
+
+@dataclass(frozen=True)
+class LocalStep:
+    """One verified move of the local search."""
+
+    removed: tuple[str, ...]
+    added: tuple[str, ...]
+    predicted_delta: float
+    within_budget_probability: float
+    measured_delta: float
+    objective: float
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class LocalSearchResult:
+    chosen: Candidate
+    steps: tuple[LocalStep, ...]
+    stop_reason: str
+
+    @property
+    def improved(self) -> bool:
+        return any(step.accepted for step in self.steps)
+
+
+def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Candidate,
+                 points: Sequence[tuple[frozenset[str], float]], max_verifications: int,
+                 min_probability: float = 0.05) -> LocalSearchResult:
+    """Verified local search from a verified, within-budget `start`.
+
+    Each round refits the proxy to all verified points, keeps the moves whose predicted
+    degradation stays within budget with probability >= min_probability, costs them with
+    the engine and verifies the one with the largest improvement x probability. A move is
+    accepted only if its measured degradation is within budget. Stops when no untried
+    move is left or after max_verifications functional runs.
+    """
+    objective = problem.objective
+    known = {groups: delta for groups, delta in points}
+    costs: dict[frozenset[str], Cost] = {}
+
+    def cost_of(groups: frozenset[str]) -> Cost:
+        if groups not in costs:
+            costs[groups] = cost(projections_of(problem, groups))
+        return costs[groups]
+
+    state, steps = start, []
+    min_sigma = MIN_SIGMA_FRACTION_OF_BUDGET * problem.budget
+    while len(steps) < max_verifications:
+        proxy = fit_marginal_proxy(problem, list(known.items()), min_sigma)
+        best_move, best_score = None, 0.0
+        for removed, added in neighbourhood(problem, state.groups):
+            groups = (state.groups - set(removed)) | set(added)
+            if groups in known or not _fits(problem, groups):
+                continue
+            predicted = proxy.move_delta(state.delta, removed, added)
+            probability = within_budget_probability(predicted, problem.budget, proxy.sigma)
+            if probability < min_probability:
+                continue
+            improvement = state.cost.objective(objective) - cost_of(groups).objective(objective)
+            if improvement * probability > best_score:
+                best_move, best_score = (removed, added, groups, predicted, probability), improvement * probability
+        if best_move is None:
+            return LocalSearchResult(state, tuple(steps), "no untried improving move predicted within budget")
+        removed, added, groups, predicted, probability = best_move
+        projections = projections_of(problem, groups)
+        measured = float(measure(projections))
+        known[groups] = measured
+        accepted = measured <= problem.budget
+        steps.append(LocalStep(removed, added, predicted, probability, measured,
+                               cost_of(groups).objective(objective), accepted))
+        if accepted:
+            state = Candidate(groups, projections, cost_of(groups), measured, True)
+    return LocalSearchResult(state, tuple(steps), f"verification budget ({max_verifications}) spent")
+
+
+def verified_points(greedy: GreedyResult, optimised: OptimiseResult,
+                    all_analog: Candidate | None) -> list[tuple[frozenset[str], float]]:
+    """(group set, measured delta) of every functional run so far: greedy's trials, MILP rounds, all-analog."""
+    points, accepted = [], []
+    for group, keep, measured in greedy.tried:
+        if not math.isnan(measured):
+            points.append((frozenset(accepted + [group]), measured))
+        if keep:
+            accepted.append(group)
+    points += [(frozenset(r.groups), r.measured_delta) for r in optimised.rounds]
+    if all_analog is not None:
+        points.append((all_analog.groups, all_analog.delta))
+    return points
+
+
 def additivity_check(problem: Problem, cost: CostFn, rng: np.random.Generator,
                      samples: int = 5) -> list[dict]:
     """Does the sum of single-group gains predict a random set's gain? One row per sample.
@@ -335,12 +496,23 @@ class SearchOutcome:
     """Everything `aimcsim search` reports; `chosen` is the returned mapping's candidate."""
 
     problem: Problem
-    chosen: Candidate
     greedy: GreedyResult
     optimised: OptimiseResult
+    local: LocalSearchResult
     all_digital: Candidate
     all_analog: Candidate | None  # None when the whole model does not fit the tiles
     additivity: tuple[dict, ...]
+
+    @property
+    def chosen(self) -> Candidate:
+        return self.local.chosen
+
+    @property
+    def source(self) -> str:
+        """The stage that produced the chosen mapping."""
+        if self.local.improved:
+            return "local_search"
+        return "greedy" if self.optimised.fell_back_to_greedy else "milp"
 
     def to_dict(self) -> dict:
         objective = self.problem.objective
@@ -349,10 +521,16 @@ class SearchOutcome:
             "granularity_groups": len(self.problem.groups),
             "tile_capacity": self.problem.tile_capacity,
             **_candidate_dict(self.chosen, objective),
-            "source": "greedy" if self.optimised.fell_back_to_greedy else "milp",
+            "source": self.source,
             "note": self.optimised.note,
             "calibration": self.optimised.calibration,
             "milp_rounds": [r.__dict__ | {"groups": list(r.groups)} for r in self.optimised.rounds],
+            "local_search": {"start": "greedy" if self.optimised.fell_back_to_greedy else "milp",
+                             "verifications": len(self.local.steps),
+                             "accepted_moves": sum(step.accepted for step in self.local.steps),
+                             "stop_reason": self.local.stop_reason,
+                             "steps": [step.__dict__ | {"removed": list(step.removed), "added": list(step.added)}
+                                       for step in self.local.steps]},
             "greedy": _candidate_dict(self.greedy.chosen, objective)
             | {"tried": [{"group": g, "accepted": a, "measured_delta": m} for g, a, m in self.greedy.tried]},
             "all_analog": (_candidate_dict(self.all_analog, objective) if self.all_analog
@@ -370,18 +548,21 @@ def _candidate_dict(candidate: Candidate, objective: str) -> dict:
 
 
 def run_search(problem: Problem, cost: CostFn, measure: MeasureFn, rng: np.random.Generator,
-               max_rounds: int = 6, additivity_samples: int = 5) -> SearchOutcome:
-    """Greedy, calibration from (all-analog if it fits, greedy), verified MILP, additivity check."""
+               max_rounds: int = 6, max_verifications: int = 30, additivity_samples: int = 5) -> SearchOutcome:
+    """Greedy, calibration from (all-analog if it fits, greedy), verified MILP, verified local
+    search from the better of the two, additivity check."""
     everything = frozenset(g.name for g in problem.groups)
     all_projections = projections_of(problem, everything)
     greedy = greedy_search(problem, cost, measure)
-    points = [(proxy_delta(problem, greedy.chosen.groups, 1.0), greedy.chosen.delta)]
+    calibration_points = [(proxy_delta(problem, greedy.chosen.groups, 1.0), greedy.chosen.delta)]
     all_analog = None
     if _fits(problem, everything):
         all_analog = Candidate(everything, all_projections, cost(all_projections),
                                float(measure(all_projections)), True)
-        points.append((proxy_delta(problem, everything, 1.0), all_analog.delta))
-    optimised = optimise(problem, cost, measure, greedy, fit_calibration(points), max_rounds)
+        calibration_points.append((proxy_delta(problem, everything, 1.0), all_analog.delta))
+    optimised = optimise(problem, cost, measure, greedy, fit_calibration(calibration_points), max_rounds)
+    local = local_search(problem, cost, measure, optimised.chosen,
+                         verified_points(greedy, optimised, all_analog), max_verifications)
     all_digital = Candidate(frozenset(), frozenset(), cost(frozenset()), 0.0, True)
-    return SearchOutcome(problem, optimised.chosen, greedy, optimised, all_digital, all_analog,
+    return SearchOutcome(problem, greedy, optimised, local, all_digital, all_analog,
                          tuple(additivity_check(problem, cost, rng, additivity_samples)))

@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
     add_phase_args(p)
     p.add_argument("--max-rounds", type=positive_int, default=6,
                    help="MILP verify-and-adjust rounds (proxy budget relaxed or tightened; default 6)")
+    p.add_argument("--max-verifications", type=non_negative_int, default=30,
+                   help="functional runs the local search after the MILP may spend (0: none; default 30)")
     p.add_argument("--pareto-budgets", default=None,
                    help="comma-separated budgets for the Pareto sweep (default budget x "
                         + ",".join(f"{f:g}" for f in PARETO_BUDGET_FACTORS) + ")")
@@ -49,6 +51,16 @@ def non_negative_float(text: str) -> float:
         raise UserError(f"--budget: expected a number >= 0, got {text!r}") from None
     if not value >= 0:  # also rejects nan
         raise UserError(f"--budget: expected a number >= 0, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"--max-verifications: expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise UserError(f"--max-verifications: expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -111,7 +123,9 @@ def run(args) -> int:
     macs = projection_macs(graph)
     groups = make_groups([(n, macs[n], cost.tiles(n)) for n in eligible], deltas, args.granularity)
     problem = Problem(groups, args.objective, args.budget, cost.tile_capacity())
-    outcome = run_search(problem, cost, measure, np.random.default_rng(0), max_rounds=args.max_rounds)
+    outcome = run_search(problem, cost, measure, np.random.default_rng(0), max_rounds=args.max_rounds,
+                         max_verifications=args.max_verifications)
+    search_runs = measure.runs
     _, gains = group_gains(problem, cost)
     pareto = pareto_sweep(problem, cost, None if args.pareto_proxy else measure, gains,
                           outcome.optimised.calibration, budgets)
@@ -120,6 +134,8 @@ def run(args) -> int:
                "t_s": horizon_s, "seeds": args.seeds, "granularity": args.granularity,
                "phase": graph.phase, "tokens": args.seq,
                "forced_digital": [p.name for p in graph.projections if p.name not in set(eligible)],
+               "functional_runs": {"profile": len(eligible), "search": search_runs - len(eligible),
+                                   "pareto": measure.runs - search_runs},
                **outcome.to_dict(), "pareto": [p.to_dict() for p in pareto]}
     print(format_search(summary))
     if args.out:
@@ -148,5 +164,7 @@ def format_search(summary: dict) -> str:
         lines.append(f"{label:<12} {len(row['analog_projections']):>6} {row[kind]:>+10.4f} "
                      f"{row['latency_ns']:>14.0f} {row['energy_pj']:>14.0f}")
     lines.append(f"chosen by {summary['source']}" + (f" ({summary['note']})" if summary["note"] else "")
-                 + f"; proxy calibration x{summary['calibration']:.3g}, {len(summary['milp_rounds'])} MILP round(s)")
+                 + f"; proxy calibration x{summary['calibration']:.3g}, {len(summary['milp_rounds'])} MILP round(s), "
+                 f"local search {summary['local_search']['accepted_moves']} of "
+                 f"{summary['local_search']['verifications']} verified move(s) accepted")
     return "\n".join(lines)
