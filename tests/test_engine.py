@@ -151,16 +151,46 @@ def test_fast_engine_rejects_graphs_too_long_for_its_event_keys():
         fast.simulate(task_graph([-1] * n_tasks, [(1 << 31) - 1] * n_tasks, [[]] * n_tasks, 0))
 
 
-def test_engine_inputs_hold_counts_and_queue_layout():
-    # tile0 has tasks 0, 2; tile1 has 3; 1 is a delay: queues start at 0 and 2 in the key array
+def test_engine_inputs_hold_records_and_counts():
     tg = task_graph([0, -1, 0, 1], [3, 0, 2, 5], [[], [0], [0, 1], [2]], 2)
     inputs = fast.engine_inputs(tg)
     assert inputs.preds_left.tolist() == [0, 1, 2, 1]
-    assert inputs.queue_base.tolist() == [0, 2]
     assert inputs.records["duration_cycles"][:4].tolist() == [3, 0, 2, 5]
     assert inputs.records["resource"][:4].tolist() == [0, -1, 0, 1]
     assert inputs.records["first_successor"].tolist() == [0, 2, 3, 4, 4]
     assert (inputs.longest_cycles, inputs.total_cycles) == (5, 10)
+
+
+def test_full_queue_region_compacts_when_at_most_half_live():
+    keys = np.arange(40, dtype=np.int64)
+    region_start, region_end = np.array([0, 8]), np.array([8, 16])
+    head, tail = np.array([5, 8]), np.array([8, 12])  # resource 0: keys 5, 6, 7 live
+    pool_end = fast._make_queue_room(keys, 16, region_start, region_end, head, tail, 0)
+    assert pool_end == 16 and (head[0], tail[0]) == (0, 3) and keys[:3].tolist() == [5, 6, 7]
+    assert (region_start[0], region_end[0]) == (0, 8)
+
+
+def test_full_queue_region_doubles_at_the_pool_end_when_over_half_live():
+    keys = np.arange(40, dtype=np.int64)
+    region_start, region_end = np.array([0, 8]), np.array([8, 16])
+    head, tail = np.array([8, 11]), np.array([12, 16])  # resource 1: keys 11..15 live, 5 of 8
+    pool_end = fast._make_queue_room(keys, 16, region_start, region_end, head, tail, 1)
+    assert pool_end == 32 and (region_start[1], region_end[1]) == (16, 32)
+    assert (head[1], tail[1]) == (16, 21) and keys[16:21].tolist() == [11, 12, 13, 14, 15]
+
+
+def test_a_long_queue_outgrows_its_first_region(simulate):
+    # 40 tasks on tile0 all ready at 0 (the queue grows to 40 keys): they run in id order
+    durations = [1 + task % 3 for task in range(40)]
+    schedule = simulate(task_graph([0] * 40, durations, [[]] * 40, 1))
+    assert schedule.start_cycles.tolist() == np.concatenate([[0], np.cumsum(durations)[:-1]]).tolist()
+
+
+def test_a_queue_that_keeps_emptying_reuses_its_first_region(simulate):
+    # tile task 50 + i becomes ready at 3i (after delay i) and lasts 2: 50 pushes, never two live
+    n = 50
+    tg = task_graph([-1] * n + [0] * n, [3 * i for i in range(n)] + [2] * n, [[]] * n + [[i] for i in range(n)], 1)
+    assert simulate(tg).start_cycles[n:].tolist() == [3 * i for i in range(n)]
 
 
 def test_predecessor_counts_are_int16_until_an_in_degree_overflows_it():

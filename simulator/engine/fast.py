@@ -1,26 +1,27 @@
 """The numba timing engine: the dispatch rule of engine.taskgraph as an event-driven list scheduler.
 
 Same answer as engine.des (identical start cycles), for the mapping-search inner loop
-and big sweeps. Why it is fast (92x the simpy engine on GPT-2 prefill, 4.3 M tasks, benchmarks/engine_speed.py):
-  * Finish events live in a calendar: one bucket (a linked list threaded through a
-    per-task `next` array) per cycle of a circular window wider than every duration,
-    plus an occupancy bitmap to find the next busy cycle. A finish is an O(1) push and
-    a whole cycle's finishes are one list, with no comparisons. Events further ahead than
-    the window (only with very long tasks) wait in a small overflow heap.
+and big sweeps. Why it is fast (GPT-2 prefill, 4.3 M tasks, benchmarks/engine_speed.py):
+  * Finish events live in a calendar: one bucket (a linked list threaded through the
+    task records) per cycle of a circular window wider than every duration, plus an
+    occupancy bitmap to find the next busy cycle. A finish is an O(1) push and a whole
+    cycle's finishes are one list, with no comparisons. Events further ahead than the
+    window (only with very long tasks) wait in a small overflow heap.
   * Ready tasks are pushed at the current cycle, which never decreases, so each
     resource's queue is a sorted array filled at the back (insertion among the few
     tasks made ready in the same cycle) and emptied at the front: no heap at all.
   * Queue and heap keys are single int64s, cycle << task_bits | task_id, so the
     (cycle, task_id) order is plain integer order.
   * A resource is put on the per-cycle pick list only when it will really pick.
-  * What the hot loop touches per task at its start and finish lives in one 16-byte
-    record (TASK_RECORD), its successor offset included: the graph is far too big for
-    the caches and successors sit far apart in id order, so the loop is bound by cache
-    misses, not by instructions. The
-    records are built, with the duration checks, in one numba pass; the successor lists
-    come ready-made with the TaskGraph, so a call transposes nothing.
-  * Predecessor counts are int16 when every in-degree fits: the loop decrements them at
-    random, and half the bytes keep more of them in the caches.
+The graph is far too big for the caches and the tasks running at one time lie far
+apart in id order, so the loop is bound by cache misses, not by instructions. Hence:
+  * What the loop touches of a task at its start and finish is one 16-byte record
+    (TASK_RECORD), its successor offset included; the successor lists come ready-made
+    with the TaskGraph, so a call transposes nothing.
+  * Each queue starts in one cache line of its own and only grows (by doubling) when
+    more than half full, so the queues of all resources stay in the caches.
+  * A task's start prefetches its successor list, which its finish will read.
+  * Predecessor counts are int16 when every in-degree fits.
 The main loop visits cycles with finishes in increasing order: it first processes every
 finish at the cycle (zero-duration delay tasks may add more finishes at the same cycle,
 and are processed in the same pass), then lets each listed resource start its smallest
@@ -31,7 +32,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from simulator.engine.taskgraph import Schedule, TaskGraph, check_durations
@@ -51,10 +55,31 @@ TASK_RECORD = np.dtype([
 CACHE_LINE_BYTES = 64
 INT32_MAX = int(np.iinfo(np.int32).max)
 
+QUEUE_LINE_SLOTS = CACHE_LINE_BYTES // 8  # int64 keys in each resource's first queue region
+# A queue of a resource with T tasks moves from a region of S keys to one of 2S only when
+# more than S/2 are live, so S < 2T and its regions beyond the first add up to < 8T keys.
+QUEUE_GROWTH_KEYS_PER_TASK = 8
 MAX_WINDOW_CYCLES = 1 << 16  # calendar buckets at most (256 KiB of list heads)
 
 # Resource states: idle, idle but on this cycle's pick list, serving a task.
 IDLE, PICKING, BUSY = 0, 1, 2
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Ask the CPU to start loading array[index]'s cache line: no wait, no fault, no result."""
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array_struct = context.make_array(array_type)(context, builder, args[0])
+        item = cgutils.get_item_pointer(context, builder, array_type, array_struct, [args[1]], wraparound=False)
+        byte_pointer = builder.bitcast(item, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer.type, i32, i32, i32]), "llvm.prefetch.p0i8")
+        read, keep_in_all_levels, data = (ir.Constant(i32, value) for value in (0, 3, 1))
+        builder.call(prefetch, [byte_pointer, read, keep_in_all_levels, data])
+        return context.get_dummy_value()
+    return types.void(array, index), codegen
 
 
 @njit(cache=True)
@@ -65,6 +90,39 @@ def _queue_insert(keys, head, tail, key):
         keys[i] = keys[i - 1]
         i -= 1
     keys[i] = key
+
+
+@njit(cache=True)
+def _cache_aligned_keys(n_keys):
+    """Uninitialised int64 array starting on a cache line, so each queue's first region is one line."""
+    raw = np.empty(n_keys + QUEUE_LINE_SLOTS, dtype=np.int64)
+    offset = (-raw.ctypes.data % CACHE_LINE_BYTES) // 8
+    return raw[offset:offset + n_keys]
+
+
+@njit(cache=True)
+def _make_queue_room(keys, pool_end, region_start, region_end, queue_head, queue_tail, r):
+    """Free the slot after resource r's full queue region; returns the new pool_end.
+
+    A queue starts in a cache line of its own. A full region is compacted to its start
+    when at most half of it is live, else the queue moves to a region twice as big at the
+    pool's end. So regions stay small and the queues of all resources stay in the caches
+    (most tasks are picked in the cycle they become ready), where one region per resource
+    sized by its task count made every push and pick a cache miss.
+    """
+    live = queue_tail[r] - queue_head[r]
+    size = region_end[r] - region_start[r]
+    if 2 * live > size:
+        size *= 2
+        region_start[r] = pool_end
+        region_end[r] = pool_end + size
+        pool_end += size
+    start = region_start[r]
+    for i in range(live):  # forwards: when compacting, the keys only move down
+        keys[start + i] = keys[queue_head[r] + i]
+    queue_head[r] = start
+    queue_tail[r] = start + live
+    return pool_end
 
 
 @njit(cache=True)
@@ -126,10 +184,13 @@ def _next_occupied_bucket(occupied, bucket):
 
 
 @njit(cache=True)
-def _schedule(records, succ_idx, preds_left, queue_base, task_bits, window_cycles, start_cycles):
-    """Fill start_cycles under the dispatch rule (a task stays -1 if it never became ready)."""
+def _schedule(records, succ_idx, preds_left, n_resources, task_bits, window_cycles, start_cycles):
+    """Fill start_cycles under the dispatch rule; returns (makespan_cycles, tasks started).
+
+    Tasks that never became ready (a cycle in the graph) are not started and keep
+    whatever start_cycles held. The last cycle visited is the last finish: the makespan.
+    """
     n_tasks = records.shape[0] - 1
-    n_resources = queue_base.shape[0]
     task_mask = (np.int64(1) << task_bits) - 1
     window_mask = window_cycles - 1
     ready_now = np.empty(n_tasks, dtype=np.int32)  # tasks whose last predecessor finished at `now`
@@ -138,10 +199,15 @@ def _schedule(records, succ_idx, preds_left, queue_base, task_bits, window_cycle
         if preds_left[task] == 0:
             ready_now[n_ready_now] = task
             n_ready_now += 1
-    # ready queues: resource r owns queue_keys[queue_base[r]:], the live part is [queue_head, queue_tail)
-    queue_keys = np.empty(n_tasks, dtype=np.int64)
-    queue_head = queue_base.copy()
-    queue_tail = queue_base.copy()
+    # ready queues: resource r's live keys are queue_keys[queue_head[r]:queue_tail[r]], inside its
+    # region [region_start[r], region_end[r]) of the key pool, which is full up to pool_end
+    # (reserved for the worst case; the pages beyond pool_end are never touched, so never mapped)
+    pool_end = QUEUE_LINE_SLOTS * n_resources
+    queue_keys = _cache_aligned_keys(pool_end + QUEUE_GROWTH_KEYS_PER_TASK * n_tasks)
+    region_start = np.arange(n_resources, dtype=np.int64) * QUEUE_LINE_SLOTS
+    region_end = region_start + QUEUE_LINE_SLOTS
+    queue_head = region_start.copy()
+    queue_tail = region_start.copy()
     state = np.zeros(n_resources, dtype=np.int8)
     picking = np.empty(n_resources, dtype=np.int32)  # the resources in state PICKING
     n_picking = 0
@@ -150,6 +216,7 @@ def _schedule(records, succ_idx, preds_left, queue_base, task_bits, window_cycle
     occupied = np.zeros(window_cycles >> 6, dtype=np.uint64)
     overflow_keys = np.empty(n_tasks, dtype=np.int64)
     n_overflow = 0
+    n_started = 0
 
     now = 0
     while True:
@@ -160,8 +227,10 @@ def _schedule(records, succ_idx, preds_left, queue_base, task_bits, window_cycle
                 task = ready_now[i]
                 record = records[task]
                 r = record.resource
-                if r < 0:
+                if r < 0:  # a delay starts at once
                     start_cycles[task] = now
+                    n_started += 1
+                    _prefetch(succ_idx, record.first_successor)  # its finish reads the list
                     if record.duration_cycles < window_cycles:
                         _bucket_push(bucket_head, records, occupied,
                                      (now + record.duration_cycles) & window_mask, task)
@@ -169,6 +238,9 @@ def _schedule(records, succ_idx, preds_left, queue_base, task_bits, window_cycle
                         n_overflow = _heap_push(overflow_keys, n_overflow,
                                                 ((now + record.duration_cycles) << task_bits) | task)
                     continue
+                if queue_tail[r] == region_end[r]:
+                    pool_end = _make_queue_room(queue_keys, pool_end, region_start, region_end,
+                                                queue_head, queue_tail, r)
                 _queue_insert(queue_keys, queue_head[r], queue_tail[r], (now << task_bits) | task)
                 queue_tail[r] += 1
                 if state[r] == IDLE:
@@ -205,6 +277,8 @@ def _schedule(records, succ_idx, preds_left, queue_base, task_bits, window_cycle
             state[r] = BUSY
             record = records[task]
             start_cycles[task] = now
+            n_started += 1
+            _prefetch(succ_idx, record.first_successor)  # its finish reads the list
             if record.duration_cycles < window_cycles:
                 _bucket_push(bucket_head, records, occupied, (now + record.duration_cycles) & window_mask, task)
             else:
@@ -225,19 +299,18 @@ def _schedule(records, succ_idx, preds_left, queue_base, task_bits, window_cycle
             task = _heap_pop(overflow_keys, n_overflow) & task_mask
             n_overflow -= 1
             _bucket_push(bucket_head, records, occupied, now & window_mask, task)
+    return now, n_started
 
 
 @njit(cache=True)
-def _fill_records(resource, duration_cycles, pred_ptr, succ_ptr, records, preds_left, queue_base):
+def _fill_records(resource, duration_cycles, pred_ptr, succ_ptr, records, preds_left):
     """One pass over the tasks: records (with one more for the end of the last successor
-    list), predecessor counts and each resource's queue start in the shared key array.
+    list) and predecessor counts.
 
     Returns (durations_valid, longest_cycles, total_cycles); durations are valid when
     none is negative and every resource task lasts >= 1 cycle.
     """
     n_tasks = resource.shape[0]
-    n_resources = queue_base.shape[0]
-    resource_tasks = np.zeros(n_resources, dtype=np.int64)
     durations_valid = True
     longest_cycles = 0
     total_cycles = 0
@@ -253,13 +326,7 @@ def _fill_records(resource, duration_cycles, pred_ptr, succ_ptr, records, preds_
             durations_valid = False
         longest_cycles = max(longest_cycles, duration)
         total_cycles += duration
-        if r >= 0:
-            resource_tasks[r] += 1
     records[n_tasks].first_successor = succ_ptr[n_tasks]
-    base = 0
-    for r in range(n_resources):
-        queue_base[r] = base
-        base += resource_tasks[r]
     return durations_valid, longest_cycles, total_cycles
 
 
@@ -271,7 +338,7 @@ def predecessor_count_dtype(pred_ptr: np.ndarray) -> np.dtype:
 
 
 def _cache_aligned_empty(n: int, dtype: np.dtype) -> np.ndarray:
-    """Uninitialised array starting on a cache line, so no record straddles two lines."""
+    """Uninitialised array starting on a cache line, so no record or queue line straddles two."""
     raw = np.empty(n * dtype.itemsize + CACHE_LINE_BYTES, dtype=np.uint8)
     offset = -raw.ctypes.data % CACHE_LINE_BYTES
     return raw[offset:offset + n * dtype.itemsize].view(dtype)
@@ -279,32 +346,30 @@ def _cache_aligned_empty(n: int, dtype: np.dtype) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EngineInputs:
-    """What the main loop reads besides the graph's successor lists, built by one numba pass."""
+    """What the main loop reads of a graph, built by one numba pass."""
     records: np.ndarray  # TASK_RECORD [n_tasks + 1], the last holds only the end of the successors
     preds_left: np.ndarray  # int16 or int32 [n_tasks], predecessor counts (the loop counts them down)
-    queue_base: np.ndarray  # int64 [n_resources], where each resource's ready queue starts
     longest_cycles: int
     total_cycles: int
 
 
 def engine_inputs(tg: TaskGraph) -> EngineInputs:
-    """Records, predecessor counts and queue layout of a graph; ValueError on invalid durations
+    """Records and predecessor counts of a graph; ValueError on invalid durations
     or on a graph beyond the records' int32 fields."""
     n_edges = int(tg.succ_idx.shape[0])
     if n_edges > INT32_MAX:
         raise ValueError(f"TaskGraph too big for the fast engine's int32 successor offsets: {n_edges} edges")
     records = _cache_aligned_empty(tg.n_tasks + 1, TASK_RECORD)
     preds_left = np.empty(tg.n_tasks, dtype=predecessor_count_dtype(tg.pred_ptr))
-    queue_base = np.empty(tg.n_resources, dtype=np.int64)
     durations_valid, longest_cycles, total_cycles = _fill_records(
         np.ascontiguousarray(tg.resource, dtype=np.int32), np.ascontiguousarray(tg.duration_cycles, dtype=np.int64),
         np.ascontiguousarray(tg.pred_ptr, dtype=np.int64), np.ascontiguousarray(tg.succ_ptr, dtype=np.int64),
-        records, preds_left, queue_base)
+        records, preds_left)
     if not durations_valid:
         check_durations(tg)  # raises, with the message that names the broken rule
     if longest_cycles > INT32_MAX:
         raise ValueError(f"TaskGraph task too long for the fast engine's int32 durations: {longest_cycles} cycles")
-    return EngineInputs(records, preds_left, queue_base, int(longest_cycles), int(total_cycles))
+    return EngineInputs(records, preds_left, int(longest_cycles), int(total_cycles))
 
 
 def calendar_window_cycles(longest_cycles: int) -> int:
@@ -319,10 +384,11 @@ def simulate(tg: TaskGraph) -> Schedule:
     if inputs.total_cycles >> (63 - task_bits):  # the latest possible finish must fit a key
         raise ValueError(f"TaskGraph too long for int64 event keys: {tg.n_tasks} tasks, "
                          f"{inputs.total_cycles} cycles in total")
+    # written now, not left empty: first touches (page faults) inside the loop cost more
     start_cycles = np.full(tg.n_tasks, -1, dtype=np.int64)
-    _schedule(inputs.records, np.ascontiguousarray(tg.succ_idx, dtype=np.int32), inputs.preds_left, inputs.queue_base, task_bits,
-              calendar_window_cycles(inputs.longest_cycles), start_cycles)
-    if np.any(start_cycles < 0):
+    makespan_cycles, n_started = _schedule(
+        inputs.records, np.ascontiguousarray(tg.succ_idx, dtype=np.int32), inputs.preds_left, tg.n_resources, task_bits,
+        calendar_window_cycles(inputs.longest_cycles), start_cycles)
+    if n_started < tg.n_tasks:
         raise ValueError("TaskGraph: some tasks never became ready (predecessor ids must be smaller)")
-    makespan = int((start_cycles + tg.duration_cycles).max()) if tg.n_tasks else 0
-    return Schedule(start_cycles=start_cycles, makespan_cycles=makespan, engine="fast")
+    return Schedule(start_cycles=start_cycles, makespan_cycles=int(makespan_cycles), engine="fast")
