@@ -20,7 +20,8 @@ apart in id order, so the loop is bound by cache misses, not by instructions. He
     with the TaskGraph, so a call transposes nothing.
   * Each queue starts in one cache line of its own and only grows (by doubling) when
     more than half full, so the queues of all resources stay in the caches.
-  * A task's start prefetches its successor list, which its finish will read.
+  * A task's start prefetches its successor list, which its finish will read; a task
+    made ready prefetches its record, read once all finishes of the cycle are done.
   * Predecessor counts are int16 when every in-degree fits.
 The main loop visits cycles with finishes in increasing order: it first processes every
 finish at the cycle (zero-duration delay tasks may add more finishes at the same cycle,
@@ -266,6 +267,7 @@ def _schedule(records, succ_idx, preds_left, n_resources, task_bits, window_cycl
                     succ = succ_idx[k]
                     preds_left[succ] -= 1
                     if preds_left[succ] == 0:
+                        _prefetch(records, succ)  # read once this cycle's finishes are done
                         ready_now[n_ready_now] = succ
                         n_ready_now += 1
         occupied[bucket >> 6] &= ~(np.uint64(1) << np.uint64(bucket & 63))
