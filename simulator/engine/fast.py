@@ -332,10 +332,19 @@ def _fill_records(resource, duration_cycles, pred_ptr, succ_ptr, records, preds_
     return durations_valid, longest_cycles, total_cycles
 
 
+@njit(cache=True)
+def _max_in_degree(pred_ptr):
+    """Largest row of the predecessor CSR, in one pass without np.diff's temporary array."""
+    largest = 0
+    for task in range(pred_ptr.shape[0] - 1):
+        largest = max(largest, pred_ptr[task + 1] - pred_ptr[task])
+    return largest
+
+
 def predecessor_count_dtype(pred_ptr: np.ndarray) -> np.dtype:
     """int16 when every in-degree fits, else int32: half the bytes for the counts the
     main loop decrements at random, so more of them stay in the caches."""
-    max_in_degree = int(np.diff(pred_ptr).max()) if pred_ptr.shape[0] > 1 else 0
+    max_in_degree = _max_in_degree(np.ascontiguousarray(pred_ptr, dtype=np.int64))
     return np.dtype(np.int16 if max_in_degree <= np.iinfo(np.int16).max else np.int32)
 
 
