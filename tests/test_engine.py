@@ -161,22 +161,24 @@ def test_engine_inputs_hold_records_and_counts():
     assert (inputs.longest_cycles, inputs.total_cycles) == (5, 10)
 
 
+def queue_bounds(*rows):
+    """fast's per-resource queue bounds: (head, tail, region_start, region_end) rows."""
+    return np.array(rows, dtype=np.int64).reshape(-1, len(fast.QUEUE_BOUNDS))
+
+
 def test_full_queue_region_compacts_when_at_most_half_live():
     keys = np.arange(40, dtype=np.int64)
-    region_start, region_end = np.array([0, 8]), np.array([8, 16])
-    head, tail = np.array([5, 8]), np.array([8, 12])  # resource 0: keys 5, 6, 7 live
-    pool_end = fast._make_queue_room(keys, 16, region_start, region_end, head, tail, 0)
-    assert pool_end == 16 and (head[0], tail[0]) == (0, 3) and keys[:3].tolist() == [5, 6, 7]
-    assert (region_start[0], region_end[0]) == (0, 8)
+    queues = queue_bounds((5, 8, 0, 8), (8, 12, 8, 16))  # resource 0: keys 5, 6, 7 live
+    pool_end = fast._make_queue_room(keys, 16, queues, 0)
+    assert pool_end == 16 and queues[0].tolist() == [0, 3, 0, 8] and keys[:3].tolist() == [5, 6, 7]
 
 
 def test_full_queue_region_doubles_at_the_pool_end_when_over_half_live():
     keys = np.arange(40, dtype=np.int64)
-    region_start, region_end = np.array([0, 8]), np.array([8, 16])
-    head, tail = np.array([8, 11]), np.array([12, 16])  # resource 1: keys 11..15 live, 5 of 8
-    pool_end = fast._make_queue_room(keys, 16, region_start, region_end, head, tail, 1)
-    assert pool_end == 32 and (region_start[1], region_end[1]) == (16, 32)
-    assert (head[1], tail[1]) == (16, 21) and keys[16:21].tolist() == [11, 12, 13, 14, 15]
+    queues = queue_bounds((0, 3, 0, 8), (11, 16, 8, 16))  # resource 1: keys 11..15 live, 5 of 8
+    pool_end = fast._make_queue_room(keys, 16, queues, 1)
+    assert pool_end == 32 and queues[1].tolist() == [16, 21, 16, 32]
+    assert keys[16:21].tolist() == [11, 12, 13, 14, 15]
 
 
 def test_a_long_queue_outgrows_its_first_region(simulate):

@@ -62,6 +62,11 @@ QUEUE_LINE_SLOTS = CACHE_LINE_BYTES // 8  # int64 keys in each resource's first 
 QUEUE_GROWTH_KEYS_PER_TASK = 8
 MAX_WINDOW_CYCLES = 1 << 16  # calendar buckets at most (256 KiB of list heads)
 
+# Columns of the per-resource queue bounds: a resource's four live together in 32 bytes,
+# so a push, a pick or a finish finds them in one cache line (four arrays took up to four).
+QUEUE_BOUNDS = ("head", "tail", "region_start", "region_end")
+HEAD, TAIL, REGION_START, REGION_END = range(len(QUEUE_BOUNDS))
+
 # Resource states: idle, idle but on this cycle's pick list, serving a task.
 IDLE, PICKING, BUSY = 0, 1, 2
 
@@ -94,15 +99,16 @@ def _queue_insert(keys, head, tail, key):
 
 
 @njit(cache=True)
-def _cache_aligned_keys(n_keys):
-    """Uninitialised int64 array starting on a cache line, so each queue's first region is one line."""
-    raw = np.empty(n_keys + QUEUE_LINE_SLOTS, dtype=np.int64)
+def _cache_aligned_int64(n):
+    """Uninitialised int64 array starting on a cache line (a queue's first region, a resource's
+    queue bounds: each then sits in one line)."""
+    raw = np.empty(n + CACHE_LINE_BYTES // 8, dtype=np.int64)
     offset = (-raw.ctypes.data % CACHE_LINE_BYTES) // 8
-    return raw[offset:offset + n_keys]
+    return raw[offset:offset + n]
 
 
 @njit(cache=True)
-def _make_queue_room(keys, pool_end, region_start, region_end, queue_head, queue_tail, r):
+def _make_queue_room(keys, pool_end, queues, r):
     """Free the slot after resource r's full queue region; returns the new pool_end.
 
     A queue starts in a cache line of its own. A full region is compacted to its start
@@ -111,18 +117,18 @@ def _make_queue_room(keys, pool_end, region_start, region_end, queue_head, queue
     (most tasks are picked in the cycle they become ready), where one region per resource
     sized by its task count made every push and pick a cache miss.
     """
-    live = queue_tail[r] - queue_head[r]
-    size = region_end[r] - region_start[r]
+    live = queues[r, TAIL] - queues[r, HEAD]
+    size = queues[r, REGION_END] - queues[r, REGION_START]
     if 2 * live > size:
         size *= 2
-        region_start[r] = pool_end
-        region_end[r] = pool_end + size
+        queues[r, REGION_START] = pool_end
+        queues[r, REGION_END] = pool_end + size
         pool_end += size
-    start = region_start[r]
+    start = queues[r, REGION_START]
     for i in range(live):  # forwards: when compacting, the keys only move down
-        keys[start + i] = keys[queue_head[r] + i]
-    queue_head[r] = start
-    queue_tail[r] = start + live
+        keys[start + i] = keys[queues[r, HEAD] + i]
+    queues[r, HEAD] = start
+    queues[r, TAIL] = start + live
     return pool_end
 
 
@@ -200,15 +206,15 @@ def _schedule(records, succ_idx, preds_left, n_resources, task_bits, window_cycl
         if preds_left[task] == 0:
             ready_now[n_ready_now] = task
             n_ready_now += 1
-    # ready queues: resource r's live keys are queue_keys[queue_head[r]:queue_tail[r]], inside its
-    # region [region_start[r], region_end[r]) of the key pool, which is full up to pool_end
+    # ready queues: resource r's live keys are queue_keys[queues[r, HEAD]:queues[r, TAIL]], inside
+    # its region [queues[r, REGION_START], queues[r, REGION_END]) of the key pool, used up to pool_end
     # (reserved for the worst case; the pages beyond pool_end are never touched, so never mapped)
     pool_end = QUEUE_LINE_SLOTS * n_resources
-    queue_keys = _cache_aligned_keys(pool_end + QUEUE_GROWTH_KEYS_PER_TASK * n_tasks)
-    region_start = np.arange(n_resources, dtype=np.int64) * QUEUE_LINE_SLOTS
-    region_end = region_start + QUEUE_LINE_SLOTS
-    queue_head = region_start.copy()
-    queue_tail = region_start.copy()
+    queue_keys = _cache_aligned_int64(pool_end + QUEUE_GROWTH_KEYS_PER_TASK * n_tasks)
+    queues = _cache_aligned_int64(len(QUEUE_BOUNDS) * n_resources).reshape((n_resources, len(QUEUE_BOUNDS)))
+    for r in range(n_resources):
+        queues[r, HEAD] = queues[r, TAIL] = queues[r, REGION_START] = r * QUEUE_LINE_SLOTS
+        queues[r, REGION_END] = (r + 1) * QUEUE_LINE_SLOTS
     state = np.zeros(n_resources, dtype=np.int8)
     picking = np.empty(n_resources, dtype=np.int32)  # the resources in state PICKING
     n_picking = 0
@@ -239,11 +245,10 @@ def _schedule(records, succ_idx, preds_left, n_resources, task_bits, window_cycl
                         n_overflow = _heap_push(overflow_keys, n_overflow,
                                                 ((now + record.duration_cycles) << task_bits) | task)
                     continue
-                if queue_tail[r] == region_end[r]:
-                    pool_end = _make_queue_room(queue_keys, pool_end, region_start, region_end,
-                                                queue_head, queue_tail, r)
-                _queue_insert(queue_keys, queue_head[r], queue_tail[r], (now << task_bits) | task)
-                queue_tail[r] += 1
+                if queues[r, TAIL] == queues[r, REGION_END]:
+                    pool_end = _make_queue_room(queue_keys, pool_end, queues, r)
+                _queue_insert(queue_keys, queues[r, HEAD], queues[r, TAIL], (now << task_bits) | task)
+                queues[r, TAIL] += 1
                 if state[r] == IDLE:
                     state[r] = PICKING
                     picking[n_picking] = r
@@ -257,7 +262,7 @@ def _schedule(records, succ_idx, preds_left, n_resources, task_bits, window_cycl
                 bucket_head[bucket] = record.next_in_bucket
                 r = record.resource
                 if r >= 0:
-                    if queue_head[r] == queue_tail[r]:
+                    if queues[r, HEAD] == queues[r, TAIL]:
                         state[r] = IDLE
                     else:
                         state[r] = PICKING
@@ -274,8 +279,8 @@ def _schedule(records, succ_idx, preds_left, n_resources, task_bits, window_cycl
         # 2. picks at `now`
         for i in range(n_picking):
             r = picking[i]
-            task = queue_keys[queue_head[r]] & task_mask
-            queue_head[r] += 1
+            task = queue_keys[queues[r, HEAD]] & task_mask
+            queues[r, HEAD] += 1
             state[r] = BUSY
             record = records[task]
             start_cycles[task] = now
