@@ -10,7 +10,7 @@ The simpy runs take tens of seconds each, so they get fewer repeats (--simpy-rep
 default 1) than the fast engine (--repeats, default 5).
 `identical` checks that the two engines give equal start cycles.
 
-The default is the issue's case: 1024 tokens in one-token chunks (about 4.6 M tasks).
+The default is the issue's case: 1024 tokens in one-token chunks (4.29 M tasks).
 
     python benchmarks/engine_speed.py [--json F] [--tokens 1024] [--chunk-tokens 1]
                                       [--repeats 5] [--simpy-repeats 1]
