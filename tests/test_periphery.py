@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from simulator.analog import periphery
 from simulator.analog.periphery import (TileWeights, Workspace, adc_accumulate, analog_matmul,
-                                        dac_inputs, periphery_settings)
+                                        chunk_shape, dac_inputs, periphery_settings)
 from simulator.analog.rng import MVM_POOL_SPREAD, mvm_noise
 from simulator.errors import UserError
 from simulator.hw.schema import AnalogConfig, PeripheryConfig
@@ -39,7 +40,7 @@ def _adc(y, out_noise=0.0, out_bound=10.0, bits=8, in_scale=None, out_scale=None
     levels = 2 ** (bits - 1) - 1
     adc_accumulate(y.astype(np.float32), read_variance, in_scale, out_scale, bias, out_noise,
                    out_bound / levels, levels, noise.pools, noise.offset_keys, read.pools,
-                   read.offset_keys, np.ones((n_real, n_tok), np.bool_), out, clipped)
+                   read.offset_keys, np.ones((n_real, n_tok), np.bool_), 0, 0, out, clipped)
     return out, clipped
 
 
@@ -131,6 +132,42 @@ def test_bound_management_recovers_clipped_outputs():
     assert np.all(clipped[0] <= 20.0 * x[0].max(axis=1, keepdims=True) + 1e-3)
     assert np.abs(clipped[0] - exact).max() > 10
     np.testing.assert_allclose(recovered[0], exact, rtol=2e-3)
+
+
+def test_chunk_shape_caps_columns_then_fills_the_byte_budget():
+    # lm_head: 3 tiles x 1024 tokens x 50257 outputs; 50 column chunks of 1006 -> 1008 (cache lines)
+    assert chunk_shape(3, 1024, 50257, 8 << 20) == (512, 1008)  # 8 MiB / (4 B * 3 * 1008) = 693 -> 2 x 512
+    assert chunk_shape(12, 1024, 768, 8 << 20) == (205, 768)  # 227 tokens fit -> 5 chunks of 205
+    assert chunk_shape(3, 1024, 100, 1 << 40) == (1024, 100)
+    assert chunk_shape(3, 1024, 100, 1) == (1, 100)
+
+
+@pytest.mark.parametrize("read_noise, bound_management", [(False, False), (True, False), (False, True)])
+def test_noise_does_not_depend_on_chunking(read_noise, bound_management, monkeypatch):
+    rng = np.random.default_rng(3)
+    n_real, row_blocks, rows, n_tok, n_out = 2, 3, 32, 40, 2100  # 3 column chunks of <= 704
+    w = rng.normal(0, 0.3, (n_real, row_blocks, rows, n_out)).astype(np.float32)
+    variance = rng.uniform(0, 1e-3, w.shape).astype(np.float32) if read_noise else None
+    tiles = TileWeights(torch.from_numpy(w.reshape(-1, rows, n_out)),
+                        None if variance is None else torch.from_numpy(variance.reshape(-1, rows, n_out)),
+                        rng.uniform(0.5, 2.0, (n_real, row_blocks, n_out)).astype(np.float32))
+    x = rng.normal(0, 1, (n_real, n_tok, row_blocks * rows - 5)).astype(np.float32)
+    bias = rng.normal(0, 1, n_out).astype(np.float32)
+    settings = periphery_settings(AnalogConfig(rows=rows, cols=rows, periphery=PeripheryConfig(
+        out_bound=1.0 if bound_management else 10.0, read_noise_gemm=read_noise,
+        bound_management="iterative" if bound_management else "none")))
+    keys = np.array([5, 6], np.uint64)
+    whole = analog_matmul(x, tiles, bias, settings, keys, 2, Workspace(), chunk_bytes=1 << 40)
+    # (column cap, bytes): 1 token x 704 columns; 7 tokens x 704; 40 tokens x 48 columns
+    for max_columns, chunk_bytes in ((1024, 1), (1024, 4 * 6 * 704 * 7), (48, 1 << 40)):
+        monkeypatch.setattr(periphery, "MAX_CHUNK_COLUMNS", max_columns)
+        chunked = analog_matmul(x, tiles, bias, settings, keys, 2, Workspace(), chunk_bytes=chunk_bytes)
+        # the noise is indexed by token and column; only BLAS rounding (GEMM kernels differ
+        # with the chunk's shape) may move a rare value across an ADC level
+        assert np.mean(chunked != whole) < 1e-3
+        one_level = settings.adc_step * np.abs(x).max() * tiles.out_scale.max()
+        np.testing.assert_allclose(chunked, whole, rtol=0, atol=1.01 * one_level)
+    assert np.abs(whole).max() > 1.0  # a real signal, not all zeros
 
 
 def test_periphery_settings_validate_choices():
