@@ -1,4 +1,5 @@
 """Device physics against the published formulas (DESIGN.md "Analog physics")."""
+import numba
 import numpy as np
 import pytest
 
@@ -13,6 +14,21 @@ def _program_uniform(gr: float, config: DeviceConfig, seed: int = 0):
     """N devices of one polarity all targeted at gr (the negative side stays at 0)."""
     normalised = np.full((1, N, 1), gr, dtype=np.float32)
     return dev.program_pair(normalised, config, np.random.default_rng(seed))
+
+
+def _weights_at(pair, t_s, config, read_rng, used_rows=None):
+    """W(t) = (G+(t) - G-(t)) / g_max of a pair, every row used unless told otherwise."""
+    weights = np.empty_like(pair.g_pos_uS)
+    used_rows = pair.g_pos_uS.shape[0] * pair.g_pos_uS.shape[1] if used_rows is None else used_rows
+    dev.weights_at(pair, t_s, config, used_rows, read_rng, weights)
+    return weights
+
+
+def _positive_side_uS(pair, t_s, config, read_rng):
+    """G+(t) alone: the pair read with its G- side emptied (0 neither drifts nor gets read noise)."""
+    empty = dev.ProgrammedPair(pair.g_pos_uS, np.zeros_like(pair.g_neg_uS), pair.nu_pos,
+                               None if pair.nu_neg is None else np.zeros_like(pair.nu_neg))
+    return _weights_at(empty, t_s, config, read_rng) * np.float32(config.g_max_uS)
 
 
 def test_split_row_blocks_pads_and_transposes():
@@ -67,7 +83,7 @@ def test_pcm_mean_drift_factor_after_a_day():
     config = DeviceConfig(model="pcm", prog_noise_scale=0.0, read_noise_scale=0.0)
     pair = _program_uniform(0.5, config)
     t_s = 86400.0
-    g_t, _ = dev.conductances_at(pair, t_s, config, read_rng=None)
+    g_t = _positive_side_uS(pair, t_s, config, read_rng=None)
     mu, sd = -0.0155 * np.log(0.5) + 0.0244, 0.008  # sd formula gives < 0.008 -> clipped
     mu = max(mu, 0.049)
     log_ratio = np.log(t_s / 20.0)
@@ -80,10 +96,10 @@ def test_no_drift_at_or_before_t0():
     config = DeviceConfig(model="pcm", read_noise_scale=0.0)
     pair = _program_uniform(0.7, config)
     for t_s in (0.0, 5.0, 20.0):
-        g_t, _ = dev.conductances_at(pair, t_s, config, read_rng=None)
-        np.testing.assert_array_equal(g_t, pair.g_pos_uS)
+        np.testing.assert_array_equal(_weights_at(pair, t_s, config, read_rng=None),
+                                      (pair.g_pos_uS - pair.g_neg_uS) / np.float32(25.0))
     with pytest.raises(UserError, match="t >= 0"):
-        dev.conductances_at(pair, -1.0, config, read_rng=None)
+        _weights_at(pair, -1.0, config, read_rng=None)
 
 
 @pytest.mark.parametrize("gr", [0.1, 0.8])
@@ -91,7 +107,7 @@ def test_pcm_read_noise_spread_at_t(gr):
     config = DeviceConfig(model="pcm", prog_noise_scale=0.0, drift_scale=0.0, read_noise_scale=1.5)
     pair = _program_uniform(gr, config)
     t_s = 3600.0
-    g_t, _ = dev.conductances_at(pair, t_s, config, np.random.default_rng(7))
+    g_t = _positive_side_uS(pair, t_s, config, np.random.default_rng(7))
     q_s = min(0.0088 / gr ** 0.65, 0.2)
     expected = 1.5 * gr * 25.0 * q_s * np.sqrt(np.log((t_s + 250e-9) / (2 * 250e-9)))
     assert g_t.std() == pytest.approx(expected, rel=0.01)
@@ -112,16 +128,17 @@ def test_reram_lognormal_programming_and_relaxation():
     log_g = np.log(pair.g_pos_uS / 12.5)
     assert log_g.std() == pytest.approx(0.2, rel=0.01)
     assert abs(log_g.mean()) < 4 * 0.2 / np.sqrt(N)
-    g_t, _ = dev.conductances_at(pair, 2000.0, config, np.random.default_rng(1))
-    np.testing.assert_allclose(g_t, pair.g_pos_uS * 100.0 ** -0.02, rtol=1e-5)
+    g_t = _positive_side_uS(pair, 2000.0, config, np.random.default_rng(1))
+    stored_nu = float(np.float16(0.02))  # drift exponents are stored as float16
+    np.testing.assert_allclose(g_t, pair.g_pos_uS * 100.0 ** -stored_nu, rtol=1e-5)
 
 
 def test_ideal_device_is_exact():
     normalised = np.random.default_rng(3).uniform(-1, 1, (2, 8, 5)).astype(np.float32)
     config = DeviceConfig(model="ideal")
     pair = dev.program_pair(normalised, config, np.random.default_rng(0))
-    g_pos, g_neg = dev.conductances_at(pair, 1e8, config, np.random.default_rng(0))
-    np.testing.assert_allclose((g_pos - g_neg) / 25.0, normalised, atol=1e-6)
+    weights = _weights_at(pair, 1e8, config, np.random.default_rng(0))
+    np.testing.assert_allclose(weights, normalised, atol=1e-6)
 
 
 def test_stuck_at_fractions():
@@ -137,7 +154,7 @@ def test_stuck_devices_do_not_drift():
     config = DeviceConfig(model="pcm", stuck_at_gmax_frac=0.2, read_noise_scale=0.0)
     pair = _program_uniform(0.3, config)
     stuck = pair.g_pos_uS == 25.0
-    g_t, _ = dev.conductances_at(pair, 1e6, config, read_rng=None)
+    g_t = _positive_side_uS(pair, 1e6, config, read_rng=None)
     assert stuck.mean() == pytest.approx(0.2, abs=0.01)
     np.testing.assert_array_equal(g_t[stuck], 25.0)
 
@@ -148,16 +165,103 @@ def test_unknown_device_model_is_a_user_error():
 
 
 def test_global_compensation_is_per_tile_ratio_of_summed_outputs():
-    ref_pos = np.array([[[2.0, 1.0, 4.0], [1.0, 0.0, 0.0], [9.0, 9.0, 9.0]]])  # 1 block, 3 rows, 3 cols
+    ref_pos = np.array([[3.0, 1.0, 4.0]])  # 1 block, 3 columns: calibration reads of the used rows
     ref_neg = np.zeros_like(ref_pos)
-    valid = np.array([1.0, 1.0, 0.0]).reshape(1, 3, 1)  # third row is padding
-    now_pos, now_neg = ref_pos / 2.0, ref_neg
-    alpha = dev.compensation_factors((ref_pos, ref_neg), (now_pos, now_neg), valid, cols=2, mode="global")
+    reference = dev.CalibrationRead(ref_pos, ref_neg)
+    alpha = dev.compensation_factors(reference, dev.CalibrationRead(ref_pos / 2.0, ref_neg), cols=2, mode="global")
     np.testing.assert_allclose(alpha, [[2.0, 2.0, 2.0]])
-    now_pos = ref_pos * np.array([0.5, 0.25, 1.0])  # columns drift differently
-    alpha = dev.compensation_factors((ref_pos, ref_neg), (now_pos, now_neg), valid, cols=2, mode="global")
+    now = dev.CalibrationRead(ref_pos * np.array([0.5, 0.25, 1.0]), ref_neg)  # columns drift differently
+    alpha = dev.compensation_factors(reference, now, cols=2, mode="global")
     np.testing.assert_allclose(alpha, [[4.0 / 1.75, 4.0 / 1.75, 1.0]])  # tile 0: (3 + 1) / (1.5 + 0.25)
-    alpha = dev.compensation_factors((ref_pos, ref_neg), (now_pos, now_neg), valid, cols=2, mode="per_column")
+    alpha = dev.compensation_factors(reference, now, cols=2, mode="per_column")
     np.testing.assert_allclose(alpha, [[2.0, 4.0, 1.0]])
-    alpha = dev.compensation_factors((ref_pos, ref_neg), (now_pos, now_neg), valid, cols=2, mode="none")
+    alpha = dev.compensation_factors(reference, now, cols=2, mode="none")
     np.testing.assert_array_equal(alpha, [[1.0, 1.0, 1.0]])
+
+
+def test_calibration_reads_sum_the_used_rows_of_each_line():
+    normalised = np.random.default_rng(4).uniform(-1, 1, (2, 8, 5)).astype(np.float32)
+    config = DeviceConfig(model="pcm", read_noise_scale=0.0)
+    pair = dev.program_pair(normalised, config, np.random.default_rng(0))
+    weights = np.empty_like(normalised)
+    reference, now = dev.weights_at(pair, 3600.0, config, 13, None, weights)  # rows 13..15: padding
+    used = (np.arange(16) < 13).reshape(2, 8, 1)
+    np.testing.assert_allclose(reference.pos_uS, (pair.g_pos_uS * used).sum(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(reference.neg_uS, (pair.g_neg_uS * used).sum(axis=1), rtol=1e-6)
+    ratio = np.float32(3600.0 / 20.0)
+    g_t_neg = pair.g_neg_uS * np.power(ratio, -pair.nu_neg.astype(np.float32))
+    np.testing.assert_allclose(now.neg_uS, (g_t_neg * used).sum(axis=1), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- fused kernels == formulas
+
+SHAPE = (2, 8, 5)  # two row blocks: two chunks, child generators 0 and 1
+
+
+def test_fused_programming_equals_the_formulas():
+    normalised = np.random.default_rng(5).uniform(-1, 1, SHAPE).astype(np.float32)
+    config = DeviceConfig(model="pcm", g_max_uS=30.0, prog_noise_scale=1.3, drift_scale=1.2)
+    pair = dev.program_pair(normalised, config, np.random.default_rng(9))
+    for block, chunk_rng in enumerate(np.random.default_rng(9).spawn(2)):
+        normals = chunk_rng.standard_normal((2, 2, 8, 5), dtype=np.float32)  # [side, (prog, drift)]
+        targets = dev.target_conductances_uS(normalised[block], 30.0)
+        for side, (g, nu) in enumerate(((pair.g_pos_uS, pair.nu_pos), (pair.g_neg_uS, pair.nu_neg))):
+            gr = targets[side] / 30.0
+            sigma = dev.pcm_programming_sigma_uS(gr, 30.0) * 1.3
+            expected_g = np.maximum(targets[side] + sigma * normals[side, 0], 0.0)
+            expected_nu = np.maximum(1.2 * (dev.pcm_drift_nu_mean(gr) + dev.pcm_drift_nu_std(gr)
+                                            * normals[side, 1]), 0.0)
+            np.testing.assert_allclose(g[block], expected_g, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(nu[block].astype(np.float32), expected_nu, rtol=1e-3)  # float16
+
+
+def test_fused_read_equals_the_formulas():
+    normalised = np.random.default_rng(6).uniform(-1, 1, SHAPE).astype(np.float32)
+    config = DeviceConfig(model="pcm", read_noise_scale=1.7)
+    pair = dev.program_pair(normalised, config, np.random.default_rng(0))
+    t_s = 86400.0
+    weights, variance = np.empty_like(normalised), np.empty_like(normalised)
+    dev.weights_at(pair, t_s, config, 16, np.random.default_rng(3), weights)
+    dev.weights_at(pair, t_s, config, 16, None, np.empty_like(normalised), variance)
+    noise_scale = 1.7 * dev.read_noise_time_factor(t_s, config)
+    ratio = np.float32(t_s / 20.0)
+    for block, chunk_rng in enumerate(np.random.default_rng(3).spawn(2)):
+        normals = chunk_rng.standard_normal((2, 8, 5), dtype=np.float32)
+        sides, sigmas = [], []
+        for side, (g, nu) in enumerate(((pair.g_pos_uS, pair.nu_pos), (pair.g_neg_uS, pair.nu_neg))):
+            g_t = g[block] * np.power(ratio, -nu[block].astype(np.float32))
+            sigmas.append(np.abs(g_t) * dev.pcm_read_noise_q(g[block] / np.float32(25.0)) * noise_scale)
+            sides.append(np.maximum(g_t + sigmas[-1] * normals[side], 0.0))
+        np.testing.assert_allclose(weights[block], (sides[0] - sides[1]) / 25.0, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(variance[block], (sigmas[0] ** 2 + sigmas[1] ** 2) / 625.0, rtol=1e-5)
+
+
+def test_fused_passes_do_not_depend_on_thread_count():
+    normalised = np.random.default_rng(7).uniform(-1, 1, (2, 64, 5000)).astype(np.float32)  # 6 chunks
+    config = DeviceConfig(model="pcm", stuck_at_zero_frac=0.01)
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 numba threads")
+    results = []
+    threads = numba.get_num_threads()
+    try:
+        for count in (1, 2):
+            numba.set_num_threads(count)
+            pair = dev.program_pair(normalised, config, np.random.default_rng(1))
+            results.append((pair, _weights_at(pair, 3600.0, config, np.random.default_rng(2), used_rows=100)))
+    finally:
+        numba.set_num_threads(threads)
+    (one, w_one), (many, w_many) = results
+    np.testing.assert_array_equal(one.g_pos_uS, many.g_pos_uS)
+    np.testing.assert_array_equal(one.nu_neg, many.nu_neg)
+    np.testing.assert_array_equal(w_one, w_many)
+
+
+def test_float16_bits_match_numpy_rounding():
+    codes = np.arange(0x7C00, dtype=np.uint16)  # every finite float16 >= 0
+    values = codes.view(np.float16).astype(np.float64)
+    midpoints = ((values[:-1] + values[1:]) / 2).astype(np.float32)  # ties: round to even
+    samples = np.concatenate([values.astype(np.float32), midpoints, np.float32([1e-9, 65519.0, 1e6]),
+                              np.random.default_rng(0).uniform(0, 0.3, 10_000).astype(np.float32)])
+    bits = np.array([dev._float16_bits(v) for v in samples], dtype=np.uint16)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(bits, samples.astype(np.float16).view(np.uint16))

@@ -14,9 +14,14 @@ with no drift and the 1/f read noise accumulated until t0.
 """
 from __future__ import annotations
 
+import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
+import numba
 import numpy as np
+from numba import njit
 
 from simulator.errors import UserError
 from simulator.hw.schema import DeviceConfig
@@ -27,6 +32,8 @@ WEIGHT_SCALINGS = ("per_tile", "per_column")
 DRIFT_COMPENSATIONS = ("global", "per_column", "none")
 PCM_REFERENCE_G_MAX_US = 25.0  # the published PCM sigma polynomial is fitted at 25 uS
 _TINY_GR = 1e-7  # floor for gr inside logarithms and powers (gr = 0 is a reset device)
+_TINY_GR_F32 = np.float32(_TINY_GR)
+_Q_AMPLITUDE, _Q_EXPONENT, _Q_MAX = np.float32(0.0088), np.float32(0.65), np.float32(0.2)
 
 
 def check_choice(value: str, valid: tuple[str, ...], key: str) -> str:
@@ -66,27 +73,33 @@ def weight_max_abs(blocks: np.ndarray, cols: int, weight_scaling: str) -> np.nda
 def target_conductances_uS(normalised: np.ndarray, g_max_uS: float) -> tuple[np.ndarray, np.ndarray]:
     """Differential pair targets: G+ = clip(w g_max, 0, g_max), G- = clip(-w g_max, 0, g_max)."""
     scaled = normalised * np.float32(g_max_uS)
-    return np.clip(scaled, 0.0, g_max_uS), np.clip(-scaled, 0.0, g_max_uS)
+    return (np.minimum(np.maximum(scaled, 0.0), g_max_uS),
+            np.minimum(np.maximum(-scaled, 0.0), g_max_uS))
 
 
 # ---------------------------------------------------------------- published PCM statistics
+# Plain numpy expressions on purpose: they are the readable reference for arrays, and
+# numba compiles the very same source into the fused per-device kernels below.
 
-def pcm_programming_sigma_uS(gr: np.ndarray, g_max_uS: float) -> np.ndarray:
+def pcm_programming_sigma_uS(gr, g_max_uS: float):
     """Programming noise std: (0.26348 + 1.9650 gr - 1.1731 gr^2) * g_max / 25 uS."""
     return (0.26348 + 1.9650 * gr - 1.1731 * gr ** 2) * (g_max_uS / PCM_REFERENCE_G_MAX_US)
 
 
-def pcm_drift_nu_mean(gr: np.ndarray) -> np.ndarray:
-    return np.clip(-0.0155 * np.log(np.maximum(gr, _TINY_GR)) + 0.0244, 0.049, 0.1)
+def pcm_drift_nu_mean(gr):
+    return np.minimum(np.maximum(-0.0155 * np.log(np.maximum(gr, _TINY_GR)) + 0.0244, 0.049), 0.1)
 
 
-def pcm_drift_nu_std(gr: np.ndarray) -> np.ndarray:
-    return np.clip(-0.0125 * np.log(np.maximum(gr, _TINY_GR)) - 0.0059, 0.008, 0.045)
+def pcm_drift_nu_std(gr):
+    return np.minimum(np.maximum(-0.0125 * np.log(np.maximum(gr, _TINY_GR)) - 0.0059, 0.008), 0.045)
 
 
-def pcm_read_noise_q(gr: np.ndarray) -> np.ndarray:
-    """Q_s = min(0.0088 / gr^0.65, 0.2): relative 1/f noise amplitude per device."""
-    return np.minimum(0.0088 / np.maximum(gr, _TINY_GR) ** 0.65, 0.2)
+def pcm_read_noise_q(gr):
+    """Q_s = min(0.0088 / gr^0.65, 0.2): relative 1/f noise amplitude per device.
+
+    float32 constants: one power per device at every read, and powf is ~4x faster.
+    """
+    return np.minimum(_Q_AMPLITUDE / np.maximum(gr, _TINY_GR_F32) ** _Q_EXPONENT, _Q_MAX)
 
 
 def read_noise_time_factor(t_s: float, device: DeviceConfig) -> float:
@@ -101,15 +114,64 @@ def effective_time_s(t_s: float, device: DeviceConfig) -> float:
     return max(float(t_s), device.t0_s)
 
 
+def has_read_noise(device: DeviceConfig) -> bool:
+    """Only PCM has accumulated 1/f read noise."""
+    return device.model == "pcm" and device.read_noise_scale != 0
+
+
+_target_conductances_uS = njit(cache=True)(target_conductances_uS)
+_pcm_programming_sigma_uS = njit(cache=True)(pcm_programming_sigma_uS)
+_pcm_drift_nu_mean = njit(cache=True)(pcm_drift_nu_mean)
+_pcm_drift_nu_std = njit(cache=True)(pcm_drift_nu_std)
+_pcm_read_noise_q = njit(cache=True)(pcm_read_noise_q)
+
+
+# ---------------------------------------------------------------- chunked parallel passes
+# Programming and reading at t are one fused numba pass each, over chunks of one row
+# block x a range of columns. Chunk i draws its noise from child generator i of the
+# stream's generator and owns its outputs (and its columns' calibration sums), so
+# results depend only on the seed and the shape, never on the thread count or schedule.
+# The chunks run on numba.get_num_threads() Python threads: numpy's draws and the nogil
+# kernels release the GIL.
+
+_CHUNK_DEVICES = 1 << 17  # devices per chunk: its noise draws stay cache-resident
+
+
+def _chunks(shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+    """(row block, first column, stop column) of every chunk of a [row_blocks, rows, out] array."""
+    row_blocks, rows, out_features = shape
+    width = max(1, _CHUNK_DEVICES // rows)
+    return [(block, start, min(start + width, out_features))
+            for block in range(row_blocks) for start in range(0, out_features, width)]
+
+
+def _run_chunks(task, chunks: list, rng: np.random.Generator | None) -> None:
+    """task(chunk, chunk_rng) for every chunk, chunk i with child generator i of rng."""
+    children = rng.spawn(len(chunks)) if rng is not None else [None] * len(chunks)
+    workers = max(1, min(numba.get_num_threads(), len(chunks)))
+
+    def run_share(first: int) -> None:
+        for i in range(first, len(chunks), workers):
+            task(chunks[i], children[i])
+
+    if workers == 1:
+        run_share(0)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for share in [pool.submit(run_share, first) for first in range(workers)]:
+            share.result()
+
+
 # ---------------------------------------------------------------- one chip realisation
 
 @dataclass(frozen=True)
 class ProgrammedPair:
     """The programmed state of one realisation of a layer: [row_blocks, rows, out] arrays.
 
-    `nu_*` are the per-device drift exponents (None when the model does not drift). PCM's
-    random exponents are kept as float16: 3 digits move (t/t0)^-nu by < 1e-3 even at 10
-    years, far below their own spread, and save 4 bytes per weight of resident state.
+    `nu_*` are the per-device drift exponents (None when the model does not drift), kept
+    as float16: 3 digits move (t/t0)^-nu by < 1e-3 even at 10 years, far below PCM's own
+    spread, and save 4 bytes per weight of resident state; reading at t then needs one
+    65536-entry table of drift factors instead of a power per device.
     Stuck-at faults are already folded in: stuck devices hold 0 or g_max and do not drift.
     """
 
@@ -119,118 +181,231 @@ class ProgrammedPair:
     nu_neg: np.ndarray | None
 
 
-def program_pair(normalised: np.ndarray, device: DeviceConfig, rng: np.random.Generator) -> ProgrammedPair:
-    """Program W / max|W| (in [-1, 1]) onto differential pairs, drawing all static noise."""
+class _ProgrammingLaw(NamedTuple):
+    """DeviceConfig resolved to the numbers the programming kernel needs."""
+
+    model: int  # index into DEVICE_MODELS
+    g_max_uS: float
+    prog_noise_scale: float
+    drift_scale: float
+    gaussian_sigma_uS: float  # additive Gaussian std
+    gaussian_relative_sigma: float  # proportional Gaussian std / |G|
+    reram_sigma: float
+    reram_nu: float
+    stuck_at_zero_frac: float
+    stuck_at_gmax_frac: float
+
+
+_PCM, _GAUSSIAN, _RERAM, _IDEAL = (DEVICE_MODELS.index(m) for m in ("pcm", "gaussian", "reram", "ideal"))
+_NORMALS_PER_DEVICE = {"pcm": 2, "gaussian": 1, "reram": 1, "ideal": 0}  # programming, drift
+_NO_CODES = np.empty((0, 0, 0), dtype=np.uint16)
+
+
+def _programming_law(device: DeviceConfig) -> _ProgrammingLaw:
     check_choice(device.model, DEVICE_MODELS, "analog.device.model")
-    g_pos_target, g_neg_target = target_conductances_uS(normalised, device.g_max_uS)
-    g_pos, nu_pos = _program_devices(g_pos_target, device, rng)
-    g_neg, nu_neg = _program_devices(g_neg_target, device, rng)
+    additive = proportional = 0.0
+    if device.model == "gaussian":
+        check_choice(device.gaussian_kind, GAUSSIAN_KINDS, "analog.device.gaussian_kind")
+        if device.gaussian_kind == "additive":
+            additive = device.gaussian_sigma * device.g_max_uS
+        else:
+            proportional = device.gaussian_sigma
+    return _ProgrammingLaw(
+        DEVICE_MODELS.index(device.model), device.g_max_uS, device.prog_noise_scale,
+        device.drift_scale, additive, proportional, device.reram_sigma, device.reram_relax_nu,
+        device.stuck_at_zero_frac, device.stuck_at_gmax_frac)
+
+
+def program_pair(normalised: np.ndarray, device: DeviceConfig, rng: np.random.Generator) -> ProgrammedPair:
+    """Program W / max|W| (in [-1, 1]) onto differential pairs, drawing all static noise.
+
+    Per chunk: the normals of both polarities ([2, per device, rows, columns]: programming,
+    then drift), then the fault uniforms if any fault fraction is set.
+    """
+    law = _programming_law(device)
+    normalised = np.ascontiguousarray(normalised, dtype=np.float32)
+    g_pos = np.empty(normalised.shape, dtype=np.float32)
+    g_neg = np.empty(normalised.shape, dtype=np.float32)
+    drifts = device.model in ("pcm", "reram")
+    nu_pos = np.empty(normalised.shape, dtype=np.float16) if drifts else None
+    nu_neg = np.empty(normalised.shape, dtype=np.float16) if drifts else None
+    codes_pos = nu_pos.view(np.uint16) if drifts else _NO_CODES
+    codes_neg = nu_neg.view(np.uint16) if drifts else _NO_CODES
+    normals_per_device = _NORMALS_PER_DEVICE[device.model]
+    faults = device.stuck_at_zero_frac > 0 or device.stuck_at_gmax_frac > 0
+    rows = normalised.shape[1]
+
+    def program_chunk(chunk, chunk_rng):
+        block, start, stop = chunk
+        normals = chunk_rng.standard_normal((2, normals_per_device, rows, stop - start), dtype=np.float32)
+        uniforms = chunk_rng.random((2, rows, stop - start) if faults else (2, 0, 0), dtype=np.float32)
+        _program_chunk(normalised, block, start, normals, uniforms, law, g_pos, g_neg, codes_pos, codes_neg)
+
+    _run_chunks(program_chunk, _chunks(normalised.shape), rng)
     return ProgrammedPair(g_pos, g_neg, nu_pos, nu_neg)
 
 
-def _program_devices(g_target_uS: np.ndarray, device: DeviceConfig,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-    """Programmed conductance and drift exponent of each device of one polarity."""
-    gr = g_target_uS / device.g_max_uS
-    nu = None
-    if device.model == "pcm":
-        sigma_uS = pcm_programming_sigma_uS(gr, device.g_max_uS) * device.prog_noise_scale
-        g_prog = g_target_uS + sigma_uS * rng.standard_normal(gr.shape, dtype=np.float32)
-        nu_noise = rng.standard_normal(gr.shape, dtype=np.float32)
-        nu = device.drift_scale * (pcm_drift_nu_mean(gr) + pcm_drift_nu_std(gr) * nu_noise)
-        nu = np.maximum(nu, 0.0).astype(np.float16)
-    elif device.model == "gaussian":
-        check_choice(device.gaussian_kind, GAUSSIAN_KINDS, "analog.device.gaussian_kind")
-        spread_uS = (device.gaussian_sigma * device.g_max_uS if device.gaussian_kind == "additive"
-                     else device.gaussian_sigma * g_target_uS)
-        g_prog = g_target_uS + spread_uS * rng.standard_normal(gr.shape, dtype=np.float32)
-    elif device.model == "reram":
-        g_prog = g_target_uS * np.exp(device.reram_sigma * rng.standard_normal(gr.shape, dtype=np.float32))
-        nu = np.full(gr.shape, device.reram_relax_nu, dtype=np.float32)
+@njit(cache=True, nogil=True)
+def _program_chunk(normalised, block, start, normals, uniforms, law, g_pos, g_neg, codes_pos, codes_neg):
+    """Program one chunk's devices of both polarities; writes G and the float16 bits of nu."""
+    rows, width = normals.shape[2], normals.shape[3]
+    for r in range(rows):
+        for j in range(width):
+            c = start + j
+            targets = _target_conductances_uS(normalised[block, r, c], law.g_max_uS)
+            for side in range(2):
+                z_prog = normals[side, 0, r, j] if normals.shape[1] > 0 else 0.0
+                z_drift = normals[side, 1, r, j] if normals.shape[1] > 1 else 0.0
+                g, nu = _programmed_device(targets[side], z_prog, z_drift, law)
+                if uniforms.shape[1] > 0:
+                    u = uniforms[side, r, j]
+                    if u < law.stuck_at_zero_frac:
+                        g, nu = 0.0, 0.0
+                    elif u < law.stuck_at_zero_frac + law.stuck_at_gmax_frac:
+                        g, nu = law.g_max_uS, 0.0
+                g_out, codes = (g_pos, codes_pos) if side == 0 else (g_neg, codes_neg)
+                g_out[block, r, c] = g
+                if codes.size > 0:
+                    codes[block, r, c] = _float16_bits(np.float32(nu))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _programmed_device(target_uS, z_prog, z_drift, law):
+    """(programmed G, drift exponent) of one device from its target and its normal draws."""
+    gr = target_uS / law.g_max_uS
+    nu = 0.0
+    if law.model == _PCM:
+        g = target_uS + _pcm_programming_sigma_uS(gr, law.g_max_uS) * law.prog_noise_scale * z_prog
+        nu = max(law.drift_scale * (_pcm_drift_nu_mean(gr) + _pcm_drift_nu_std(gr) * z_drift), 0.0)
+    elif law.model == _GAUSSIAN:
+        g = target_uS + (law.gaussian_sigma_uS + law.gaussian_relative_sigma * target_uS) * z_prog
+    elif law.model == _RERAM:
+        g = target_uS * np.exp(law.reram_sigma * z_prog)
+        nu = law.reram_nu
     else:  # ideal
-        g_prog = g_target_uS.copy()
-    g_prog = np.maximum(g_prog, 0.0).astype(np.float32)
-    _apply_stuck_faults(g_prog, nu, device, rng)
-    return g_prog, nu
+        g = target_uS
+    return max(g, 0.0), nu
 
 
-def _apply_stuck_faults(g_prog_uS: np.ndarray, nu: np.ndarray | None, device: DeviceConfig,
-                        rng: np.random.Generator) -> None:
-    """Force the stuck-at-0 and stuck-at-g_max fractions (in place); stuck devices do not drift."""
-    if device.stuck_at_zero_frac <= 0 and device.stuck_at_gmax_frac <= 0:
-        return
-    draw = rng.random(g_prog_uS.shape, dtype=np.float32)
-    stuck_zero = draw < device.stuck_at_zero_frac
-    stuck_gmax = (draw >= device.stuck_at_zero_frac) & (
-        draw < device.stuck_at_zero_frac + device.stuck_at_gmax_frac)
-    g_prog_uS[stuck_zero] = 0.0
-    g_prog_uS[stuck_gmax] = device.g_max_uS
-    if nu is not None:
-        nu[stuck_zero | stuck_gmax] = 0.0
+@njit(cache=True, nogil=True)
+def _float16_bits(value):
+    """IEEE half-precision bits of a finite value >= 0, rounded to nearest even (as numpy)."""
+    if value < 2.0 ** -14:  # subnormal: units of 2^-24
+        return np.uint16(np.rint(value * 2.0 ** 24))
+    mantissa, exponent = math.frexp(value)  # value = mantissa 2^exponent, mantissa in [0.5, 1)
+    biased = exponent - 1 + 15
+    if biased >= 31:
+        return np.uint16(0x7C00)  # infinity
+    code = (biased << 10) + np.int64(np.rint((2.0 * mantissa - 1.0) * 1024.0))  # a carry bumps the exponent
+    return np.uint16(min(code, 0x7C00))
 
 
-def drifted_uS(g_prog_uS: np.ndarray, nu: np.ndarray | None, t_s: float, device: DeviceConfig) -> np.ndarray:
-    """G(t) = G_prog (t / t0)^-nu at the clamped time (no drift at or before t0)."""
+def drift_factor_table(t_s: float, device: DeviceConfig) -> np.ndarray:
+    """(t / t0)^-nu for every float16 nu, indexed by its bits: the drift factor of a device."""
+    nu = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+    ratio = np.float32(effective_time_s(t_s, device) / device.t0_s)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/nan codes: never stored
+        return np.power(ratio, -nu)
+
+
+# ---------------------------------------------------------------- reading at time t
+
+@dataclass(frozen=True)
+class CalibrationRead:
+    """An all-ones read of each column's two lines over the used rows, uS: [row_blocks, out]."""
+
+    pos_uS: np.ndarray
+    neg_uS: np.ndarray
+
+
+def weights_at(pair: ProgrammedPair, t_s: float, device: DeviceConfig, used_rows: int,
+               read_rng: np.random.Generator | None, weights_out: np.ndarray,
+               read_variance_out: np.ndarray | None = None) -> tuple[CalibrationRead, CalibrationRead]:
+    """Write the normalised weights (G+(t) - G-(t)) / g_max into `weights_out` in one pass.
+
+    G(t) = G_prog (t / t0)^-nu at the clamped time, plus, if `read_rng` is given, one
+    static realisation of the accumulated 1/f read noise N(0, |G(t)| Q_s(gr_prog)
+    sqrt(ln(...))) clamped at 0 (per chunk: the normals of both polarities). Pass no
+    generator when read noise is applied per MVM; `read_variance_out` then receives
+    (sigma+^2 + sigma-^2) / g_max^2. Rows at or beyond `used_rows` (global row index) are
+    padding. Returns the calibration reads of the programmed state and of the state at t.
+    """
     ratio = effective_time_s(t_s, device) / device.t0_s
-    if nu is None or ratio == 1.0:
-        return g_prog_uS.copy()
-    return (g_prog_uS * np.power(np.float32(ratio), -nu.astype(np.float32))).astype(np.float32)
+    drifts = pair.nu_pos is not None and ratio != 1.0
+    noise_scale = (device.read_noise_scale * read_noise_time_factor(t_s, device)
+                   if has_read_noise(device) else 0.0)
+    static_noise = read_rng is not None and noise_scale > 0
+    variance = read_variance_out is not None and noise_scale > 0
+    if read_variance_out is not None and not variance:
+        read_variance_out[...] = 0.0
+    table = drift_factor_table(t_s, device) if drifts else np.ones(1, dtype=np.float32)
+    codes_pos, codes_neg = ((pair.nu_pos.view(np.uint16), pair.nu_neg.view(np.uint16)) if drifts
+                            else (_NO_CODES, _NO_CODES))
+    row_blocks, rows, out_features = pair.g_pos_uS.shape
+    reads = np.zeros((4, row_blocks, out_features))  # programmed +/-, now +/-
+    variance_out = read_variance_out if variance else np.empty((0, 0, 0), dtype=np.float32)
+
+    def read_chunk(chunk, chunk_rng):
+        block, start, stop = chunk
+        normals = (chunk_rng.standard_normal((2, rows, stop - start), dtype=np.float32) if static_noise
+                   else np.empty((2, 0, 0), dtype=np.float32))
+        _read_chunk(pair.g_pos_uS, pair.g_neg_uS, codes_pos, codes_neg, table, block, start, stop,
+                    used_rows, normals, noise_scale, device.g_max_uS, weights_out, variance_out, reads)
+
+    _run_chunks(read_chunk, _chunks(pair.g_pos_uS.shape), read_rng if static_noise else None)
+    return CalibrationRead(reads[0], reads[1]), CalibrationRead(reads[2], reads[3])
 
 
-def read_noise_sigma_uS(g_prog_uS: np.ndarray, g_t_uS: np.ndarray, t_s: float,
-                        device: DeviceConfig) -> np.ndarray | None:
-    """Std of the accumulated 1/f read noise at t: |G(t)| Q_s(gr_prog) sqrt(ln(...)).
-
-    Only PCM has this noise (None otherwise); Q_s uses the programmed state's gr.
-    """
-    if device.model != "pcm" or device.read_noise_scale == 0:
-        return None
-    q_s = pcm_read_noise_q(g_prog_uS / device.g_max_uS)
-    scale = device.read_noise_scale * read_noise_time_factor(t_s, device)
-    return (np.abs(g_t_uS) * q_s * scale).astype(np.float32)
-
-
-def conductances_at(pair: ProgrammedPair, t_s: float, device: DeviceConfig,
-                    read_rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-    """(G+, G-) at time t: drift, plus one static read-noise realisation if `read_rng` is given.
-
-    Pass no generator when read noise is applied per MVM instead (periphery read-noise GEMM).
-    """
-    result = []
-    for g_prog, nu in ((pair.g_pos_uS, pair.nu_pos), (pair.g_neg_uS, pair.nu_neg)):
-        g_t = drifted_uS(g_prog, nu, t_s, device)
-        sigma = read_noise_sigma_uS(g_prog, g_t, t_s, device) if read_rng is not None else None
-        if sigma is not None:
-            g_t = np.maximum(g_t + sigma * read_rng.standard_normal(g_t.shape, dtype=np.float32), 0.0)
-        result.append(g_t)
-    return result[0], result[1]
+@njit(cache=True, nogil=True)
+def _read_chunk(g_pos, g_neg, codes_pos, codes_neg, drift_table, block, start, stop, used_rows,
+                normals, noise_scale, g_max_uS, weights, variance, reads):
+    """Drift, read noise, W(t), per-read variance and calibration sums of one chunk."""
+    rows = g_pos.shape[1]
+    g_max = np.float32(g_max_uS)
+    for r in range(rows):
+        used = block * rows + r < used_rows
+        for c in range(start, stop):
+            g_prog_pos, g_prog_neg = g_pos[block, r, c], g_neg[block, r, c]
+            g_t_pos, g_t_neg = g_prog_pos, g_prog_neg
+            if codes_pos.size > 0:
+                g_t_pos = g_prog_pos * drift_table[codes_pos[block, r, c]]
+                g_t_neg = g_prog_neg * drift_table[codes_neg[block, r, c]]
+            if normals.size > 0 or variance.size > 0:
+                sigma_pos = abs(g_t_pos) * _pcm_read_noise_q(g_prog_pos / g_max) * noise_scale
+                sigma_neg = abs(g_t_neg) * _pcm_read_noise_q(g_prog_neg / g_max) * noise_scale
+                if normals.size > 0:
+                    g_t_pos = np.float32(max(g_t_pos + sigma_pos * normals[0, r, c - start], 0.0))
+                    g_t_neg = np.float32(max(g_t_neg + sigma_neg * normals[1, r, c - start], 0.0))
+                if variance.size > 0:
+                    variance[block, r, c] = (sigma_pos ** 2 + sigma_neg ** 2) / g_max_uS ** 2
+            weights[block, r, c] = (g_t_pos - g_t_neg) / g_max
+            if used:
+                reads[0, block, c] += g_prog_pos
+                reads[1, block, c] += g_prog_neg
+                reads[2, block, c] += g_t_pos
+                reads[3, block, c] += g_t_neg
 
 
 # ---------------------------------------------------------------- drift compensation
 
-def compensation_factors(reference: tuple[np.ndarray, np.ndarray], now: tuple[np.ndarray, np.ndarray],
-                         valid_rows: np.ndarray, cols: int, mode: str) -> np.ndarray:
+def compensation_factors(reference: CalibrationRead, now: CalibrationRead, cols: int, mode: str) -> np.ndarray:
     """Digital output gain per (row block, output) that undoes the drift of each tile.
 
-    Both are calibration reads with all-ones on the tile's used rows, `reference` of the
-    programmed state, `now` of the state at t:
+    From the calibration reads (all-ones on the tile's used rows) of the programmed
+    state (`reference`) and of the state at t (`now`):
     * global: per tile, alpha = sum over its columns of |I+ - I-| at t0 / the same at t;
     * per_column: alpha = (I+ + I-) at t0 / (I+ + I-) at t per column (the two line
       currents read separately; their sum cannot cancel to ~0 as the difference can);
     * none: 1. A read of 0 (empty tile or column) gives 1.
-    `valid_rows` is [row_blocks, rows, 1], 1 on rows that carry an input, 0 on padding.
     """
     check_choice(mode, DRIFT_COMPENSATIONS, "analog.periphery.drift_compensation")
-    (ref_pos, ref_neg), (now_pos, now_neg) = reference, now
-    row_blocks, _, out_features = ref_pos.shape
     if mode == "none":
-        return np.ones((row_blocks, out_features), dtype=np.float32)
+        return np.ones(reference.pos_uS.shape, dtype=np.float32)
     if mode == "per_column":
-        ref_read = ((ref_pos + ref_neg) * valid_rows).sum(axis=1, dtype=np.float64)
-        now_read = ((now_pos + now_neg) * valid_rows).sum(axis=1, dtype=np.float64)
+        ref_read, now_read = reference.pos_uS + reference.neg_uS, now.pos_uS + now.neg_uS
     else:
-        ref_read = _sum_per_tile(np.abs(((ref_pos - ref_neg) * valid_rows).sum(axis=1, dtype=np.float64)), cols)
-        now_read = _sum_per_tile(np.abs(((now_pos - now_neg) * valid_rows).sum(axis=1, dtype=np.float64)), cols)
+        ref_read = _sum_per_tile(np.abs(reference.pos_uS - reference.neg_uS), cols)
+        now_read = _sum_per_tile(np.abs(now.pos_uS - now.neg_uS), cols)
     alpha = np.divide(ref_read, now_read, out=np.ones_like(ref_read), where=(now_read > 0) & (ref_read > 0))
     return alpha.astype(np.float32)
 

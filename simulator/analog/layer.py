@@ -41,11 +41,9 @@ class AnalogLinear(nn.Module):
         dev.check_choice(analog.periphery.drift_compensation, dev.DRIFT_COMPENSATIONS,
                          "analog.periphery.drift_compensation")
         self._compensation = analog.periphery.drift_compensation
-        blocks = dev.split_row_blocks(weight.astype(np.float32), analog.rows)
-        self._weight_max = dev.weight_max_abs(blocks, analog.cols, analog.periphery.weight_scaling)
-        normalised = blocks / self._weight_max[:, None, :]
-        self._valid_rows = (np.arange(blocks.shape[0] * analog.rows) < self.in_features).astype(
-            np.float32).reshape(blocks.shape[0], analog.rows, 1)
+        normalised = dev.split_row_blocks(weight.astype(np.float32), analog.rows)
+        self._weight_max = dev.weight_max_abs(normalised, analog.cols, analog.periphery.weight_scaling)
+        normalised /= self._weight_max[:, None, :]
         self._programmed = [dev.program_pair(normalised, self._device,
                                              generator(seed, name, Stream.PROGRAMMING))
                             for seed in self.seeds]
@@ -70,34 +68,29 @@ class AnalogLinear(nn.Module):
     def set_time(self, t_s: float) -> None:
         """Move every realisation to time t_s after programming; restarts the MVM noise stream,
         so (seeds, t_s, inputs) alone determine the outputs."""
+        dev.effective_time_s(t_s, self._device)  # reject a bad time before dropping the old state
+        self._tiles = None  # free the old effective weights before building the new ones
         self._tiles = self._tiles_at(float(t_s))
         self.t_s = float(t_s)
         self._mvm_calls = 0
 
     def _tiles_at(self, t_s: float) -> TileWeights:
+        """Every realisation's state at t, written straight into the batched arrays."""
+        row_blocks, rows, _ = self._programmed[0].g_pos_uS.shape
+        shape = (self.realisations * row_blocks, rows, self.out_features)
         per_read = self._settings.read_noise_gemm
-        g_max = self._device.g_max_uS
-        weights, variances, out_scales = [], [], []
-        for seed, pair in zip(self.seeds, self._programmed):
+        weights = np.empty(shape, dtype=np.float32)
+        variance = np.empty(shape, dtype=np.float32) if per_read and dev.has_read_noise(self._device) else None
+        out_scales = np.empty((self.realisations, row_blocks, self.out_features), dtype=np.float32)
+        for k, (seed, pair) in enumerate(zip(self.seeds, self._programmed)):
+            own = slice(k * row_blocks, (k + 1) * row_blocks)
             read_rng = None if per_read else generator(seed, self.name, Stream.READ_NOISE, *time_words(t_s))
-            now = dev.conductances_at(pair, t_s, self._device, read_rng)
-            weights.append((now[0] - now[1]) / np.float32(g_max))
-            alpha = dev.compensation_factors((pair.g_pos_uS, pair.g_neg_uS), now, self._valid_rows,
-                                             self._settings.cols, self._compensation)
-            out_scales.append(self._weight_max * alpha)
-            variance = self._read_variance(pair, now, t_s) if per_read else None
-            if variance is not None:
-                variances.append(variance)
-        read_variance = torch.from_numpy(np.concatenate(variances)) if variances else None
-        return TileWeights(torch.from_numpy(np.concatenate(weights)), read_variance, np.stack(out_scales))
-
-    def _read_variance(self, pair: dev.ProgrammedPair, now, t_s: float) -> np.ndarray | None:
-        """(sigma+^2 + sigma-^2) / g_max^2 of the per-read 1/f noise, None if the device has none."""
-        sigma_pos = dev.read_noise_sigma_uS(pair.g_pos_uS, now[0], t_s, self._device)
-        sigma_neg = dev.read_noise_sigma_uS(pair.g_neg_uS, now[1], t_s, self._device)
-        if sigma_pos is None:
-            return None
-        return (sigma_pos ** 2 + sigma_neg ** 2) / np.float32(self._device.g_max_uS ** 2)
+            reference, now = dev.weights_at(pair, t_s, self._device, self.in_features, read_rng, weights[own],
+                                            None if variance is None else variance[own])
+            out_scales[k] = self._weight_max * dev.compensation_factors(
+                reference, now, self._settings.cols, self._compensation)
+        return TileWeights(torch.from_numpy(weights),
+                           None if variance is None else torch.from_numpy(variance), out_scales)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features or x.shape[0] % self.realisations:
