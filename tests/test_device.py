@@ -12,8 +12,23 @@ N = 200_000  # devices per statistic: relative std error of a std ~ 1 / sqrt(2N)
 
 def _program_uniform(gr: float, config: DeviceConfig, seed: int = 0):
     """N devices of one polarity all targeted at gr (the negative side stays at 0)."""
-    normalised = np.full((1, N, 1), gr, dtype=np.float32)
-    return dev.program_pair(normalised, config, np.random.default_rng(seed))
+    weight = np.full((1, N), gr, dtype=np.float32)  # one output, one row block of N inputs
+    return dev.program_pair(weight, np.ones((1, 1), np.float32), N, config, np.random.default_rng(seed))
+
+
+def _row_blocks(weight, rows):
+    """W^T zero-padded to whole row blocks: the [row_blocks, rows, out] device layout."""
+    out_features, in_features = weight.shape
+    padded = np.zeros((-(-in_features // rows) * rows, out_features), dtype=np.float32)
+    padded[:in_features] = weight.T
+    return padded.reshape(-1, rows, out_features)
+
+
+def _random_layer(seed, out_features=5, in_features=13, rows=8):
+    """A small W, its per-tile max|W| (4-column tiles) and its normalised device blocks."""
+    weight = np.random.default_rng(seed).standard_normal((out_features, in_features)).astype(np.float32)
+    weight_max = dev.weight_max_abs(weight, rows, 4, "per_tile")
+    return weight, weight_max, _row_blocks(weight, rows) / weight_max[:, None, :]
 
 
 def _weights_at(pair, t_s, config, read_rng, used_rows=None):
@@ -31,23 +46,27 @@ def _positive_side_uS(pair, t_s, config, read_rng):
     return _weights_at(empty, t_s, config, read_rng) * np.float32(config.g_max_uS)
 
 
-def test_split_row_blocks_pads_and_transposes():
-    weight = np.arange(2 * 5, dtype=np.float32).reshape(2, 5)  # out=2, in=5
-    blocks = dev.split_row_blocks(weight, rows=2)
-    assert blocks.shape == (3, 2, 2)
-    np.testing.assert_array_equal(blocks[0], weight[:, 0:2].T)
-    np.testing.assert_array_equal(blocks[2], [[4, 9], [0, 0]])
+def test_devices_hold_the_transposed_weight_and_padding_rows_hold_zero():
+    weight = np.arange(1, 11, dtype=np.float32).reshape(2, 5)  # out=2, in=5
+    pair = dev.program_pair(weight, np.full((3, 2), 10.0, np.float32), 2, DeviceConfig(model="ideal"),
+                            np.random.default_rng(0))
+    assert pair.g_pos_uS.shape == (3, 2, 2)
+    np.testing.assert_allclose(pair.g_pos_uS[0], weight[:, 0:2].T / 10.0 * 25.0, rtol=1e-6)
+    np.testing.assert_allclose(pair.g_pos_uS[2], [[5 / 10.0 * 25.0, 10 / 10.0 * 25.0], [0, 0]], rtol=1e-6)
+    np.testing.assert_array_equal(pair.g_neg_uS, 0.0)
 
 
 def test_weight_max_abs_per_tile_and_per_column():
-    blocks = np.array([[[1.0, -3.0, 0.5], [0.2, 0.1, -2.0]]], dtype=np.float32)  # 1 block, 2 rows, 3 out
-    np.testing.assert_array_equal(dev.weight_max_abs(blocks, cols=2, weight_scaling="per_column"),
+    weight = np.array([[1.0, 0.2], [-3.0, 0.1], [0.5, -2.0]], dtype=np.float32)  # 3 out, 2 in: 1 block
+    np.testing.assert_array_equal(dev.weight_max_abs(weight, rows=2, cols=2, weight_scaling="per_column"),
                                   [[1.0, 3.0, 2.0]])
-    np.testing.assert_array_equal(dev.weight_max_abs(blocks, cols=2, weight_scaling="per_tile"),
+    np.testing.assert_array_equal(dev.weight_max_abs(weight, rows=2, cols=2, weight_scaling="per_tile"),
                                   [[3.0, 3.0, 2.0]])
-    assert dev.weight_max_abs(np.zeros((1, 2, 1), np.float32), 2, "per_tile")[0, 0] == 1.0
+    np.testing.assert_array_equal(dev.weight_max_abs(weight, rows=1, cols=2, weight_scaling="per_column"),
+                                  np.float32([[1.0, 3.0, 0.5], [0.2, 0.1, 2.0]]))  # two row blocks of 1 input
+    assert dev.weight_max_abs(np.zeros((1, 2), np.float32), 2, 2, "per_tile")[0, 0] == 1.0
     with pytest.raises(UserError, match="weight_scaling"):
-        dev.weight_max_abs(blocks, 2, "per_row")
+        dev.weight_max_abs(weight, 2, 2, "per_row")
 
 
 def test_target_conductances_are_a_clipped_differential_pair():
@@ -134,11 +153,12 @@ def test_reram_lognormal_programming_and_relaxation():
 
 
 def test_ideal_device_is_exact():
-    normalised = np.random.default_rng(3).uniform(-1, 1, (2, 8, 5)).astype(np.float32)
+    weight, weight_max, normalised = _random_layer(3)
     config = DeviceConfig(model="ideal")
-    pair = dev.program_pair(normalised, config, np.random.default_rng(0))
+    pair = dev.program_pair(weight, weight_max, 8, config, np.random.default_rng(0))
     weights = _weights_at(pair, 1e8, config, np.random.default_rng(0))
     np.testing.assert_allclose(weights, normalised, atol=1e-6)
+    np.testing.assert_array_equal(weights[1, 5:], 0.0)  # padding rows
 
 
 def test_stuck_at_fractions():
@@ -180,9 +200,9 @@ def test_global_compensation_is_per_tile_ratio_of_summed_outputs():
 
 
 def test_calibration_reads_sum_the_used_rows_of_each_line():
-    normalised = np.random.default_rng(4).uniform(-1, 1, (2, 8, 5)).astype(np.float32)
+    weight, weight_max, normalised = _random_layer(4)
     config = DeviceConfig(model="pcm", read_noise_scale=0.0)
-    pair = dev.program_pair(normalised, config, np.random.default_rng(0))
+    pair = dev.program_pair(weight, weight_max, 8, config, np.random.default_rng(0))
     weights = np.empty_like(normalised)
     reference, now = dev.weights_at(pair, 3600.0, config, 13, None, weights)  # rows 13..15: padding
     used = (np.arange(16) < 13).reshape(2, 8, 1)
@@ -195,14 +215,14 @@ def test_calibration_reads_sum_the_used_rows_of_each_line():
 
 # ---------------------------------------------------------------- fused kernels == formulas
 
-SHAPE = (2, 8, 5)  # two row blocks: two chunks, child generators 0 and 1
+# _random_layer has two row blocks of 8 rows x 5 outputs: two chunks, generators 0 and 1
 
 
 def test_fused_programming_equals_the_formulas():
-    normalised = np.random.default_rng(5).uniform(-1, 1, SHAPE).astype(np.float32)
+    weight, weight_max, normalised = _random_layer(5)
     config = DeviceConfig(model="pcm", g_max_uS=30.0, prog_noise_scale=1.3, drift_scale=1.2)
-    pair = dev.program_pair(normalised, config, np.random.default_rng(9))
-    for block, chunk_rng in enumerate(np.random.default_rng(9).spawn(2)):
+    pair = dev.program_pair(weight, weight_max, 8, config, np.random.default_rng(9))
+    for block, chunk_rng in enumerate(dev.chunk_generators(np.random.default_rng(9), 2)):
         normals = chunk_rng.standard_normal((2, 2, 8, 5), dtype=np.float32)  # [side, (prog, drift)]
         targets = dev.target_conductances_uS(normalised[block], 30.0)
         for side, (g, nu) in enumerate(((pair.g_pos_uS, pair.nu_pos), (pair.g_neg_uS, pair.nu_neg))):
@@ -216,16 +236,16 @@ def test_fused_programming_equals_the_formulas():
 
 
 def test_fused_read_equals_the_formulas():
-    normalised = np.random.default_rng(6).uniform(-1, 1, SHAPE).astype(np.float32)
+    weight, weight_max, normalised = _random_layer(6)
     config = DeviceConfig(model="pcm", read_noise_scale=1.7)
-    pair = dev.program_pair(normalised, config, np.random.default_rng(0))
+    pair = dev.program_pair(weight, weight_max, 8, config, np.random.default_rng(0))
     t_s = 86400.0
     weights, variance = np.empty_like(normalised), np.empty_like(normalised)
-    dev.weights_at(pair, t_s, config, 16, np.random.default_rng(3), weights)
-    dev.weights_at(pair, t_s, config, 16, None, np.empty_like(normalised), variance)
+    dev.weights_at(pair, t_s, config, 13, np.random.default_rng(3), weights)
+    dev.weights_at(pair, t_s, config, 13, None, np.empty_like(normalised), variance)
     noise_scale = 1.7 * dev.read_noise_time_factor(t_s, config)
     ratio = np.float32(t_s / 20.0)
-    for block, chunk_rng in enumerate(np.random.default_rng(3).spawn(2)):
+    for block, chunk_rng in enumerate(dev.chunk_generators(np.random.default_rng(3), 2)):
         normals = chunk_rng.standard_normal((2, 8, 5), dtype=np.float32)
         sides, sigmas = [], []
         for side, (g, nu) in enumerate(((pair.g_pos_uS, pair.nu_pos), (pair.g_neg_uS, pair.nu_neg))):
@@ -237,7 +257,8 @@ def test_fused_read_equals_the_formulas():
 
 
 def test_fused_passes_do_not_depend_on_thread_count():
-    normalised = np.random.default_rng(7).uniform(-1, 1, (2, 64, 5000)).astype(np.float32)  # 6 chunks
+    weight = np.random.default_rng(7).uniform(-1, 1, (5000, 100)).astype(np.float32)  # 2 x 3 chunks
+    weight_max = dev.weight_max_abs(weight, 64, 64, "per_tile")
     config = DeviceConfig(model="pcm", stuck_at_zero_frac=0.01)
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs 2 numba threads")
@@ -246,7 +267,7 @@ def test_fused_passes_do_not_depend_on_thread_count():
     try:
         for count in (1, 2):
             numba.set_num_threads(count)
-            pair = dev.program_pair(normalised, config, np.random.default_rng(1))
+            pair = dev.program_pair(weight, weight_max, 64, config, np.random.default_rng(1))
             results.append((pair, _weights_at(pair, 3600.0, config, np.random.default_rng(2), used_rows=100)))
     finally:
         numba.set_num_threads(threads)
@@ -260,8 +281,9 @@ def test_float16_bits_match_numpy_rounding():
     codes = np.arange(0x7C00, dtype=np.uint16)  # every finite float16 >= 0
     values = codes.view(np.float16).astype(np.float64)
     midpoints = ((values[:-1] + values[1:]) / 2).astype(np.float32)  # ties: round to even
-    samples = np.concatenate([values.astype(np.float32), midpoints, np.float32([1e-9, 65519.0, 1e6]),
+    samples = np.concatenate([values.astype(np.float32), midpoints, np.float32([1e-9, 3e-8, 65519.0, 1e6]),
                               np.random.default_rng(0).uniform(0, 0.3, 10_000).astype(np.float32)])
-    bits = np.array([dev._float16_bits(v) for v in samples], dtype=np.uint16)
+    samples = np.concatenate([samples, -samples])
+    bits = np.array([dev._float16_bits(b) for b in samples.view(np.uint32)], dtype=np.uint16)
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(bits, samples.astype(np.float16).view(np.uint16))

@@ -41,10 +41,9 @@ class AnalogLinear(nn.Module):
         dev.check_choice(analog.periphery.drift_compensation, dev.DRIFT_COMPENSATIONS,
                          "analog.periphery.drift_compensation")
         self._compensation = analog.periphery.drift_compensation
-        normalised = dev.split_row_blocks(weight.astype(np.float32), analog.rows)
-        self._weight_max = dev.weight_max_abs(normalised, analog.cols, analog.periphery.weight_scaling)
-        normalised /= self._weight_max[:, None, :]
-        self._programmed = [dev.program_pair(normalised, self._device,
+        weight = np.ascontiguousarray(weight, dtype=np.float32)
+        self._weight_max = dev.weight_max_abs(weight, analog.rows, analog.cols, analog.periphery.weight_scaling)
+        self._programmed = [dev.program_pair(weight, self._weight_max, analog.rows, self._device,
                                              generator(seed, name, Stream.PROGRAMMING))
                             for seed in self.seeds]
         self._bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
