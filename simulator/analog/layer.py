@@ -67,19 +67,24 @@ class AnalogLinear(nn.Module):
     def set_time(self, t_s: float) -> None:
         """Move every realisation to time t_s after programming; restarts the MVM noise stream,
         so (seeds, t_s, inputs) alone determine the outputs."""
-        dev.effective_time_s(t_s, self._device)  # reject a bad time before dropping the old state
-        self._tiles = None  # free the old effective weights before building the new ones
-        self._tiles = self._tiles_at(float(t_s))
+        dev.effective_time_s(t_s, self._device)  # reject a bad time before overwriting the state
+        self._tiles = self._tiles_at(float(t_s), self._tiles)
         self.t_s = float(t_s)
         self._mvm_calls = 0
 
-    def _tiles_at(self, t_s: float) -> TileWeights:
-        """Every realisation's state at t, written straight into the batched arrays."""
+    def _tiles_at(self, t_s: float, previous: TileWeights | None = None) -> TileWeights:
+        """Every realisation's state at t, written straight into the batched arrays: those
+        of `previous` (overwritten: fresh pages cost more than the pass itself) or new ones."""
         row_blocks, rows, _ = self._programmed[0].g_pos_uS.shape
         shape = (self.realisations * row_blocks, rows, self.out_features)
         per_read = self._settings.read_noise_gemm
-        weights = np.empty(shape, dtype=np.float32)
-        variance = np.empty(shape, dtype=np.float32) if per_read and dev.has_read_noise(self._device) else None
+        with_variance = per_read and dev.has_read_noise(self._device)
+        if previous is not None:
+            weights = previous.weights.numpy()
+            variance = previous.read_variance.numpy() if with_variance else None
+        else:
+            weights = np.empty(shape, dtype=np.float32)
+            variance = np.empty(shape, dtype=np.float32) if with_variance else None
         out_scales = np.empty((self.realisations, row_blocks, self.out_features), dtype=np.float32)
         for k, (seed, pair) in enumerate(zip(self.seeds, self._programmed)):
             own = slice(k * row_blocks, (k + 1) * row_blocks)
