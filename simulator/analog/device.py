@@ -14,7 +14,7 @@ with no drift and the 1/f read noise accumulated until t0.
 """
 from __future__ import annotations
 
-import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -144,11 +144,13 @@ _CHUNK_DEVICES = 1 << 17  # devices per chunk: its noise draws stay cache-reside
 
 
 def _chunks(shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
-    """(row block, first column, stop column) of every chunk of a [row_blocks, rows, out] array."""
+    """(row block, first column, stop column) of every chunk of a [row_blocks, rows, out]
+    array: equal widths (to +-1 column), at most _CHUNK_DEVICES devices each."""
     row_blocks, rows, out_features = shape
-    width = max(1, _CHUNK_DEVICES // rows)
-    return [(block, start, min(start + width, out_features))
-            for block in range(row_blocks) for start in range(0, out_features, width)]
+    per_block = max(1, -(-out_features * rows // _CHUNK_DEVICES))
+    edges = [out_features * k // per_block for k in range(per_block + 1)]
+    return [(block, start, stop) for block in range(row_blocks)
+            for start, stop in zip(edges[:-1], edges[1:])]
 
 
 def chunk_generators(rng: np.random.Generator, count: int) -> list[np.random.Generator]:
@@ -161,16 +163,21 @@ def _run_chunks(task, chunks: list, rng: np.random.Generator | None) -> None:
     """task(chunk, chunk_rng) for every chunk, chunk i with chunk generator i of rng."""
     children = chunk_generators(rng, len(chunks)) if rng is not None else [None] * len(chunks)
     workers = max(1, min(numba.get_num_threads(), len(chunks)))
+    pending, pending_lock = iter(range(len(chunks))), threading.Lock()
 
-    def run_share(first: int) -> None:
-        for i in range(first, len(chunks), workers):
+    def run_share() -> None:  # takes the next chunk until none is left: no idle worker
+        while True:
+            with pending_lock:
+                i = next(pending, None)
+            if i is None:
+                return
             task(chunks[i], children[i])
 
     if workers == 1:
-        run_share(0)
+        run_share()
         return
     with ThreadPoolExecutor(workers) as pool:
-        for share in [pool.submit(run_share, first) for first in range(workers)]:
+        for share in [pool.submit(run_share) for _ in range(workers)]:
             share.result()
 
 
