@@ -33,10 +33,11 @@ def analog_hw():
     return HwConfig(name="bench-pcm-256", analog=AnalogConfig(rows=ROWS, cols=COLS, dac_bits=8, adc_bits=8))
 
 
-def _seconds(action) -> float:
+def _timed(function, *args):
+    """(function(*args), wall seconds it took)."""
     start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
+    result = function(*args)
+    return result, time.perf_counter() - start
 
 
 # ---------------------------------------------------------------- numpy reference path
@@ -76,6 +77,12 @@ def numpy_weights_at(state, t_s, device, in_features, rng):
     return weights, dev.compensation_factors(reference, at_t, COLS, "global")
 
 
+def fused_weights_at(pair, device, in_features, rng, weights_out):
+    """W(t) and the global compensation gains through the fused pass."""
+    reference, now = dev.weights_at(pair, TIMES_S[0], device, in_features, rng, weights_out)
+    return weights_out, dev.compensation_factors(reference, now, COLS, "global")
+
+
 # ---------------------------------------------------------------- the runs
 
 def lm_head_side_by_side(weight, device, repeats: int) -> dict:
@@ -84,19 +91,12 @@ def lm_head_side_by_side(weight, device, repeats: int) -> dict:
     weights_out = np.empty((weight_max.shape[0], ROWS, weight.shape[0]), dtype=np.float32)
     for repeat in range(repeats + 1):  # the first round warms up (numba cache load, page faults)
         rng = np.random.default_rng(repeat)
-        state = {}
-        laps = {
-            "numpy_program": _seconds(lambda: state.update(numpy=numpy_program(weight, weight_max, device, rng))),
-            "fused_program": _seconds(lambda: state.update(fused=dev.program_pair(weight, weight_max, ROWS,
-                                                                                  device, rng))),
-            "numpy_set_time": _seconds(lambda: numpy_weights_at(state["numpy"], TIMES_S[0], device,
-                                                                weight.shape[1], rng)),
-            "fused_set_time": _seconds(lambda: dev.compensation_factors(
-                *dev.weights_at(state["fused"], TIMES_S[0], device, weight.shape[1], rng, weights_out),
-                COLS, "global")),
-        }
+        reference, numpy_program_s = _timed(numpy_program, weight, weight_max, device, rng)
+        pair, fused_program_s = _timed(dev.program_pair, weight, weight_max, ROWS, device, rng)
+        _, numpy_set_time_s = _timed(numpy_weights_at, reference, TIMES_S[0], device, weight.shape[1], rng)
+        _, fused_set_time_s = _timed(fused_weights_at, pair, device, weight.shape[1], rng, weights_out)
         if repeat:
-            for key, seconds in laps.items():
+            for key, seconds in zip(times, (numpy_program_s, fused_program_s, numpy_set_time_s, fused_set_time_s)):
                 times[key].append(seconds)
     medians = {key: statistics.median(values) for key, values in times.items()}
     medians["program_speedup"] = medians["numpy_program"] / medians["fused_program"]
@@ -108,12 +108,11 @@ def gpt2_small(model, repeats: int) -> dict:
     from simulator.analog.layer import convert_to_analog, set_time
     program_s, first_set_time_s, set_time_s = [], [], []
     for _ in range(repeats):
-        analog = {}
-        program_s.append(_seconds(lambda: analog.update(
-            model=convert_to_analog(model, model.projection_names(), analog_hw(), [SEED]))))
-        first_set_time_s.append(_seconds(lambda: set_time(analog["model"], TIMES_S[0])))
-        set_time_s.extend(_seconds(lambda t=t: set_time(analog["model"], t)) for t in TIMES_S[1:])
-        del analog
+        analog, seconds = _timed(convert_to_analog, model, model.projection_names(), analog_hw(), [SEED])
+        program_s.append(seconds)
+        first_set_time_s.append(_timed(set_time, analog, TIMES_S[0])[1])
+        set_time_s.extend(_timed(set_time, analog, t_s)[1] for t_s in TIMES_S[1:])
+        del analog  # free 2 GiB of state before the next conversion
     return {"convert_to_analog_s": statistics.median(program_s),
             "first_set_time_s": statistics.median(first_set_time_s),
             "set_time_s": statistics.median(set_time_s)}

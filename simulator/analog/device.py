@@ -14,6 +14,7 @@ with no drift and the 1/f read noise accumulated until t0.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -150,7 +151,7 @@ def _chunks(shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
     per_block = max(1, -(-out_features * rows // _CHUNK_DEVICES))
     edges = [out_features * k // per_block for k in range(per_block + 1)]
     return [(block, start, stop) for block in range(row_blocks)
-            for start, stop in zip(edges[:-1], edges[1:])]
+            for start, stop in itertools.pairwise(edges)]
 
 
 def chunk_generators(rng: np.random.Generator, count: int) -> list[np.random.Generator]:
