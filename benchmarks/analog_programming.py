@@ -20,17 +20,13 @@ import time
 
 import numpy as np
 
+from analog_forward import analog_hw  # the same 256x256 PCM tiles as the forward benchmark
 from simulator.analog import device as dev
 from simulator.commands.common import write_json_atomic
 
-ROWS = COLS = 256
+ROWS, COLS = analog_hw().analog.rows, analog_hw().analog.cols
 TIMES_S = (3600.0, 86400.0, 3600.0 * 24 * 30)
 SEED = 0
-
-
-def analog_hw():
-    from simulator.hw.schema import AnalogConfig, HwConfig
-    return HwConfig(name="bench-pcm-256", analog=AnalogConfig(rows=ROWS, cols=COLS, dac_bits=8, adc_bits=8))
 
 
 def _timed(function, *args):
