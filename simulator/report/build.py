@@ -15,6 +15,7 @@ from simulator.engine.taskgraph import ENERGY_COMPONENTS, RESOURCE_KINDS, Schedu
 from simulator.hw.schema import HwConfig
 from simulator.ir.graph import Graph
 from simulator.mapping.mapping import Mapping
+from simulator.report.ops import achieved_tops, achieved_tops_per_w, workload_ops
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Report:
     tiles_used: int
     utilisation: dict  # resource kind -> count, busy_fraction, per_resource {label: fraction}
     mapping: dict  # projection -> "analog" | "digital"
+    ops: int = 0  # 2 x MACs of the workload (simulator.report.ops)
 
     @property
     def latency_ns(self) -> float:
@@ -53,6 +55,8 @@ class Report:
             "energy_pj": self.energy_pj,
             "energy_per_token_pj": self.energy_pj / self.workload["tokens"] if self.workload["tokens"] else 0.0,
             "energy_breakdown_pj": dict(self.energy_breakdown_pj),
+            "achieved_tops": achieved_tops(self.ops, self.latency_ns),
+            "achieved_tops_per_w": achieved_tops_per_w(self.ops, self.energy_pj),
             "tiles_used": self.tiles_used,
             "utilisation": copy.deepcopy(self.utilisation),
             "mapping": dict(self.mapping),
@@ -111,4 +115,5 @@ def build_report(tg: TaskGraph, schedule: Schedule, graph: Graph, mapping: Mappi
         tiles_used=len(analog_tiles),
         utilisation=utilisation(tg, schedule.makespan_cycles),
         mapping=mapping.targets(),
+        ops=workload_ops(graph),
     )

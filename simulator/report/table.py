@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from simulator.report.build import Report
+from simulator.report.ops import achieved_tops, achieved_tops_per_w
 
 _TIME_UNITS_NS = (("s", 1e9), ("ms", 1e6), ("us", 1e3), ("ns", 1.0))
 _ENERGY_UNITS_PJ = (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3), ("pJ", 1.0))
@@ -41,6 +42,8 @@ def format_report(report: Report) -> str:
         ("latency", f"{format_time_ns(report.latency_ns)} ({report.latency_cycles:,} cycles)"),
         ("throughput", f"{report.tokens_per_s:,.0f} tokens/s"),
         ("energy", f"{format_energy_pj(energy_pj)} ({format_energy_pj(per_token)}/token)"),
+        ("achieved", f"{achieved_tops(report.ops, report.latency_ns):,.2f} TOP/s, "
+                     f"{achieved_tops_per_w(report.ops, energy_pj):,.2f} TOPS/W (ops = 2 x MACs)"),
         ("tiles used", f"{report.tiles_used}"),
         ("mapping", f"{analog} analog, {len(report.mapping) - analog} digital projections"),
     ])

@@ -9,6 +9,11 @@ before attention), which is the order tiles and programming rounds are handed ou
 
 Attention is bidirectional: QK^T of each chunk waits for the keys of every chunk, so
 ops are emitted per layer in two stages (all chunks' Q/K/V, then all chunks' rest).
+The sequences of a batch are independent: each has its own ops (attention over its own
+keys only), emitted sequence after sequence (`meta["sequence_op_start"]`: the first op
+id of each), so weight-stationary hardware can pipeline sequence b+1 behind sequence b
+and lower ids (earlier sequences) win ties, as in IBM's fully weight-stationary BERT
+runs (Burr et al., IEDM 2023 Fig. 6 / CICC 2025 Fig. 5).
 MobileBERT data flow per layer (HF `MobileBertLayer`): bottleneck.input (hidden ->
 128) and the shared key/query bottleneck.attention; query/key on the shared bottleneck,
 value on the layer input; attention.output + residual(bottleneck) + norm; three
@@ -136,45 +141,50 @@ def encoder_projections(shape: EncoderShape) -> tuple[Projection, ...]:
 
 
 class _EncoderEmitter:
-    """Emits the encoder's ops chunk by chunk within each stage."""
+    """Emits one sequence's ops chunk by chunk within each stage.
 
-    def __init__(self, shape: EncoderShape, batch: int, spans: list[tuple[int, int]]):
+    `tag` prefixes the chunk tag of every op name: "" for a single sequence, "s3." for
+    sequence 3 of a batch (names stay unique, ops of one sequence are recognisable).
+    """
+
+    def __init__(self, shape: EncoderShape, spans: list[tuple[int, int]], ops: OpList,
+                 projections: tuple[Projection, ...], tag: str = ""):
         self.shape = shape
-        self.batch = batch
         self.spans = spans
         self.seq = spans[-1][1]
-        self.ops = OpList()
-        self.projections = encoder_projections(shape)
-        self._proj = {p.name: p for p in self.projections}
+        self.ops = ops
+        self.tag = tag
+        self.projections = projections
+        self._proj = {p.name: p for p in projections}
 
     def rows(self, chunk: int) -> int:
         start, stop = self.spans[chunk]
-        return self.batch * (stop - start)
+        return stop - start
 
     def linear(self, name: str, chunk: int, deps) -> int:
-        return self.ops.linear(self._proj[name], f"c{chunk}", self.rows(chunk), deps, chunk)
+        return self.ops.linear(self._proj[name], f"{self.tag}c{chunk}", self.rows(chunk), deps, chunk)
 
     def norm(self, name: str, chunk: int, width: int, deps, layer: int) -> int:
-        return self.ops.elementwise(f"{name}#c{chunk}", self.shape.norm_kind, self.rows(chunk),
+        return self.ops.elementwise(f"{name}#{self.tag}c{chunk}", self.shape.norm_kind, self.rows(chunk),
                                     width, deps, layer=layer, chunk=chunk)
 
     def residual_norm(self, prefix: str, chunk: int, width: int, value: int, residual: int,
                       layer: int) -> int:
         """`prefix`.LayerNorm(value + residual), as every HF output block does."""
-        added = self.ops.elementwise(f"{prefix}.residual#c{chunk}", OpKind.ADD, self.rows(chunk),
+        added = self.ops.elementwise(f"{prefix}.residual#{self.tag}c{chunk}", OpKind.ADD, self.rows(chunk),
                                      width, (value, residual), layer=layer, chunk=chunk, operands=2)
         return self.norm(f"{prefix}.LayerNorm", chunk, width, (added,), layer)
 
     def embeddings(self, chunk: int) -> int:
         s, rows = self.shape, self.rows(chunk)
         if not s.embedding_transformed:
-            summed = self.ops.embedding(f"embeddings.word+position+token_type#c{chunk}", rows,
+            summed = self.ops.embedding(f"embeddings.word+position+token_type#{self.tag}c{chunk}", rows,
                                         3 * s.hidden, s.hidden, 2, (), chunk)
         else:
-            words = self.ops.embedding(f"embeddings.word_embeddings#c{chunk}", rows,
+            words = self.ops.embedding(f"embeddings.word_embeddings#{self.tag}c{chunk}", rows,
                                        s.embedding_size, s.embedded_input_size, 0, (), chunk)
             transformed = self.linear("embeddings.embedding_transformation", chunk, (words,))
-            summed = self.ops.embedding(f"embeddings.position+token_type#c{chunk}", rows,
+            summed = self.ops.embedding(f"embeddings.position+token_type#{self.tag}c{chunk}", rows,
                                         2 * s.hidden, s.hidden, 2, (transformed,), chunk)
         return self.norm("embeddings.LayerNorm", chunk, s.hidden, (summed,), -1)
 
@@ -188,7 +198,7 @@ class _EncoderEmitter:
         out = []
         for c in chunks:
             queries = self.spans[c][1] - self.spans[c][0]
-            av = self.ops.attention(f"{p}.attention.self", f"c{c}", batch=self.batch,
+            av = self.ops.attention(f"{p}.attention.self", f"{self.tag}c{c}", batch=1,
                                     queries=queries, key_pairs=queries * self.seq, keys=self.seq,
                                     n_head=s.n_head, head_dim=s.true_hidden // s.n_head,
                                     qk_deps=(q[c], *k), av_deps=v, layer=layer, chunk=c)
@@ -222,7 +232,7 @@ class _EncoderEmitter:
         """intermediate.dense -> activation -> output.dense -> residual(h) + norm."""
         s = self.shape
         up = self.linear(f"{prefix}.intermediate.dense", chunk, (h,))
-        act = self.ops.elementwise(f"{prefix}.intermediate.act#c{chunk}", s.activation_kind,
+        act = self.ops.elementwise(f"{prefix}.intermediate.act#{self.tag}c{chunk}", s.activation_kind,
                                    self.rows(chunk), s.intermediate, (up,), layer=layer, chunk=chunk)
         return self.residual_norm(f"{prefix}.output", chunk, s.true_hidden,
                                   self.linear(f"{prefix}.output.dense", chunk, (act,)), h, layer)
@@ -239,14 +249,18 @@ def build_encoder_graph(shape: EncoderShape, phase: str, *, model: str, family: 
     if seq > shape.max_positions:
         raise UserError(f"{source or model}: --seq {seq} exceeds max_position_embeddings "
                         f"({shape.max_positions})")
-    emitter = _EncoderEmitter(shape, batch, chunk_spans(seq, chunk_tokens))
-    x = [emitter.embeddings(c) for c in range(len(emitter.spans))]
-    for layer in range(shape.n_layer):
-        x = emitter.layer(layer, x)
+    ops, projections, spans = OpList(), encoder_projections(shape), chunk_spans(seq, chunk_tokens)
+    sequence_start = []
+    for sequence in range(batch):
+        sequence_start.append(len(ops.ops))
+        emitter = _EncoderEmitter(shape, spans, ops, projections, f"s{sequence}." if batch > 1 else "")
+        x = [emitter.embeddings(c) for c in range(len(spans))]
+        for layer in range(shape.n_layer):
+            x = emitter.layer(layer, x)
     return Graph(model=model, phase=phase, batch=batch, tokens=batch * seq,
-                 ops=tuple(emitter.ops.ops), projections=emitter.projections,
+                 ops=tuple(ops.ops), projections=projections,
                  meta={"family": family, "config": dict(config), "seq": seq, "new_tokens": 0,
-                       "chunk_tokens": chunk_tokens})
+                       "chunk_tokens": chunk_tokens, "sequence_op_start": tuple(sequence_start)})
 
 
 def build_bert_graph(config: dict, phase: str, *, model: str = "bert-base", source: str = "",
