@@ -100,7 +100,14 @@ def random_task_graphs(draw, max_tasks=40):
         duration.append(draw(st.sampled_from((0, 0, 1, 2) if r < 0 else (1, 1, 2, 3))))
         earlier = st.integers(0, task - 1) if task else st.nothing()
         preds.append(sorted(draw(st.sets(earlier, max_size=min(task, 3)))))
-    return task_graph(resource, duration, preds, n_resources)
+    # start-to-start edges with lags 1-4 (shorter and longer than durations), some in
+    # parallel with a finish edge of the same pair
+    lags = []
+    if n_tasks > 1:
+        for _ in range(draw(st.integers(0, n_tasks))):
+            succ = draw(st.integers(1, n_tasks - 1))
+            lags.append((draw(st.integers(0, succ - 1)), succ, draw(st.integers(1, 4))))
+    return task_graph(resource, duration, preds, n_resources, lags=lags)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -120,6 +127,8 @@ def test_engines_agree_on_bigger_random_graphs(tg):
     finish = reference.start_cycles + tg.duration_cycles
     for task in range(tg.n_tasks):  # sanity independent of the rule: precedence holds
         assert all(finish[p] <= reference.start_cycles[task] for p in tg.preds(task))
+        owners, lags = tg.lag_preds(task)
+        assert all(reference.start_cycles[p] + lag <= reference.start_cycles[task] for p, lag in zip(owners, lags))
 
 
 def test_tasks_longer_than_the_event_calendar(simulate):
@@ -216,3 +225,28 @@ def test_fast_engine_rejects_durations_beyond_int32():
 def test_engine_inputs_reject_negative_durations():
     with pytest.raises(ValueError, match=">= 0"):
         fast.engine_inputs(task_graph([-1], [-1], [[]], 0))
+
+
+def test_cut_through_chain_pipelines_its_hops(simulate):
+    # a 3-hop message of 10 cycles per hop (links 0, 1, 2), each hop 1 cycle after the
+    # previous one started: the last ends at 2 + 10 = 12, not 30; the consumer (delay) at 12
+    tg = task_graph([0, 1, 2, -1], [10, 10, 10, 0], [[], [], [], [2]], 3, lags=[(0, 1, 1), (1, 2, 1)])
+    assert simulate(tg).start_cycles.tolist() == [0, 1, 2, 12]
+
+
+def test_a_lag_release_lands_before_the_pick_of_its_cycle(simulate):
+    # 2 is released at 3 (0 started at 0, lag 3); 3 becomes ready at 3 when 1 finishes on
+    # resource 1. Both ready at 3: the smaller id, 2, goes first, then 3.
+    tg = task_graph([0, 1, 1, 1], [5, 3, 1, 1], [[], [], [], [1]], 2, lags=[(0, 2, 3)])
+    assert simulate(tg).start_cycles.tolist() == [0, 0, 3, 4]
+
+
+def test_lags_longer_than_the_event_calendar(simulate):
+    tg = task_graph([0, 1], [2, 3], [[], []], 2, lags=[(0, 1, 70_000)])
+    assert simulate(tg).start_cycles.tolist() == [0, 70_000]
+    assert simulate(tg).makespan_cycles == 70_003
+
+
+def test_lags_below_one_cycle_are_rejected(simulate):
+    with pytest.raises(ValueError, match="lags must be >= 1"):
+        simulate(task_graph([0, 1], [2, 3], [[], []], 2, lags=[(0, 1, 0)]))

@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.engine.taskgraph import ENERGY_COMPONENTS, RESOURCE_KINDS, TaskGraph, successors_from_predecessors
+from simulator.engine.taskgraph import (ENERGY_COMPONENTS, RESOURCE_KINDS, TaskGraph, lag_csr,
+                                        successors_from_predecessors)
 
 
 def task_graph(resource, duration_cycles, preds, n_resources, *, cycle_ns=1.0, tokens=1,
-               energy_pj=None, static_power_mw=None, resource_kind=None, task_kind=None, task_op=None):
-    """A TaskGraph from Python lists; preds[i] lists the predecessor ids of task i."""
+               energy_pj=None, static_power_mw=None, resource_kind=None, task_kind=None, task_op=None,
+               lags=()):
+    """A TaskGraph from Python lists; preds[i] lists the predecessor ids of task i;
+    lags lists start-to-start edges (pred, succ, lag_cycles)."""
     n = len(resource)
     resource_kind = resource_kind if resource_kind is not None else [0] * n_resources
     pred_ptr = np.zeros(n + 1, dtype=np.int64)
     pred_ptr[1:] = np.cumsum([len(p) for p in preds])
     pred_idx = np.array([p for ps in preds for p in ps], dtype=np.int32)
     succ_ptr, succ_idx = successors_from_predecessors(pred_ptr, pred_idx, n)
+    lag_edges = np.array(lags, dtype=np.int64).reshape(-1, 3)
+    lag_ptr, lag_succ, lag_cycles = lag_csr(lag_edges[:, 0], lag_edges[:, 1], lag_edges[:, 2], n)
     return TaskGraph(
         resource=np.asarray(resource, dtype=np.int32),
         duration_cycles=np.asarray(duration_cycles, dtype=np.int64),
@@ -35,6 +40,7 @@ def task_graph(resource, duration_cycles, preds, n_resources, *, cycle_ns=1.0, t
                          else np.asarray(static_power_mw, dtype=np.float64)),
         cycle_ns=cycle_ns,
         tokens=tokens,
+        lag_ptr=lag_ptr, lag_succ=lag_succ, lag_cycles=lag_cycles,
     )
 
 
@@ -44,18 +50,21 @@ def brute_force_start_cycles(tg: TaskGraph) -> list[int]:
     resource = tg.resource.tolist()
     duration = tg.duration_cycles.tolist()
     preds = [tg.preds(i).tolist() for i in range(n)]
+    lag_preds = [list(zip(*(a.tolist() for a in tg.lag_preds(i)))) for i in range(n)]
     start: list[int | None] = [None] * n
     finish: list[int | None] = [None] * n
     busy_until = [0] * tg.n_resources
 
     def ready_cycle(task, now):
-        """max finish of the predecessors if all have finished by `now`, else None."""
+        """max finish (start + lag for start-to-start edges) of the predecessors if all
+        have been reached by `now`, else None."""
         finishes = [finish[p] for p in preds[task]]
+        finishes += [None if start[p] is None else start[p] + lag for p, lag in lag_preds[task]]
         if any(f is None or f > now for f in finishes):
             return None
         return max(finishes, default=0)
 
-    horizon = sum(duration) + 1
+    horizon = sum(duration) + int(tg.lag_cycles.sum()) + 1
     for now in range(horizon + 1):
         changed = True
         while changed:  # delays (zero-length ones cascade within the cycle) and finishes at `now`
@@ -93,3 +102,10 @@ def test_reference_delay_chain_lands_before_the_pick():
     # ready at 2: (0, 2) still beats (2, 3). Then at cycle 3, 3 runs.
     tg = task_graph([0, -1, 0, 0], [2, 0, 1, 1], [[], [0], [], [1]], 1)
     assert brute_force_start_cycles(tg) == [0, 2, 2, 3]
+
+
+def test_reference_start_to_start_lag_by_hand():
+    # 0: link0 5 cycles; 1: link1, may start 1 cycle after 0 started; 2: a delay after 1
+    # finishes; 3: link1 ready at 0, so it holds link1 over [0, 2) and 1 starts at 2.
+    tg = task_graph([0, 1, -1, 1], [5, 5, 0, 2], [[], [], [1], []], 2, lags=[(0, 1, 1)])
+    assert brute_force_start_cycles(tg) == [0, 2, 7, 0]

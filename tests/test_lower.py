@@ -97,10 +97,18 @@ def test_bandwidth_bound_digital_linear_holds_the_dram_channel():
     assert _schedule(tg).tolist() == [0, 100, 100]
 
 
-def test_three_hop_transfer_waits_for_a_link_held_by_another_transfer():
+@pytest.mark.parametrize("flow_control, expected", [
+    # store-and-forward: a's second hop is ready at 21 but b's hop holds that link over [15, 26)
+    ("store_and_forward", [0, 0, 10, 26, 37, 48, 15, 26]),
+    # cut-through: a's hops start 1 cycle apart (10, 11, 12), c gets the tail at 12 + 11 = 23;
+    # b's hop, ready at 15, finds the shared link held by a's message over [11, 22)
+    ("cut_through", [0, 0, 10, 11, 12, 23, 22, 33]),
+])
+def test_three_hop_transfer_contends_for_a_link_with_another_transfer(flow_control, expected):
     # 4 cores + DRAM in one row: core c at (c, 0). Single-core digital Linears pin where data
     # is; with one token, weight streaming sets their cycles: in * out B / 64 B per cycle.
-    hw = HwConfig(digital=DigitalConfig(cores=4), interconnect=InterconnectConfig(mesh_cols=5))
+    hw = HwConfig(digital=DigitalConfig(cores=4), interconnect=InterconnectConfig(mesh_cols=5,
+                                                                                 flow_control=flow_control))
     ops = (_linear(0, "a", 2, 320),  # core0, 10 cycles, 320 B out
            _linear(1, "b", 3, 320),  # core1, 15 cycles, 320 B out
            _linear(2, "c", 320, 1, deps=(0,)),  # core3: a's 320 B over 3 hops, then 5 cycles
@@ -113,9 +121,7 @@ def test_three_hop_transfer_waits_for_a_link_held_by_another_transfer():
     hops = [tg.resource_label[tg.resource[i]] for i in (2, 3, 4, 6)]
     assert hops == ["link(0,0)->(1,0)", "link(1,0)->(2,0)", "link(2,0)->(3,0)", "link(1,0)->(2,0)"]
     assert tg.duration_cycles.tolist() == [10, 15, 11, 11, 11, 5, 11, 5]  # hop: 320 B / 32 B per cycle + 1
-    starts = _schedule(tg)
-    # a's second hop is ready at 21 but b's hop holds that link over [15, 26)
-    assert starts.tolist() == [0, 0, 10, 26, 37, 48, 15, 26]
+    assert _schedule(tg).tolist() == expected
     assert tg.energy_pj[:, E["noc"]].sum() == pytest.approx(4 * 320 * 0.1)
 
 
@@ -247,7 +253,10 @@ def test_inputs_multicast_as_one_tree_and_partial_sums_merge_on_shared_links():
     assert gather == {"link(0,0)->(1,0)": 64, "link(4,0)->(3,0)": 64, "link(3,0)->(2,0)": 64, "link(2,0)->(1,0)": 128}
     shared = transfers[4 + labels[4:].index("link(2,0)->(1,0)")]
     assert tg.duration_cycles[shared] == math.ceil(128 / 32) + 1
-    assert len(tg.preds(shared)) == 2  # tile1's MVM and the link from tile2
+    # tile1's MVM (finish), and the link from tile2 (cut-through: 1 cycle after its start)
+    assert TASK_KINDS[tg.task_kind[tg.preds(shared)[0]]] == "mvm" and len(tg.preds(shared)) == 1
+    feeder, lag = tg.lag_preds(shared)
+    assert tg.resource_label[tg.resource[feeder[0]]] == "link(3,0)->(2,0)" and lag.tolist() == [1]
     _schedule(tg)
 
 

@@ -4,6 +4,8 @@ One simpy process per resource serves a priority queue (a heapq list) of ready t
 keyed (ready_cycle, task_id). A task enters its resource's queue the moment its last
 predecessor finishes, waking the server if it sleeps; tasks without a resource
 (resource == -1) are pure delays and finish `duration_cycles` after they become ready.
+A task with start-to-start successors releases each of them `lag` cycles after it
+starts (a plain timeout per edge, like a finish).
 
 The same-cycle subtlety, and the trick that solves it. The rule says every finish at
 cycle t lands before any resource picks at cycle t. simpy orders its event queue by
@@ -50,7 +52,8 @@ class _Machine:
         self.resource = tg.resource.tolist()
         self.duration_cycles = tg.duration_cycles.tolist()
         self.successors = _successor_lists(tg)
-        self.preds_left = np.diff(tg.pred_ptr).tolist()
+        self.lag_ptr, self.lag_succ, self.lag_cycles = tg.lag_ptr.tolist(), tg.lag_succ.tolist(), tg.lag_cycles.tolist()
+        self.preds_left = tg.in_degrees().tolist()
         self.start_cycles = [-1] * tg.n_tasks
         self.ready_queues: list[list[tuple[int, int]]] = [[] for _ in range(tg.n_resources)]
         self.wake_up: list[Event | None] = [None] * tg.n_resources  # set while a server sleeps
@@ -71,7 +74,7 @@ class _Machine:
             if env.peek() == env.now:
                 yield EndOfCycle(env)
             _, task = heappop(queue)
-            self.start_cycles[task] = env.now
+            self._start(task)
             yield env.timeout(self.duration_cycles[task])
             self._finish(task)
 
@@ -85,18 +88,30 @@ class _Machine:
                 self.wake_up[r] = None
                 sleeping.succeed()
             return
-        self.start_cycles[task] = self.env.now
+        self._start(task)
         delay = self.env.timeout(self.duration_cycles[task], value=task)
         delay.callbacks.append(self._finish_delay)
+
+    def _start(self, task: int) -> None:
+        """Record the start; release each start-to-start successor `lag` cycles later."""
+        self.start_cycles[task] = self.env.now
+        for k in range(self.lag_ptr[task], self.lag_ptr[task + 1]):
+            self.env.timeout(self.lag_cycles[k], value=self.lag_succ[k]).callbacks.append(self._release_lag)
+
+    def _release_lag(self, event: Event) -> None:
+        self._release(event.value)
 
     def _finish_delay(self, event: Event) -> None:
         self._finish(event.value)
 
+    def _release(self, succ: int) -> None:
+        self.preds_left[succ] -= 1
+        if self.preds_left[succ] == 0:
+            self._make_ready(succ)
+
     def _finish(self, task: int) -> None:
         for succ in self.successors[task]:
-            self.preds_left[succ] -= 1
-            if self.preds_left[succ] == 0:
-                self._make_ready(succ)
+            self._release(succ)
 
 
 def _successor_lists(tg: TaskGraph) -> list[list[int]]:

@@ -11,7 +11,7 @@ tasks in benchmarks/engine_speed.py):
   * Ready tasks are pushed at the current cycle, which never decreases, so each
     resource's queue is a sorted array filled at the back (insertion among the few
     tasks made ready in the same cycle) and emptied at the front: no heap at all.
-  * Queue and heap keys are single int64s, cycle << task_bits | task_id, so the
+  * Queue and heap keys are single int64s, cycle << event_bits | event id, so the
     (cycle, task_id) order is plain integer order.
   * A resource is put on the per-cycle pick list only when it will really pick.
 The graph is far too big for the caches and the tasks running at one time lie far
@@ -177,6 +177,27 @@ def _bucket_push(bucket_head, records, occupied, bucket, task):
 
 
 @njit(cache=True)
+def _lag_bucket_push(bucket_head, lag_next, occupied, bucket, n_tasks, edge):
+    """Prepend the release of start-to-start edge `edge` to the calendar bucket's list."""
+    lag_next[edge] = bucket_head[bucket]
+    bucket_head[bucket] = n_tasks + edge
+    occupied[bucket >> 6] |= np.uint64(1) << np.uint64(bucket & 63)
+
+
+@njit(cache=True)
+def _push_lag_events(lag_ptr, lag_cycles, lag_next, bucket_head, occupied, overflow_keys, n_overflow, task, now,
+                     n_tasks, window_cycles, event_bits):
+    """`task` started at `now`: schedule the release of each of its start-to-start edges."""
+    for edge in range(lag_ptr[task], lag_ptr[task + 1]):
+        lag = lag_cycles[edge]
+        if lag < window_cycles:
+            _lag_bucket_push(bucket_head, lag_next, occupied, (now + lag) & (window_cycles - 1), n_tasks, edge)
+        else:
+            n_overflow = _heap_push(overflow_keys, n_overflow, ((now + lag) << event_bits) | (n_tasks + edge))
+    return n_overflow
+
+
+@njit(cache=True)
 def _next_occupied_bucket(occupied, bucket):
     """First occupied bucket after `bucket`, circularly ending at `bucket` itself; -1 if none."""
     n_words = occupied.shape[0]
@@ -192,14 +213,20 @@ def _next_occupied_bucket(occupied, bucket):
 
 
 @njit(cache=True)
-def _schedule(records, succ_idx, preds_left, n_resources, task_bits, window_cycles, start_cycles):
+def _schedule(records, succ_idx, preds_left, n_resources, event_bits, window_cycles, start_cycles,
+              lag_ptr, lag_succ, lag_cycles):
     """Fill start_cycles under the dispatch rule; returns (makespan_cycles, tasks started).
+
+    Events are finishes (id = task) and start-to-start releases (id = n_tasks + edge);
+    both sit in the calendar (releases linked through lag_next) and the overflow heap.
 
     Tasks that never became ready (a cycle in the graph) are not started and keep
     whatever start_cycles held. The last cycle visited is the last finish: the makespan.
     """
     n_tasks = records.shape[0] - 1
-    task_mask = (np.int64(1) << task_bits) - 1
+    event_mask = (np.int64(1) << event_bits) - 1
+    has_lags = lag_succ.shape[0] > 0
+    lag_next = np.empty(lag_succ.shape[0], dtype=np.int32)  # calendar list links of releases
     window_mask = window_cycles - 1
     ready_now = np.empty(n_tasks, dtype=np.int32)  # tasks whose last predecessor finished at `now`
     n_ready_now = 0
@@ -222,7 +249,7 @@ def _schedule(records, succ_idx, preds_left, n_resources, task_bits, window_cycl
     # finish events: a calendar for durations below window_cycles, an overflow heap for longer ones
     bucket_head = np.full(window_cycles, -1, dtype=np.int32)
     occupied = np.zeros(window_cycles >> 6, dtype=np.uint64)
-    overflow_keys = np.empty(n_tasks, dtype=np.int64)
+    overflow_keys = np.empty(n_tasks + lag_succ.shape[0], dtype=np.int64)
     n_overflow = 0
     n_started = 0
 
@@ -239,16 +266,20 @@ def _schedule(records, succ_idx, preds_left, n_resources, task_bits, window_cycl
                     start_cycles[task] = now
                     n_started += 1
                     _prefetch(succ_idx, record.first_successor)  # its finish reads the list
+                    if has_lags:
+                        n_overflow = _push_lag_events(lag_ptr, lag_cycles, lag_next, bucket_head, occupied,
+                                                      overflow_keys, n_overflow, task, now, n_tasks,
+                                                      window_cycles, event_bits)
                     if record.duration_cycles < window_cycles:
                         _bucket_push(bucket_head, records, occupied,
                                      (now + record.duration_cycles) & window_mask, task)
                     else:
                         n_overflow = _heap_push(overflow_keys, n_overflow,
-                                                ((now + record.duration_cycles) << task_bits) | task)
+                                                ((now + record.duration_cycles) << event_bits) | task)
                     continue
                 if queues[r, TAIL] == queues[r, REGION_END]:
                     pool_end = _make_queue_room(queue_keys, pool_end, queues, r)
-                _queue_insert(queue_keys, queues[r, HEAD], queues[r, TAIL], (now << task_bits) | task)
+                _queue_insert(queue_keys, queues[r, HEAD], queues[r, TAIL], (now << event_bits) | task)
                 queues[r, TAIL] += 1
                 if state[r] == IDLE:
                     state[r] = PICKING
@@ -259,6 +290,16 @@ def _schedule(records, succ_idx, preds_left, n_resources, task_bits, window_cycl
                 break
             while bucket_head[bucket] >= 0:
                 task = bucket_head[bucket]
+                if task >= n_tasks:  # a start-to-start release: edge task - n_tasks
+                    edge = task - n_tasks
+                    bucket_head[bucket] = lag_next[edge]
+                    succ = lag_succ[edge]
+                    preds_left[succ] -= 1
+                    if preds_left[succ] == 0:
+                        _prefetch(records, succ)
+                        ready_now[n_ready_now] = succ
+                        n_ready_now += 1
+                    continue
                 record = records[task]
                 bucket_head[bucket] = record.next_in_bucket
                 r = record.resource
@@ -280,33 +321,39 @@ def _schedule(records, succ_idx, preds_left, n_resources, task_bits, window_cycl
         # 2. picks at `now`
         for i in range(n_picking):
             r = picking[i]
-            task = queue_keys[queues[r, HEAD]] & task_mask
+            task = queue_keys[queues[r, HEAD]] & event_mask
             queues[r, HEAD] += 1
             state[r] = BUSY
             record = records[task]
             start_cycles[task] = now
             n_started += 1
             _prefetch(succ_idx, record.first_successor)  # its finish reads the list
+            if has_lags:
+                n_overflow = _push_lag_events(lag_ptr, lag_cycles, lag_next, bucket_head, occupied, overflow_keys,
+                                              n_overflow, task, now, n_tasks, window_cycles, event_bits)
             if record.duration_cycles < window_cycles:
                 _bucket_push(bucket_head, records, occupied, (now + record.duration_cycles) & window_mask, task)
             else:
-                n_overflow = _heap_push(overflow_keys, n_overflow, ((now + record.duration_cycles) << task_bits) | task)
+                n_overflow = _heap_push(overflow_keys, n_overflow, ((now + record.duration_cycles) << event_bits) | task)
         n_picking = 0
         # 3. the next cycle with a finish; overflow finishes at that cycle join its bucket
         next_bucket = _next_occupied_bucket(occupied, bucket)
         if next_bucket >= 0:
             next_cycle = now + ((next_bucket - bucket) & window_mask)
             if n_overflow > 0:
-                next_cycle = min(next_cycle, overflow_keys[0] >> task_bits)
+                next_cycle = min(next_cycle, overflow_keys[0] >> event_bits)
         elif n_overflow > 0:
-            next_cycle = overflow_keys[0] >> task_bits
+            next_cycle = overflow_keys[0] >> event_bits
         else:
             break
         now = next_cycle
-        while n_overflow > 0 and (overflow_keys[0] >> task_bits) == now:
-            task = _heap_pop(overflow_keys, n_overflow) & task_mask
+        while n_overflow > 0 and (overflow_keys[0] >> event_bits) == now:
+            event = _heap_pop(overflow_keys, n_overflow) & event_mask
             n_overflow -= 1
-            _bucket_push(bucket_head, records, occupied, now & window_mask, task)
+            if event >= n_tasks:
+                _lag_bucket_push(bucket_head, lag_next, occupied, now & window_mask, n_tasks, event - n_tasks)
+            else:
+                _bucket_push(bucket_head, records, occupied, now & window_mask, event)
     return now, n_started
 
 
@@ -361,13 +408,24 @@ def _cache_aligned_empty(n: int, dtype: np.dtype) -> np.ndarray:
     return raw[offset:offset + n * dtype.itemsize].view(dtype)
 
 
+@njit(cache=True)
+def _add_lag_in_degrees(lag_succ, preds_left):
+    """Count start-to-start predecessors too; returns the largest number of them into one task."""
+    largest = 0
+    for k in range(lag_succ.shape[0]):
+        preds_left[lag_succ[k]] += 1
+    for k in range(lag_succ.shape[0]):
+        largest = max(largest, np.int64(preds_left[lag_succ[k]]))
+    return largest
+
+
 @dataclass(frozen=True)
 class EngineInputs:
     """What the main loop reads of a graph, built by one numba pass."""
     records: np.ndarray  # TASK_RECORD [n_tasks + 1], the last holds only the end of the successors
-    preds_left: np.ndarray  # int16 or int32 [n_tasks], predecessor counts (the loop counts them down)
-    longest_cycles: int
-    total_cycles: int
+    preds_left: np.ndarray  # int16 or int32 [n_tasks], predecessor counts of both edge kinds
+    longest_cycles: int  # longest duration or lag
+    total_cycles: int  # durations summed, plus the longest lag
 
 
 def engine_inputs(tg: TaskGraph) -> EngineInputs:
@@ -376,36 +434,54 @@ def engine_inputs(tg: TaskGraph) -> EngineInputs:
     n_edges = int(tg.succ_idx.shape[0])
     if n_edges > INT32_MAX:
         raise ValueError(f"TaskGraph too big for the fast engine's int32 successor offsets: {n_edges} edges")
+    if tg.n_tasks + tg.n_lag_edges > INT32_MAX:
+        raise ValueError(f"TaskGraph too big for the fast engine's int32 event ids: {tg.n_tasks} tasks, "
+                         f"{tg.n_lag_edges} start-to-start edges")
     records = _cache_aligned_empty(tg.n_tasks + 1, TASK_RECORD)
-    preds_left = np.empty(tg.n_tasks, dtype=predecessor_count_dtype(tg.pred_ptr))
+    dtype = predecessor_count_dtype(tg.pred_ptr)
+    if tg.n_lag_edges:  # counted in int32 first, narrowed when every total fits int16
+        dtype = np.dtype(np.int32)
+    preds_left = np.empty(tg.n_tasks, dtype=dtype)
     durations_valid, longest_cycles, total_cycles = _fill_records(
         np.ascontiguousarray(tg.resource, dtype=np.int32), np.ascontiguousarray(tg.duration_cycles, dtype=np.int64),
         np.ascontiguousarray(tg.pred_ptr, dtype=np.int64), np.ascontiguousarray(tg.succ_ptr, dtype=np.int64),
         records, preds_left)
     if not durations_valid:
         check_durations(tg)  # raises, with the message that names the broken rule
+    if tg.n_lag_edges:
+        if int(tg.lag_cycles.min()) < 1:
+            check_durations(tg)
+        largest = max(_add_lag_in_degrees(np.ascontiguousarray(tg.lag_succ, dtype=np.int32), preds_left),
+                      _max_in_degree(np.ascontiguousarray(tg.pred_ptr, dtype=np.int64)))
+        if largest <= np.iinfo(np.int16).max:
+            preds_left = preds_left.astype(np.int16)
+        longest_lag = int(tg.lag_cycles.max())
+        longest_cycles = max(longest_cycles, longest_lag)
+        total_cycles += longest_lag
     if longest_cycles > INT32_MAX:
         raise ValueError(f"TaskGraph task too long for the fast engine's int32 durations: {longest_cycles} cycles")
     return EngineInputs(records, preds_left, int(longest_cycles), int(total_cycles))
 
 
 def calendar_window_cycles(longest_cycles: int) -> int:
-    """Power of two above the longest duration (so every finish fits the calendar), within [64, MAX]."""
+    """Power of two above the longest duration or lag (so every event fits the calendar), within [64, MAX]."""
     return min(max(1 << longest_cycles.bit_length(), 64), MAX_WINDOW_CYCLES)
 
 
 def simulate(tg: TaskGraph) -> Schedule:
     """Schedule the task graph with the numba list scheduler; same start cycles as engine.des."""
-    task_bits = max(tg.n_tasks.bit_length(), 1)
+    event_bits = max((tg.n_tasks + tg.n_lag_edges).bit_length(), 1)
     inputs = engine_inputs(tg)
-    if inputs.total_cycles >> (63 - task_bits):  # the latest possible finish must fit a key
+    if inputs.total_cycles >> (63 - event_bits):  # the latest possible event must fit a key
         raise ValueError(f"TaskGraph too long for int64 event keys: {tg.n_tasks} tasks, "
                          f"{inputs.total_cycles} cycles in total")
     # written now, not left empty: first touches (page faults) inside the loop cost more
     start_cycles = np.full(tg.n_tasks, -1, dtype=np.int64)
     makespan_cycles, n_started = _schedule(
-        inputs.records, np.ascontiguousarray(tg.succ_idx, dtype=np.int32), inputs.preds_left, tg.n_resources, task_bits,
-        calendar_window_cycles(inputs.longest_cycles), start_cycles)
+        inputs.records, np.ascontiguousarray(tg.succ_idx, dtype=np.int32), inputs.preds_left, tg.n_resources,
+        event_bits, calendar_window_cycles(inputs.longest_cycles), start_cycles,
+        np.ascontiguousarray(tg.lag_ptr, dtype=np.int64), np.ascontiguousarray(tg.lag_succ, dtype=np.int32),
+        np.ascontiguousarray(tg.lag_cycles, dtype=np.int64))
     if n_started < tg.n_tasks:
         raise ValueError("TaskGraph: some tasks never became ready (predecessor ids must be smaller)")
     return Schedule(start_cycles=start_cycles, makespan_cycles=int(makespan_cycles), engine="fast")

@@ -41,11 +41,11 @@ from numba import njit
 from simulator.analog import tile_cost
 from simulator.digital import cost as digital_cost
 from simulator.engine.taskgraph import (
-    ENERGY_COMPONENTS, RESOURCE_KINDS, TASK_KINDS, TaskGraph, successors_from_predecessors,
+    ENERGY_COMPONENTS, RESOURCE_KINDS, TASK_KINDS, TaskGraph, lag_csr, successors_from_predecessors,
 )
 from simulator.errors import UserError
 from simulator.hw.schema import HwConfig
-from simulator.interconnect.cost import hop_cycles_many
+from simulator.interconnect.cost import forward_lags, hop_cycles_many
 from simulator.interconnect.mesh import MergedRoutes, build_topology
 from simulator.ir.graph import Graph, Op, OpKind
 from simulator.mapping.mapping import Mapping, Placement
@@ -96,12 +96,16 @@ class Fragment:
     entry: int  # local id of the task that waits for the inputs of a single-node op, else -1
     mvm_tasks: np.ndarray  # int64 local ids of MVM tasks (for reprogramming order)
     mvm_tiles: np.ndarray  # int64 tile of each MVM task
+    lag_task: np.ndarray  # int64 local id of a task that may start lag_cycles after ...
+    lag_pred: np.ndarray  # int64 ... this local task started (start-to-start edges)
+    lag_cycles: np.ndarray  # int64
 
     def with_costs(self, duration_cycles: np.ndarray, energy_pj: np.ndarray,
-                   outputs: tuple[OutputPiece, ...]) -> Fragment:
-        """The same tasks and edges with other durations, energies and output sizes."""
+                   outputs: tuple[OutputPiece, ...], lag_cycles: np.ndarray | None = None) -> Fragment:
+        """The same tasks and edges with other durations, energies, lags and output sizes."""
         return Fragment(self.resource, duration_cycles, energy_pj, self.task_kind, self.edge_task, self.edge_pred,
-                        self.import_dep, self.import_task, outputs, self.entry, self.mvm_tasks, self.mvm_tiles)
+                        self.import_dep, self.import_task, outputs, self.entry, self.mvm_tasks, self.mvm_tiles,
+                        self.lag_task, self.lag_pred, self.lag_cycles if lag_cycles is None else lag_cycles)
 
 
 def _energy_rows(n: int, **components) -> np.ndarray:
@@ -117,6 +121,7 @@ class _FragmentBuilder:
     def __init__(self):
         self._resource, self._duration, self._energy, self._kind = [], [], [], []
         self._edge_task, self._edge_pred = [], []
+        self._lag_task, self._lag_pred, self._lag_cycles = [], [], []
         self._imports: dict[tuple[int, int], int] = {}
         self.n_tasks = 0
 
@@ -138,6 +143,15 @@ class _FragmentBuilder:
         self._edge_task.append(tasks.ravel())
         self._edge_pred.append(preds.ravel())
 
+    def add_lag_edges(self, tasks, preds, lag_cycles) -> None:
+        """Start-to-start edges between local tasks: a task may start `lag` after its pred started."""
+        tasks, preds, lag_cycles = np.broadcast_arrays(np.asarray(tasks, dtype=np.int64),
+                                                       np.asarray(preds, dtype=np.int64),
+                                                       np.asarray(lag_cycles, dtype=np.int64))
+        self._lag_task.append(tasks.ravel())
+        self._lag_pred.append(preds.ravel())
+        self._lag_cycles.append(lag_cycles.ravel())
+
     def import_ref(self, dep_position: int, producer_task: int) -> int:
         key = (dep_position, producer_task)
         if key not in self._imports:
@@ -155,7 +169,9 @@ class _FragmentBuilder:
             task_kind=cat(self._kind, np.int8),
             edge_task=edge_task[by_task], edge_pred=cat(self._edge_pred, np.int64)[by_task],
             import_dep=imports[:, 0].copy(), import_task=imports[:, 1].copy(), outputs=outputs, entry=entry,
-            mvm_tasks=np.asarray(mvm_tasks, dtype=np.int64), mvm_tiles=np.asarray(mvm_tiles, dtype=np.int64))
+            mvm_tasks=np.asarray(mvm_tasks, dtype=np.int64), mvm_tiles=np.asarray(mvm_tiles, dtype=np.int64),
+            lag_task=cat(self._lag_task, np.int64), lag_pred=cat(self._lag_pred, np.int64),
+            lag_cycles=cat(self._lag_cycles, np.int64))
 
 
 def _ceil_share(nbytes: int, share_num: np.ndarray, share_den: int) -> np.ndarray:
@@ -313,11 +329,17 @@ class Lowerer:
             pred = np.concatenate([pred] + [p for _, p in extra])
         pred_ptr, pred_idx = _group_by_task(task, pred, n_tasks)
         succ_ptr, succ_idx = successors_from_predecessors(pred_ptr, pred_idx, n_tasks)
+        lag_counts = np.array([f.lag_task.shape[0] for f in fragments], dtype=np.int64)
+        lag_offset = np.repeat(offsets, lag_counts)
+        lag_ptr, lag_succ, lag_cycles = lag_csr(_concat([f.lag_pred for f in fragments]) + lag_offset,
+                                                _concat([f.lag_task for f in fragments]) + lag_offset,
+                                                _concat([f.lag_cycles for f in fragments]), n_tasks)
         return TaskGraph(
             resource=resource, duration_cycles=duration, energy_pj=energy, pred_ptr=pred_ptr,
             pred_idx=pred_idx, succ_ptr=succ_ptr, succ_idx=succ_idx, task_kind=kind, task_op=task_op,
             resource_kind=self.resource_kind, resource_label=self.resource_label,
-            static_power_mw=self.static_power_mw, cycle_ns=self.hw.system.cycle_ns, tokens=self.graph.tokens)
+            static_power_mw=self.static_power_mw, cycle_ns=self.hw.system.cycle_ns, tokens=self.graph.tokens,
+            lag_ptr=lag_ptr, lag_succ=lag_succ, lag_cycles=lag_cycles)
 
     def _resident_edges(self, fragments: list[Fragment], op_order: np.ndarray, op_offset: np.ndarray,
                         wiring: _Wiring) -> tuple[np.ndarray, np.ndarray]:
@@ -421,6 +443,7 @@ class Lowerer:
         duration, energy = layout.duration_cycles.copy(), layout.energy_pj.copy()
         moved = [p for pieces in inputs for p in pieces if p.nbytes > 0 and p.node != node]
         own = slice(None)
+        lag_cycles = None
         if moved:  # most attention ops get their inputs on their own node: no transfers to resize
             hops = [self._multicast(p.node, np.array([node])).links.shape[0] for p in moved]
             link_bytes = np.repeat(np.array([p.nbytes for p in moved], dtype=np.int64), hops)
@@ -428,9 +451,12 @@ class Lowerer:
             ic = self.hw.interconnect
             duration[~own] = hop_cycles_many(ic, link_bytes)
             energy[~own] = _energy_rows(link_bytes.shape[0], noc=link_bytes * ic.energy_pj_per_byte_hop)
+            if layout.lag_pred.shape[0]:  # lags between hops may depend on the bytes
+                transfer_index = np.cumsum(~own) - 1
+                lag_cycles = forward_lags(ic, link_bytes[transfer_index[layout.lag_pred]])
         duration[own], energy[own] = self._own_costs(op)
         output = OutputPiece(node, op.elements_out * self._act_bytes, layout.outputs[0].ready)
-        return layout.with_costs(duration, energy, (output,))
+        return layout.with_costs(duration, energy, (output,), lag_cycles)
 
     def _digital_linear(self, builder: _FragmentBuilder, op: Op, placement: Placement, inputs) -> Fragment:
         """One task per core of the group, each on a slice of the output columns.
@@ -513,7 +539,8 @@ class Lowerer:
 
     def _merged_transfer(self, builder: _FragmentBuilder, routes: MergedRoutes, route_bytes: np.ndarray,
                          route_data: np.ndarray) -> np.ndarray:
-        """One store-and-forward task per merged link, after the links that feed it.
+        """One task per merged link, after the links that feed it (flow control: see
+        `simulator.interconnect.cost`).
 
         Routes with equal `route_data` carry the same bytes, so a link carries each such
         datum once, however many routes through it need it. Returns task ids by merged index.
@@ -529,7 +556,11 @@ class Lowerer:
         ids = builder.add_tasks(self.link_base + routes.links, hop_cycles_many(ic, link_bytes),
                                 _energy_rows(link_bytes.shape[0], noc=link_bytes * ic.energy_pj_per_byte_hop),
                                 "transfer")
-        builder.add_edges(ids[routes.feeds_into], ids[routes.feeds_from])
+        lags = forward_lags(ic, link_bytes[routes.feeds_from])
+        if lags is None:  # whole-message store-and-forward
+            builder.add_edges(ids[routes.feeds_into], ids[routes.feeds_from])
+        else:
+            builder.add_lag_edges(ids[routes.feeds_into], ids[routes.feeds_from], lags)
         return ids
 
     def _multicast(self, src_node: int, dst_nodes: np.ndarray) -> MergedRoutes:

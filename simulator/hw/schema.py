@@ -112,8 +112,13 @@ class InterconnectConfig:
     topology: str = "mesh"  # mesh | bus
     mesh_cols: int | None = None  # None: ceil(sqrt(nodes))
     link_bytes_per_cycle: float = 32.0
-    hop_cycles: int = 1  # router + link traversal latency per hop
+    hop_cycles: int = 1  # router pipeline + link traversal per hop: the head's latency
     energy_pj_per_byte_hop: float = 0.1
+    # cut_through: a hop may start hop_cycles after the previous hop started (the head
+    # moves on while the body streams); store_and_forward: after the previous hop has
+    # received a whole packet (packet_bytes) or, with packet_bytes 0, the whole message
+    flow_control: str = "cut_through"  # cut_through | store_and_forward
+    packet_bytes: int = 0  # store_and_forward packet size; 0: one packet per message
 
 
 @dataclass(frozen=True)
