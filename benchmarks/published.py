@@ -3,6 +3,7 @@
     python benchmarks/published.py                 # every case, then the sensitivities
     python benchmarks/published.py --json F        # also write everything as JSON
     python benchmarks/published.py --no-sensitivity
+    python benchmarks/published.py --update        # re-record benchmarks/baselines/published.json
 
 Cases (sources in docs/validation.md):
 - hermes64 peak figures (`aimcsim hw hermes64`) against Le Gallo et al., Nat. Electron. 2023;
@@ -36,6 +37,7 @@ BERT_RUN = dict(workload="bert-base", phase="encoder", batch=8, seq=128)
 # docs/validation.md shows the figures at 4, 8 and 16.
 CHUNK_TOKENS = 8
 BAND = 0.20  # a reproduced figure must stay within +-20 % of the published one
+BASELINE_PATH = Path(__file__).resolve().parent / "baselines" / "published.json"
 
 
 @dataclass(frozen=True)
@@ -167,9 +169,14 @@ def main(argv=None) -> int:
     parser.add_argument("--json", metavar="FILE", help="write the cases and sensitivities as JSON")
     parser.add_argument("--no-sensitivity", action="store_true", help="skip the half/double runs")
     parser.add_argument("--chunk-tokens", type=int, default=CHUNK_TOKENS, help=f"default {CHUNK_TOKENS}")
+    parser.add_argument("--update", action="store_true",
+                        help="re-record the simulated figures in benchmarks/baselines/published.json")
     args = parser.parse_args(argv)
     rows, simulated = measure(args.chunk_tokens)
     print(format_rows(rows))
+    if args.update:
+        write_json_atomic(str(BASELINE_PATH), {"chunk_tokens": args.chunk_tokens, "rows": rows})
+        print(f"wrote {BASELINE_PATH}")
     bert = simulated["bert-base b8"]
     print(f"\nbert-base b8: makespan {bert['makespan_ms']:.4f} ms, mean sentence latency "
           f"{bert['mean_sentence_latency_ms']:.4f} ms, sentence interval {bert['sentence_interval_us']:.2f} us, "
