@@ -55,7 +55,8 @@ def test_headline_figures_by_hand(run):
     assert "program" not in d["energy_breakdown_pj"]
     assert d["tiles_used"] == 2 and d["n_tasks"] == 3 and d["engine"] == "fast"
     assert d["mapping"] == {"fc": "analog", "out": "digital"}
-    assert d["workload"] == {"model": "gpt2", "phase": "prefill", "batch": 1, "tokens": 4}
+    assert d["workload"] == {"model": "gpt2", "phase": "prefill", "batch": 1, "tokens": 4,
+                             "prompt_tokens": None, "new_tokens": 0, "chunk_tokens": None, "chunks": 1}
     assert d["hw"] == {"name": "handmade", "source": "tests"}
     json.dumps(d)  # JSON-ready
 

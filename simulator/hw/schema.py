@@ -104,7 +104,13 @@ class DigitalConfig:
     simd_op_energy_pj: float = 0.05
     special_function_energy_pj: float = 0.5  # per exp / GELU / normalisation element
     sram_energy_pj_per_byte: float = 0.5
-    static_power_mw: float = 0.0  # per core
+    static_power_mw: float = 0.0  # per core (logic leakage), while the system runs
+    sram_static_power_mw_per_mib: float = 0.0  # leakage of each core's SRAM, per MiB of sram_kib
+
+    @property
+    def sram_static_power_mw(self) -> float:
+        """Leakage of one core's SRAM, in mW: it scales with the capacity a sweep sets."""
+        return self.sram_static_power_mw_per_mib * self.sram_kib / 1024.0
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,35 @@
-"""The run report: what a schedule means in latency, energy and utilisation.
+"""The run report: what a schedule means in latency, energy and utilisation, and why.
 
 Pure functions of (TaskGraph, Schedule, Graph, Mapping, HwConfig); the same schedule
 always gives the same report, whichever engine produced it. Static energy is the
-resources' static power drawn for the whole makespan (mW x ns = pJ).
+resources' static power (tiles, cores, their SRAM) drawn for the whole makespan, busy or
+idle (mW x ns = pJ). Beside the figures the report carries what explains them: the
+workload's shape, which projections fell back to digital and why, the critical path by
+kind of work (the bottleneck), the programming share and the analytical lower bounds.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator.engine.taskgraph import ENERGY_COMPONENTS, RESOURCE_KINDS, Schedule, TaskGraph
+from simulator.engine.taskgraph import ENERGY_COMPONENTS, RESOURCE_KINDS, TASK_KINDS, Schedule, TaskGraph
 from simulator.hw.schema import HwConfig
 from simulator.ir.graph import Graph
 from simulator.mapping.mapping import Mapping
 from simulator.report.ops import achieved_tops, achieved_tops_per_w, workload_ops
+from simulator.mapping.place import block_grid
+from simulator.report.bounds import lower_bound
+from simulator.report.critical_path import critical_path
+
+PROGRAMMING_WARN_SHARE = 0.5  # `aimcsim run` warns above this share of latency or energy
 
 
 @dataclass(frozen=True)
 class Report:
-    workload: dict  # model, phase, batch, tokens
+    workload: dict  # model, phase, batch, tokens, prompt_tokens, new_tokens, chunk_tokens, chunks
     hw: dict  # name, source
     engine: str
     n_tasks: int
@@ -30,6 +39,12 @@ class Report:
     tiles_used: int
     utilisation: dict  # resource kind -> count, busy_fraction, per_resource {label: fraction}
     mapping: dict  # projection -> "analog" | "digital"
+    static_power_mw: dict = field(default_factory=dict)  # tiles, cores, sram, ...: drawn busy or idle
+    fallbacks: dict = field(default_factory=dict)  # digital projection -> why it is not analog
+    critical_path: dict = field(default_factory=dict)  # CriticalPath.to_dict()
+    programming: dict = field(default_factory=dict)  # latency/energy share, tile programmings
+    bound: dict = field(default_factory=dict)  # Bound.to_dict() plus the simulated/bound ratios
+    memory: dict = field(default_factory=dict)  # bytes per level, SRAM occupancy (from the lowering)
     ops: int = 0  # 2 x MACs of the workload (simulator.report.ops)
 
     @property
@@ -64,14 +79,49 @@ class Report:
             "engine": self.engine,
             "workload": dict(self.workload),
             "hw": dict(self.hw),
+            "static_power_mw": dict(self.static_power_mw),
+            "fallbacks": dict(self.fallbacks),
+            "critical_path": copy.deepcopy(self.critical_path),
+            "programming": dict(self.programming),
+            "bound": copy.deepcopy(self.bound),
+            "memory": copy.deepcopy(self.memory),
         }
 
+    def programming_warnings(self) -> list[str]:
+        """One line per figure (latency, energy) of which programming takes more than half."""
+        lines = []
+        for figure in ("latency", "energy"):
+            share = self.programming.get(f"{figure}_share", 0.0)
+            if share > PROGRAMMING_WARN_SHARE:
+                lines.append(f"warning: weight programming is {100 * share:.0f} % of the {figure} "
+                             f"({self.programming.get('tile_programmings', 0):,} tile programmings); "
+                             "fewer analog projections or more tiles avoid reprogramming")
+        return lines
 
-def energy_breakdown_pj(tg: TaskGraph, makespan_cycles: int) -> dict[str, float]:
-    """Task energy per component plus static energy over the makespan."""
+
+def static_power_mw(tg: TaskGraph, sram_static_power_mw_per_core: float = 0.0) -> dict[str, float]:
+    """Static power drawn whether busy or idle, per part of the chip: tiles, cores, SRAM, links, DRAM.
+
+    Tile and core (logic) power come from the task graph's resources; every core's SRAM
+    leaks `sram_static_power_mw_per_core` on top (the lowering does not carry it).
+    """
+    by_kind = {}
+    for kind_id, kind in enumerate(RESOURCE_KINDS):
+        members = tg.resource_kind == kind_id
+        if members.any():
+            by_kind[f"{kind}s" if kind != "dram" else kind] = float(tg.static_power_mw[members].sum())
+    n_cores = int(np.count_nonzero(tg.resource_kind == RESOURCE_KINDS.index("core")))
+    by_kind["sram"] = n_cores * float(sram_static_power_mw_per_core)
+    return by_kind
+
+
+def energy_breakdown_pj(tg: TaskGraph, makespan_cycles: int,
+                        sram_static_power_mw_per_core: float = 0.0) -> dict[str, float]:
+    """Task energy per component plus static energy (idle resources included) over the makespan."""
     per_component = tg.energy_pj.sum(axis=0) if tg.n_tasks else np.zeros(len(ENERGY_COMPONENTS))
     breakdown = {name: float(per_component[i]) for i, name in enumerate(ENERGY_COMPONENTS)}
-    breakdown["static"] = float(tg.static_power_mw.sum()) * makespan_cycles * tg.cycle_ns
+    static_mw = sum(static_power_mw(tg, sram_static_power_mw_per_core).values())
+    breakdown["static"] = static_mw * makespan_cycles * tg.cycle_ns  # mW x ns = pJ
     if breakdown["program"] == 0.0:  # only time-multiplexed mappings reprogram tiles
         del breakdown["program"]
     return breakdown
@@ -101,19 +151,106 @@ def utilisation(tg: TaskGraph, makespan_cycles: int) -> dict:
     return result
 
 
-def build_report(tg: TaskGraph, schedule: Schedule, graph: Graph, mapping: Mapping, hw: HwConfig) -> Report:
+def workload_summary(graph: Graph) -> dict:
+    """The workload's shape: what was run, over how many tokens, in how many chunks."""
+    meta = graph.meta or {}
+    chunk_tokens = meta.get("chunk_tokens")
+    decode = graph.phase == "decode"
+    return {
+        "model": graph.model, "phase": graph.phase, "batch": graph.batch, "tokens": graph.tokens,
+        "prompt_tokens": meta.get("seq"),
+        "new_tokens": meta.get("new_tokens") if decode else 0,
+        "chunk_tokens": None if decode else chunk_tokens,
+        "chunks": len({op.chunk for op in graph.ops}) if not decode else None,
+    }
+
+
+def fallback_reasons(graph: Graph, mapping: Mapping, hw: HwConfig) -> dict[str, str]:
+    """Why each digital projection is not analog, in the terms of the capacity rule that decided it."""
+    reasons = {}
+    analog = hw.analog
+    used_before = 0  # tiles taken by the analog projections earlier in model order (one round)
+    for projection in graph.projections:
+        placement = mapping.placement(projection.name)
+        rows, cols = block_grid(projection, analog)
+        blocks = rows * cols
+        if placement.is_analog:
+            used_before += len(placement.tiles)
+            continue
+        if mapping.strategy == "all-digital":
+            reasons[projection.name] = "all-digital mapping"
+        elif mapping.strategy != "all-analog":
+            reasons[projection.name] = f"the {mapping.strategy} mapping places it digital"
+        elif analog.tiles == 0:
+            reasons[projection.name] = "no analog tiles (analog.tiles=0)"
+        elif blocks > analog.tiles:
+            reasons[projection.name] = (f"needs {blocks} tiles of {analog.rows}x{analog.cols}, "
+                                        f"more than the chip's {analog.tiles}")
+        elif not analog.allow_time_multiplexing:
+            reasons[projection.name] = (f"needs {blocks} tiles, {max(0, analog.tiles - used_before)} "
+                                        "free after the analog projections before it "
+                                        "(analog.allow_time_multiplexing: false)")
+        else:
+            reasons[projection.name] = "not placed analog by the mapping"
+    return reasons
+
+
+def programming_summary(tg: TaskGraph, path: dict, breakdown_pj: dict, makespan_cycles: int) -> dict:
+    """How much of the latency (critical path) and energy is weight programming."""
+    program_kind = TASK_KINDS.index("program")
+    total_pj = sum(breakdown_pj.values())
+    program_cycles = path.get("by_task_kind", {}).get("program", 0)
+    return {
+        "tile_programmings": int(np.count_nonzero(tg.task_kind == program_kind)),
+        "latency_share": program_cycles / makespan_cycles if makespan_cycles else 0.0,
+        "energy_share": breakdown_pj.get("program", 0.0) / total_pj if total_pj else 0.0,
+        "energy_pj": breakdown_pj.get("program", 0.0),
+    }
+
+
+def memory_summary(tg: TaskGraph) -> dict:
+    """Bytes per level and SRAM occupancy, when the lowering records them (`TaskGraph.memory`)."""
+    memory = getattr(tg, "memory", None)
+    if memory is None:
+        return {}
+    if hasattr(memory, "to_dict"):
+        return memory.to_dict()
+    if dataclasses.is_dataclass(memory):
+        return {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in dataclasses.asdict(memory).items()}
+    return dict(memory)
+
+
+def build_report(tg: TaskGraph, schedule: Schedule, graph: Graph, mapping: Mapping, hw: HwConfig,
+                 *, with_bound: bool = True) -> Report:
     """Summarise one timing run for tables, JSON, HDF5 and comparisons."""
     analog_tiles = {tile for p in mapping.placements if p.is_analog for tile in p.tiles}
+    makespan = schedule.makespan_cycles
+    sram_mw = hw.digital.sram_static_power_mw
+    breakdown = energy_breakdown_pj(tg, makespan, sram_mw)
+    path = critical_path(tg, schedule, graph, frozenset(mapping.analog_projections())).to_dict()
+    bound = {}
+    if with_bound:
+        bound = lower_bound(graph, mapping, hw).to_dict()
+        latency_ns = makespan * tg.cycle_ns
+        bound["latency_ratio"] = latency_ns / bound["latency_ns"] if bound["latency_ns"] else None
+        energy_pj = sum(breakdown.values())
+        bound["energy_ratio"] = energy_pj / bound["energy_pj"] if bound["energy_pj"] else None
     return Report(
-        workload={"model": graph.model, "phase": graph.phase, "batch": graph.batch, "tokens": graph.tokens},
+        workload=workload_summary(graph),
         hw={"name": hw.name, "source": hw.source},
         engine=schedule.engine,
         n_tasks=tg.n_tasks,
         cycle_ns=tg.cycle_ns,
-        latency_cycles=schedule.makespan_cycles,
-        energy_breakdown_pj=energy_breakdown_pj(tg, schedule.makespan_cycles),
+        latency_cycles=makespan,
+        energy_breakdown_pj=breakdown,
         tiles_used=len(analog_tiles),
-        utilisation=utilisation(tg, schedule.makespan_cycles),
+        utilisation=utilisation(tg, makespan),
         mapping=mapping.targets(),
+        static_power_mw=static_power_mw(tg, sram_mw),
+        fallbacks=fallback_reasons(graph, mapping, hw),
+        critical_path=path,
+        programming=programming_summary(tg, path, breakdown, makespan),
+        bound=bound,
+        memory=memory_summary(tg),
         ops=workload_ops(graph),
     )

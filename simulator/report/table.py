@@ -1,4 +1,4 @@
-"""Human-readable report: an aligned text table in engineering units (ns/us/ms, pJ/nJ/uJ/mJ)."""
+"""Human-readable report: an aligned text table in engineering units (ns/us/ms, pJ/nJ/uJ/mJ, mW/W)."""
 from __future__ import annotations
 
 from simulator.report.build import Report
@@ -25,32 +25,109 @@ def format_energy_pj(value_pj: float) -> str:
     return _engineering(value_pj, _ENERGY_UNITS_PJ)
 
 
+def format_power_mw(value_mw: float) -> str:
+    return _engineering(value_mw, (("W", 1e3), ("mW", 1.0), ("uW", 1e-3)))
+
+
 def _rows(rows: list[tuple[str, str]], indent: str = "  ") -> list[str]:
     width = max(len(label) for label, _ in rows)
     return [f"{indent}{label.ljust(width)}  {value}" for label, value in rows]
 
 
+def workload_line(w: dict) -> str:
+    """`gpt2 decode: 32 new tokens after a 128-token prompt, batch 1` and the like."""
+    if w["phase"] == "decode":
+        shape = f"{w.get('new_tokens', w['tokens'])} new tokens after a {w.get('prompt_tokens')}-token prompt"
+    else:
+        shape = f"{w.get('prompt_tokens') or w['tokens']} tokens"
+        chunks, chunk_tokens = w.get("chunks"), w.get("chunk_tokens")
+        if chunks and chunks > 1:
+            shape += f" in {chunks} chunks of {chunk_tokens}"
+        elif chunks == 1:
+            shape += " in one chunk"
+    return f"{w['model']} {w['phase']}: {shape}, batch {w['batch']}"
+
+
+def _bound_note(report: Report, figure: str) -> str:
+    bound = report.bound
+    if not bound or not bound.get(f"{figure}_ratio"):
+        return ""
+    value = (format_time_ns(bound["latency_ns"]) if figure == "latency"
+             else format_energy_pj(bound["energy_pj"]))
+    binding = f", {bound['binding']}" if figure == "latency" else ""
+    return f"   bound {value}{binding}: {bound[f'{figure}_ratio']:.2f}x"
+
+
 def format_report(report: Report) -> str:
-    """The report as the CLI prints it: headline figures, energy breakdown, utilisation."""
+    """The report as the CLI prints it: headline figures against their bounds, fallbacks,
+    energy breakdown, bottleneck, memory, utilisation."""
     w = report.workload
     analog = sum(1 for target in report.mapping.values() if target == "analog")
     energy_pj = report.energy_pj
     per_token = energy_pj / w["tokens"] if w["tokens"] else 0.0
-    lines = [f"{w['model']} {w['phase']} (batch {w['batch']}, {w['tokens']} tokens) on {report.hw['name']}"
-             f"  [{report.engine} engine, {report.n_tasks:,} tasks]"]
+    lines = [f"{workload_line(w)} on {report.hw['name']}  [{report.engine} engine, {report.n_tasks:,} tasks]"]
     lines += _rows([
-        ("latency", f"{format_time_ns(report.latency_ns)} ({report.latency_cycles:,} cycles)"),
+        ("latency", f"{format_time_ns(report.latency_ns)} ({report.latency_cycles:,} cycles)"
+                    + _bound_note(report, "latency")),
         ("throughput", f"{report.tokens_per_s:,.0f} tokens/s"),
-        ("energy", f"{format_energy_pj(energy_pj)} ({format_energy_pj(per_token)}/token)"),
+        ("energy", f"{format_energy_pj(energy_pj)} ({format_energy_pj(per_token)}/token)"
+                   + _bound_note(report, "energy")),
         ("achieved", f"{achieved_tops(report.ops, report.latency_ns):,.2f} TOP/s, "
                      f"{achieved_tops_per_w(report.ops, energy_pj):,.2f} TOPS/W (ops = 2 x MACs)"),
         ("tiles used", f"{report.tiles_used}"),
         ("mapping", f"{analog} analog, {len(report.mapping) - analog} digital projections"),
     ])
+    if report.fallbacks and analog:
+        lines.append("digital fallbacks")
+        lines += _rows(list(report.fallbacks.items()))
     lines.append("energy breakdown")
     lines += _rows([(name, f"{format_energy_pj(pj):>10}  {100 * pj / energy_pj if energy_pj else 0.0:5.1f} %")
                     for name, pj in report.energy_breakdown_pj.items()])
+    if report.static_power_mw:
+        parts = ", ".join(f"{kind} {format_power_mw(mw)}" for kind, mw in report.static_power_mw.items() if mw)
+        lines.append(f"  (static power, busy or idle: {parts or '0 mW'})")
+    lines += _bottleneck_lines(report)
+    lines += _memory_lines(report.memory)
     lines.append("utilisation (busy / available)")
     lines += _rows([(kind, f"{u['count']:>6} x  {100 * u['busy_fraction']:5.1f} %")
                     for kind, u in report.utilisation.items()])
     return "\n".join(lines)
+
+
+def _bottleneck_lines(report: Report) -> list[str]:
+    path = report.critical_path
+    if not path or not path.get("latency_cycles"):
+        return []
+    total = path["latency_cycles"]
+    lines = [f"bottleneck (critical path, {path['n_tasks']:,} tasks)"]
+    lines += _rows([(name, f"{format_time_ns(cycles * report.cycle_ns):>10}  {100 * cycles / total:5.1f} %")
+                    for name, cycles in sorted(path["by_category"].items(), key=lambda kv: -kv[1]) if cycles])
+    ops = sorted(path.get("by_op_kind", {}).items(), key=lambda kv: -kv[1])
+    if ops:
+        lines.append("  by op: " + ", ".join(f"{name} {100 * cycles / total:.1f} %" for name, cycles in ops[:6]))
+    return lines
+
+
+def _memory_lines(memory: dict) -> list[str]:
+    """Bytes moved per level and SRAM occupancy, as the lowering recorded them."""
+    if not memory:
+        return []
+    lines = ["memory"]
+    per_level = memory.get("bytes_per_level") or {}
+    if per_level:
+        lines += _rows([(level, _format_bytes(nbytes)) for level, nbytes in per_level.items()])
+    occupancy = memory.get("sram_peak_bytes_per_core") or memory.get("sram_occupancy_bytes")
+    capacity = memory.get("sram_capacity_bytes")
+    if occupancy:
+        values = list(occupancy.values()) if isinstance(occupancy, dict) else list(occupancy)
+        peak = max(values)
+        note = f" of {_format_bytes(capacity)}" if capacity else ""
+        lines.append(f"  SRAM per core: peak {_format_bytes(peak)}{note}, mean {_format_bytes(sum(values) / len(values))}")
+    return lines
+
+
+def _format_bytes(nbytes: float) -> str:
+    for name, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(nbytes) >= scale:
+            return f"{nbytes / scale:.3g} {name}"
+    return f"{nbytes:.0f} B"
