@@ -62,16 +62,22 @@ PUBLISHED = (
     Published("bert-base b8", "continuous_tops", 957.5, "TOP/s", B25 + ", continuous input", None),
 )
 
-# Parameters of ibm_fabric_bert the papers do not give (docs/validation.md says why each matters).
+# Parameters of ibm_fabric_bert the papers do not give (docs/validation.md says why each matters):
+# each at half and double the preset's value.
 SENSITIVITY_KEYS = (
     "digital.macs_per_cycle",
     "digital.exp_per_cycle",
     "digital.simd_lanes",
     "digital.gelu_per_cycle",
+    "digital.layernorm_elems_per_cycle",
     "interconnect.link_bytes_per_cycle",
     "interconnect.hop_cycles",
     "digital.static_power_mw",
 )
+# Tile static power is 0 in the preset (not published per tile); [Bu25]'s 24.12 mW passive power,
+# which its table gives for 5 DPUs + 4 MHA units, read per tile instead (as hwconfigs/analog_fabric
+# does on the timing branch), and half and double that.
+EXTRA_POINTS = (("analog.static_power_mw", (12.06, 24.12, 48.24)),)
 
 
 def peak_figures(preset: str) -> dict:
@@ -130,10 +136,11 @@ def measure(chunk_tokens: int = CHUNK_TOKENS) -> list[dict]:
     return rows, simulated
 
 
-def sensitivity(chunk_tokens: int = CHUNK_TOKENS, keys=SENSITIVITY_KEYS) -> list[dict]:
-    """BERT figures at half and double each unpublished parameter (integers rounded)."""
+def sensitivity(chunk_tokens: int = CHUNK_TOKENS, keys=SENSITIVITY_KEYS, extra=EXTRA_POINTS) -> list[dict]:
+    """BERT figures at half and double each unpublished parameter (integers rounded), then at
+    the listed values of `extra`."""
     hw = load_hw(BERT_PRESET)
-    rows = []
+    points = []
     for key in keys:
         section, name = key.split(".")
         assumed = getattr(getattr(hw, section), name)
@@ -141,9 +148,15 @@ def sensitivity(chunk_tokens: int = CHUNK_TOKENS, keys=SENSITIVITY_KEYS) -> list
             value = assumed * factor
             if isinstance(assumed, int):
                 value = max(0, round(value)) if name == "hop_cycles" else max(1, round(value))
-            figures = bert_figures(parse_overrides([f"{key}={value}"]), chunk_tokens)
-            rows.append({"key": key, "assumed": assumed, "factor": factor, "value": value,
-                         **{k: figures[k] for k in ("latency_ms", "tops", "tops_per_w", "continuous_tops")}})
+            points.append((key, assumed, value))
+    for key, values in extra:
+        section, name = key.split(".")
+        points += [(key, getattr(getattr(hw, section), name), value) for value in values]
+    rows = []
+    for key, assumed, value in points:
+        figures = bert_figures(parse_overrides([f"{key}={value}"]), chunk_tokens)
+        rows.append({"key": key, "assumed": assumed, "value": value,
+                     **{k: figures[k] for k in ("latency_ms", "tops", "tops_per_w", "continuous_tops")}})
     return rows
 
 
@@ -157,9 +170,10 @@ def format_rows(rows: list[dict]) -> str:
 
 
 def format_sensitivity(rows: list[dict]) -> str:
-    lines = [f"{'parameter':<34} {'value':>9} {'latency ms':>11} {'TOP/s':>8} {'TOPS/W':>7} {'cont. TOP/s':>11}"]
+    lines = [f"{'parameter':<34} {'assumed':>8} {'value':>9} {'latency ms':>11} {'TOP/s':>8} {'TOPS/W':>7} "
+             f"{'cont. TOP/s':>11}"]
     for r in rows:
-        lines.append(f"{r['key']:<34} {r['value']:>9.4g} {r['latency_ms']:>11.4f} {r['tops']:>8.1f} "
+        lines.append(f"{r['key']:<34} {r['assumed']:>8.4g} {r['value']:>9.4g} {r['latency_ms']:>11.4f} {r['tops']:>8.1f} "
                      f"{r['tops_per_w']:>7.2f} {r['continuous_tops']:>11.1f}")
     return "\n".join(lines)
 
