@@ -84,17 +84,24 @@ def test_two_chunks_contend_for_one_tile_in_task_order():
     assert starts[mvms].tolist() == [0, 3 * 134]
 
 
-def test_bandwidth_bound_digital_linear_holds_the_dram_channel():
+def test_streamed_weights_hold_the_dram_channel_and_the_noc_and_the_core_finishes_last():
+    # 1 core + DRAM on a 2-wide mesh: core0 (0,0), DRAM (1,0); 2 MiB of weights do not fit 1 KiB
     hw = HwConfig(digital=DigitalConfig(cores=1, sram_kib=1), memory=MemoryConfig(dram_bandwidth_gb_s=64.0,
                                                                                  dram_latency_ns=100.0))
     graph = Graph("toy", "prefill", 1, 1, (_linear(0, "fc", 1024, 2048),), (Projection("fc", 1024, 2048, False),))
     tg = lower(graph, Mapping((Placement("fc", DIGITAL, cores=(0,)),)), hw)
-    assert _kinds(tg) == ["delay", "dram", "digital_linear"]
-    assert tg.duration_cycles.tolist() == [100, 32768, 32768]  # 2 MiB at 64 B/cycle; compute only 8192
-    assert tg.resource_label[tg.resource[1]] == "dram" and tg.resource[0] == -1
+    assert _kinds(tg) == ["digital_linear", "delay", "dram", "transfer"]
+    # compute 2 M MACs / 256 = 8192; DRAM 2 MiB at 64 B/cycle; the hop 2 MiB / 32 B per cycle + 1
+    assert tg.duration_cycles.tolist() == [8192, 100, 32768, 65537]
+    assert tg.resource_label[tg.resource[2]] == "dram" and tg.resource_label[tg.resource[3]] == "link(1,0)->(0,0)"
     assert tg.energy_pj[2, E["dram"]] == pytest.approx(2097152 * 20.0)
-    assert tg.energy_pj[1].sum() == 0.0  # the channel task holds bandwidth; energy is on the core task
-    assert _schedule(tg).tolist() == [0, 100, 100]
+    assert tg.energy_pj[3, E["noc"]] == pytest.approx(2097152 * 0.1)
+    assert tg.energy_pj[0, E["sram"]] == pytest.approx((1024 + 2048) * 0.5)  # input read, output written
+    # the link starts 1 cycle after the channel (it is slower, so it finishes last); the core
+    # overlaps it and finishes with it: lag 65537 - 8192 after the link's start
+    assert _schedule(tg).tolist() == [101 + 65537 - 8192, 0, 100, 101]
+    assert tg.memory.weight_resident_bytes == (0,) and tg.memory.weight_streamed_bytes == 2097152
+    assert tg.memory.dram_bytes == 2097152 and tg.memory.noc_byte_hops == 2097152
 
 
 @pytest.mark.parametrize("flow_control, expected", [
@@ -128,7 +135,8 @@ def test_three_hop_transfer_contends_for_a_link_with_another_transfer(flow_contr
 def test_digital_ops_run_on_the_reduction_core_of_their_latest_producer():
     # 4 cores + DRAM + 1 tile on a 6-wide row: digital slots floor((2k+1) * 6 / 10) = 0, 1, 3, 4, 5,
     # so core0 (0,0), core1 (1,0), tile0 (2,0), core2 (3,0), core3 (4,0), DRAM (5,0).
-    hw = HwConfig(analog=AnalogConfig(tiles=1), digital=DigitalConfig(cores=4),
+    # (No SRAM, so the KV cache is read from DRAM.)
+    hw = HwConfig(analog=AnalogConfig(tiles=1), digital=DigitalConfig(cores=4, sram_kib=0),
                   interconnect=InterconnectConfig(mesh_cols=6))
     ops = (Op(0, "kv", OpKind.KV_READ, dram_elements=64, elements_out=64, layer=0),
            _linear(1, "fc", 64, 64),
@@ -216,7 +224,8 @@ def test_digital_linear_on_a_core_group_splits_output_columns():
     assert _kinds(tg) == ["special", "transfer", "digital_linear", "digital_linear", "transfer", "elementwise"]
     # 5 columns each: 4*64*5 MACs / 256 = 5 cycles = 320 weight bytes / 64 B per cycle from SRAM
     assert tg.duration_cycles.tolist() == [16, 9, 5, 5, 2, 2]
-    assert tg.energy_pj[2, E["sram"]] == pytest.approx(320 * 0.5)
+    # weights (320 B) from SRAM, input (4 x 64) read and output slice (4 x 5) written in SRAM
+    assert tg.energy_pj[2, E["sram"]] == pytest.approx((320 + 4 * (64 + 5)) * 0.5)
     assert _schedule(tg).tolist() == [0, 16, 16, 25, 30, 32]
 
 
@@ -318,7 +327,8 @@ def test_chunks_reading_resident_keys_chain_in_order():
 def test_a_dram_op_receives_a_core_output_even_when_a_linear_consumes_the_next_op():
     # core0 (0,0), DRAM (1,0). c (a Linear, node chosen by its placement) consumes b = a + 1:
     # that must not count as a's output having reached the DRAM node, so kv gets its one hop.
-    hw = HwConfig(digital=DigitalConfig(cores=1))
+    # (No SRAM: the KV entry spills to DRAM.)
+    hw = HwConfig(digital=DigitalConfig(cores=1, sram_kib=0))
     ops = (_linear(0, "a", 1, 64), Op(1, "b", OpKind.ADD, (0,), elements=64, elements_out=64, layer=0),
            _linear(2, "c", 64, 1, deps=(1,)), Op(3, "kv", OpKind.KV_WRITE, (0,), dram_elements=64, layer=0))
     mapping = Mapping((Placement("a", DIGITAL, cores=(0,)), Placement("c", DIGITAL, cores=(0,))))
@@ -328,3 +338,38 @@ def test_a_dram_op_receives_a_core_output_even_when_a_linear_consumes_the_next_o
     assert [TASK_KINDS[k] for k in tg.task_kind[kv_tasks]] == ["transfer", "delay", "dram"]
     assert tg.resource_label[tg.resource[kv_tasks[0]]] == "link(0,0)->(1,0)"
     assert tg.preds(kv_tasks[0]).tolist() == [0] and tg.preds(kv_tasks[1]).tolist() == [kv_tasks[0]]
+
+
+def test_sram_overflows_across_two_projections_first_fit_in_graph_order():
+    # 1 KiB of SRAM: a's 512 B of weights fit, b's 1024 B do not fit what a left, so b
+    # streams from DRAM on every use while a stays resident
+    hw = HwConfig(digital=DigitalConfig(cores=1, sram_kib=1))
+    ops = (_linear(0, "a", 16, 32), _linear(1, "b", 32, 32, deps=(0,)))
+    graph = Graph("toy", "prefill", 1, 1, ops, (Projection("a", 16, 32, False), Projection("b", 32, 32, False)))
+    tg = lower(graph, Mapping((Placement("a", DIGITAL, cores=(0,)), Placement("b", DIGITAL, cores=(0,)))), hw)
+    assert [TASK_KINDS[k] for k in tg.task_kind[tg.task_op == 0]] == ["digital_linear"]
+    assert [TASK_KINDS[k] for k in tg.task_kind[tg.task_op == 1]] == ["digital_linear", "delay", "dram", "transfer"]
+    assert tg.memory.weight_resident_bytes == (512,) and tg.memory.sram_capacity_bytes == 1024
+    assert tg.memory.weight_streamed_bytes == 1024 and tg.memory.dram_bytes == 1024
+    b_core = np.flatnonzero((tg.task_op == 1) & (tg.task_kind == TASK_KINDS.index("digital_linear")))[0]
+    assert tg.energy_pj[b_core, E["sram"]] == pytest.approx((32 + 32) * 0.5)  # activations only
+    assert tg.energy_pj[:, E["dram"]].sum() == pytest.approx(1024 * 20.0)
+    _schedule(tg)
+
+
+def test_kv_cache_spills_to_dram_once_it_outgrows_the_sram():
+    # 1 KiB of SRAM, no weights, one layer on core0: the cache read (768 B) is resident; the
+    # write of 512 more bytes fits only 256 B, the other 256 B spill to DRAM
+    hw = HwConfig(digital=DigitalConfig(cores=1, sram_kib=1))
+    ops = (Op(0, "kv_read", OpKind.KV_READ, dram_elements=768, elements_out=768, layer=0),
+           Op(1, "qk", OpKind.MATMUL, (0,), macs=64, elements_in=768, elements_out=64, layer=0),
+           Op(2, "kv_write", OpKind.KV_WRITE, (1,), dram_elements=512, elements_in=512, layer=0))
+    tg = lower(Graph("toy", "decode", 1, 1, ops, ()), Mapping(()), hw)
+    read, write = (tg.task_op == 0), (tg.task_op == 2)
+    assert [TASK_KINDS[k] for k in tg.task_kind[read]] == ["sram"]
+    assert tg.energy_pj[read, E["sram"]].sum() == pytest.approx(768 * 0.5) and tg.duration_cycles[read][0] == 12
+    assert [TASK_KINDS[k] for k in tg.task_kind[write]] == ["sram", "transfer", "delay", "dram"]
+    assert tg.energy_pj[write, E["sram"]].sum() == pytest.approx(256 * 0.5)
+    assert tg.energy_pj[write, E["dram"]].sum() == pytest.approx(256 * 20.0)
+    assert tg.memory.kv_resident_bytes == (1024,) and tg.memory.dram_bytes == 256
+    _schedule(tg)

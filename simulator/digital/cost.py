@@ -5,7 +5,9 @@ by the lowering into one column slice per core). Throughputs come from DigitalCo
 a result is `(cycles >= 1, {component: pJ})` with components from ENERGY_COMPONENTS.
 SIMD arithmetic (adds, scaling, reductions) is booked under `digital_mac`;
 exponentials, GELU and normalisation elements under `special_function`.
-Activation buffering in SRAM is not charged: only weights are streamed.
+SRAM and DRAM traffic (weights, activations) is charged by the lowering, which knows what
+is resident where (simulator.engine.memory_plan); `linear_cost` keeps the per-projection
+view for callers that cost one Linear alone.
 """
 from __future__ import annotations
 
@@ -65,6 +67,16 @@ def reduce_cost(digital: DigitalConfig, tokens: int, out_features: int, row_bloc
     """Analog Linear epilogue: per output and token, one scale-and-accumulate per row block
     (undoing the input/weight scales while summing partial sums) plus one bias add."""
     return simd_cost(digital, tokens * out_features * (row_blocks + int(has_bias)))
+
+
+def linear_compute_cost(digital: DigitalConfig, tokens: int, in_features: int, out_features: int,
+                        has_bias: bool) -> Cost:
+    """A Linear slice's arithmetic on one core: tokens*in*out MACs at `macs_per_cycle`, then
+    the bias adds on the SIMD lanes (weights and activations are costed by the lowering)."""
+    macs = tokens * in_features * out_features
+    bias_ops = tokens * out_features if has_bias else 0
+    cycles = ceil_div(macs, digital.macs_per_cycle) + (ceil_div(bias_ops, digital.simd_lanes) if bias_ops else 0)
+    return cycles, {"digital_mac": macs * digital.mac_energy_pj + bias_ops * digital.simd_op_energy_pj}
 
 
 def weights_fit_sram(digital: DigitalConfig, in_features: int, out_features: int) -> bool:

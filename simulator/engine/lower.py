@@ -49,6 +49,7 @@ from simulator.interconnect.cost import forward_lags, hop_cycles_many
 from simulator.interconnect.mesh import MergedRoutes, build_topology
 from simulator.ir.graph import Graph, Op, OpKind
 from simulator.mapping.mapping import Mapping, Placement
+from simulator.engine.memory_plan import MemoryTraffic, plan_weights, split_evenly
 from simulator.memory.cost import dram_latency_cycles, dram_stream_cycles, ns_to_cycles
 
 _ENERGY = {name: i for i, name in enumerate(ENERGY_COMPONENTS)}
@@ -66,6 +67,7 @@ _SPECIAL_COSTS = {  # op kind -> (cost function of elements, task kind)
     OpKind.ADD: (digital_cost.add_cost, "elementwise"),
 }
 _DRAM_OPS = (OpKind.EMBEDDING, OpKind.KV_READ, OpKind.KV_WRITE)
+_TOKEN_FEEDBACK_BYTES = 8  # per token: the sampled id and its score go back to the embedding
 # what a fragment depends on: every Op field but its identity and wiring
 _WORK_FIELDS = tuple(f.name for f in fields(Op) if f.name not in ("id", "name", "deps", "chunk"))
 
@@ -99,13 +101,16 @@ class Fragment:
     lag_task: np.ndarray  # int64 local id of a task that may start lag_cycles after ...
     lag_pred: np.ndarray  # int64 ... this local task started (start-to-start edges)
     lag_cycles: np.ndarray  # int64
+    bytes_moved: tuple[int, int, int]  # (SRAM, DRAM, NoC byte-hops) of the fragment's tasks
 
     def with_costs(self, duration_cycles: np.ndarray, energy_pj: np.ndarray,
-                   outputs: tuple[OutputPiece, ...], lag_cycles: np.ndarray | None = None) -> Fragment:
+                   outputs: tuple[OutputPiece, ...], lag_cycles: np.ndarray | None,
+                   bytes_moved: tuple[int, int, int]) -> Fragment:
         """The same tasks and edges with other durations, energies, lags and output sizes."""
         return Fragment(self.resource, duration_cycles, energy_pj, self.task_kind, self.edge_task, self.edge_pred,
                         self.import_dep, self.import_task, outputs, self.entry, self.mvm_tasks, self.mvm_tiles,
-                        self.lag_task, self.lag_pred, self.lag_cycles if lag_cycles is None else lag_cycles)
+                        self.lag_task, self.lag_pred, self.lag_cycles if lag_cycles is None else lag_cycles,
+                        bytes_moved)
 
 
 def _energy_rows(n: int, **components) -> np.ndarray:
@@ -124,6 +129,7 @@ class _FragmentBuilder:
         self._lag_task, self._lag_pred, self._lag_cycles = [], [], []
         self._imports: dict[tuple[int, int], int] = {}
         self.n_tasks = 0
+        self.sram_bytes = self.dram_bytes = self.noc_byte_hops = 0
 
     def add_tasks(self, resource, duration_cycles, energy_rows: np.ndarray, kind: str) -> np.ndarray:
         n = energy_rows.shape[0]
@@ -134,6 +140,10 @@ class _FragmentBuilder:
         ids = np.arange(self.n_tasks, self.n_tasks + n, dtype=np.int64)
         self.n_tasks += n
         return ids
+
+    def durations(self, tasks) -> np.ndarray:
+        """Durations of local tasks added so far."""
+        return np.concatenate(self._duration)[np.asarray(tasks, dtype=np.int64)]
 
     def add_task(self, resource: int, duration_cycles: int, energy: dict[str, float], kind: str) -> int:
         return int(self.add_tasks(resource, duration_cycles, _energy_rows(1, **energy), kind)[0])
@@ -171,7 +181,8 @@ class _FragmentBuilder:
             import_dep=imports[:, 0].copy(), import_task=imports[:, 1].copy(), outputs=outputs, entry=entry,
             mvm_tasks=np.asarray(mvm_tasks, dtype=np.int64), mvm_tiles=np.asarray(mvm_tiles, dtype=np.int64),
             lag_task=cat(self._lag_task, np.int64), lag_pred=cat(self._lag_pred, np.int64),
-            lag_cycles=cat(self._lag_cycles, np.int64))
+            lag_cycles=cat(self._lag_cycles, np.int64),
+            bytes_moved=(int(self.sram_bytes), int(self.dram_bytes), int(self.noc_byte_hops)))
 
 
 def _ceil_share(nbytes: int, share_num: np.ndarray, share_den: int) -> np.ndarray:
@@ -179,9 +190,10 @@ def _ceil_share(nbytes: int, share_num: np.ndarray, share_den: int) -> np.ndarra
     return -(-(nbytes * share_num) // share_den)
 
 
-def _split_evenly(total: int, parts: int) -> np.ndarray:
-    """Sizes of `parts` near-equal slices of `total` (the first ones one larger)."""
-    return total // parts + (np.arange(parts) < total % parts)
+def _stream_lag(pred_cycles, succ_cycles):
+    """Start-to-start lag that lets a consumer overlap a stream it reads but finish no
+    earlier than the stream: max(1, pred - succ)."""
+    return np.maximum(1, np.asarray(pred_cycles, dtype=np.int64) - np.asarray(succ_cycles, dtype=np.int64))
 
 
 class Lowerer:
@@ -223,8 +235,24 @@ class Lowerer:
         is_linear = np.array([op.kind == OpKind.LINEAR for op in ops], dtype=bool)
         anchor = _anchor_linear(self._dep_consumer, self._dep_producer, is_linear, self._is_dram_op)
         self._anchor_projection = np.where(anchor >= 0, self._op_projection[anchor], -1)
+        self._kv_ref = self._kv_anchor_ops()
         self._wirings: dict[bytes, _Wiring] = {}  # by op cores: one per distinct choice of reduction cores
         self._checked: set[tuple[Placement, int]] = set()
+
+    def _kv_anchor_ops(self) -> dict[int, int]:
+        """KV op -> the op whose core holds its cache: a write's latest producer (the K/V
+        Linear), a read's first consumer (the attention that uses it)."""
+        ref = {}
+        for op in self.graph.ops:
+            if op.kind == OpKind.KV_WRITE and op.deps:
+                ref[op.id] = max(op.deps)
+            for dep in op.deps:
+                if self.graph.ops[dep].kind == OpKind.KV_READ and dep not in ref:
+                    ref[dep] = op.id
+        for op in self.graph.ops:  # a KV op without either: core 0's (op_core of a DRAM op)
+            if op.kind in (OpKind.KV_READ, OpKind.KV_WRITE):
+                ref.setdefault(op.id, op.id)
+        return dict(sorted(ref.items()))
 
     def _wiring(self, placements: dict[str, Placement]) -> _Wiring:
         """Where single-node ops run under these placements, and their deps split into fresh
@@ -253,7 +281,7 @@ class Lowerer:
             self._wirings.clear()
         chain = _new_waits(consumer, producer, earlier, len(self.graph.ops))
         wiring = self._wirings[key] = _Wiring(op_node.tolist(), fresh_deps, dep_start, dep_flat,
-                                              consumer[chain], earlier[chain])
+                                              consumer[chain], earlier[chain], op_core)
         return wiring
 
     # ---- assembly -------------------------------------------------------------------
@@ -261,19 +289,60 @@ class Lowerer:
     def lower(self, mapping: Mapping) -> TaskGraph:
         placements = self._placements(mapping)
         wiring = self._wiring(placements)
+        plan = self._memory_plan(placements, wiring)
         outputs: dict[int, tuple[OutputPiece, ...]] = {}
         fragments, stages = [], np.full(len(self.graph.ops), -1, dtype=np.int64)
         for op, node, fresh_deps in zip(self.graph.ops, wiring.op_node, wiring.fresh_deps):
             placement = placements[op.projection] if op.kind == OpKind.LINEAR else None
             inputs = tuple(outputs[dep] for dep in fresh_deps)
-            fragment = self._fragment(op, placement, node, inputs)
+            if op.kind == OpKind.EMBEDDING:  # token feedback: only the sampled token's id and score move
+                feedback = op.tokens * _TOKEN_FEEDBACK_BYTES
+                inputs = tuple(tuple(OutputPiece(p.node, min(p.nbytes, feedback), p.ready) for p in pieces)
+                               for pieces in inputs)
+            if placement is not None and not placement.is_analog:
+                memory = plan.weight_resident[op.projection]
+            else:
+                memory = plan.kv_split.get(op.id)
+            fragment = self._fragment(op, placement, node, inputs, memory)
             outputs[op.id] = fragment.outputs
             fragments.append(fragment)
             if mapping.program_rounds > 1:
                 stages[op.id] = self._stage(op, placement, mapping.program_rounds, stages)
         order = np.lexsort((np.arange(len(fragments)), stages))
         program = _program_tasks(fragments, stages, mapping.program_rounds) if mapping.program_rounds > 1 else None
-        return self._assemble([fragments[i] for i in order], order, stages[order], program, wiring)
+        return self._assemble([fragments[i] for i in order], order, stages[order], program, wiring, plan)
+
+    def _memory_plan(self, placements: dict[str, Placement], wiring: _Wiring) -> _MemoryPlan:
+        """Digital weights first-fit per core, then each layer's share of the SRAM they
+        leave on its attention core for the KV cache, split op by op into a resident
+        (SRAM) and a spilled (DRAM) part in position order (see memory_plan)."""
+        digital = self.hw.digital
+        capacity = digital.sram_kib * 1024
+        weight_resident, weight_used = plan_weights(self.graph.projections, placements, digital.cores, capacity,
+                                                    digital.weight_bytes)
+        kv_core = {op_id: int(wiring.op_core[ref]) for op_id, ref in self._kv_ref.items()}
+        layers_on_core: dict[int, set[int]] = {}
+        for op_id, core in kv_core.items():
+            layers_on_core.setdefault(core, set()).add(self.graph.ops[op_id].layer)
+        share = {core: max(0, capacity - int(weight_used[core])) // len(layers) for core, layers in layers_on_core.items()}
+        cached: dict[int, int] = {}  # layer -> bytes in its cache so far
+        kv_split, kv_peak = {}, np.zeros(digital.cores, dtype=np.int64)
+        for op_id, core in kv_core.items():
+            op = self.graph.ops[op_id]
+            nbytes = op.dram_elements * self._act_bytes
+            held = cached.get(op.layer, 0)
+            room = share[core]
+            if op.kind == OpKind.KV_READ:
+                held = max(held, nbytes)  # the cache holds at least what is read (a decode's prompt)
+                in_sram = min(nbytes, room)
+            else:
+                in_sram = min(nbytes, max(0, room - held))
+                held += nbytes
+            cached[op.layer] = held
+            kv_split[op_id] = (core, in_sram, nbytes - in_sram)
+        for core, layers in layers_on_core.items():
+            kv_peak[core] = sum(min(cached.get(layer, 0), share[core]) for layer in layers)
+        return _MemoryPlan(weight_resident, weight_used, kv_split, kv_peak, capacity)
 
     def _stage(self, op: Op, placement: Placement | None, rounds: int, stages: np.ndarray) -> int:
         """Programming epoch an op runs in: (decode step, round) flattened; deps bound it below."""
@@ -288,7 +357,7 @@ class Lowerer:
         return epoch
 
     def _assemble(self, fragments: list[Fragment], op_order: np.ndarray, stages: np.ndarray,
-                  program: _ProgramTasks | None, wiring: _Wiring) -> TaskGraph:
+                  program: _ProgramTasks | None, wiring: _Wiring, plan: _MemoryPlan) -> TaskGraph:
         """Concatenate fragments (in `op_order`) and program tasks into one TaskGraph."""
         sizes = np.array([f.resource.shape[0] for f in fragments], dtype=np.int64)
         offsets = np.cumsum(sizes) - sizes
@@ -339,7 +408,23 @@ class Lowerer:
             pred_idx=pred_idx, succ_ptr=succ_ptr, succ_idx=succ_idx, task_kind=kind, task_op=task_op,
             resource_kind=self.resource_kind, resource_label=self.resource_label,
             static_power_mw=self.static_power_mw, cycle_ns=self.hw.system.cycle_ns, tokens=self.graph.tokens,
-            lag_ptr=lag_ptr, lag_succ=lag_succ, lag_cycles=lag_cycles)
+            lag_ptr=lag_ptr, lag_succ=lag_succ, lag_cycles=lag_cycles,
+            memory=self._traffic(fragments, plan))
+
+    def _traffic(self, fragments: list[Fragment], plan: _MemoryPlan) -> MemoryTraffic:
+        """Occupancy from the plan, bytes moved summed over the fragments (one per op)."""
+        moved = np.array([f.bytes_moved for f in fragments], dtype=np.int64).reshape(-1, 3).sum(axis=0)
+        weight_bytes = self.hw.digital.weight_bytes
+        streamed = 0
+        for op in self.graph.ops:
+            flags = plan.weight_resident.get(op.projection) if op.kind == OpKind.LINEAR else None
+            if flags and not all(flags):
+                slices = split_evenly(op.out_features, len(flags))
+                streamed += int(sum(op.in_features * int(c) * weight_bytes for c, f in zip(slices, flags) if not f))
+        return MemoryTraffic(sram_capacity_bytes=plan.capacity_bytes,
+                             weight_resident_bytes=tuple(int(b) for b in plan.weight_used),
+                             kv_resident_bytes=tuple(int(b) for b in plan.kv_peak), weight_streamed_bytes=streamed,
+                             sram_bytes=int(moved[0]), dram_bytes=int(moved[1]), noc_byte_hops=int(moved[2]))
 
     def _resident_edges(self, fragments: list[Fragment], op_order: np.ndarray, op_offset: np.ndarray,
                         wiring: _Wiring) -> tuple[np.ndarray, np.ndarray]:
@@ -380,23 +465,27 @@ class Lowerer:
 
     # ---- fragments --------------------------------------------------------------------
 
-    def _fragment(self, op: Op, placement: Placement | None, node: int, inputs) -> Fragment:
-        """`node`: where a single-node op runs (-1 for Linear, whose placement decides)."""
-        key = (self._op_work[op.id], placement, node, inputs)
+    def _fragment(self, op: Op, placement: Placement | None, node: int, inputs, memory=None) -> Fragment:
+        """`node`: where a single-node op runs (-1 for Linear, whose placement decides);
+        `memory`: a digital Linear's resident flags per core, or a KV op's (core, SRAM
+        bytes, DRAM bytes) split (see `_kv_split`)."""
+        key = (self._op_work[op.id], placement, node, inputs, memory)
         fragment = self._cache.get(key)
         if fragment is None:
             if len(self._cache) >= _FRAGMENT_CACHE_LIMIT:
                 self._cache.clear()
                 self._node_op_layouts.clear()
-            fragment = self._cache[key] = self._build_fragment(op, placement, node, inputs)
+            fragment = self._cache[key] = self._build_fragment(op, placement, node, inputs, memory)
         return fragment
 
-    def _build_fragment(self, op: Op, placement: Placement | None, node: int, inputs) -> Fragment:
+    def _build_fragment(self, op: Op, placement: Placement | None, node: int, inputs, memory) -> Fragment:
         builder = _FragmentBuilder()
         if op.kind == OpKind.LINEAR and placement.is_analog:
             return self._analog_linear(builder, op, placement, inputs)
         if op.kind == OpKind.LINEAR:
-            return self._digital_linear(builder, op, placement, inputs)
+            return self._digital_linear(builder, op, placement, inputs, memory)
+        if op.kind in (OpKind.KV_READ, OpKind.KV_WRITE):
+            return self._kv_op(builder, op, inputs, *memory)
         # Single-node ops whose sizes change from chunk to chunk (attention over a growing
         # context) keep their task layout: reuse it with new durations and energies.
         layout_key = (op.kind, node, tuple(tuple((p.node, p.ready, p.nbytes > 0) for p in pieces) for pieces in inputs))
@@ -407,10 +496,12 @@ class Lowerer:
         return fragment
 
     def _node_op(self, builder: _FragmentBuilder, op: Op, node: int, inputs) -> Fragment:
-        """Digital ops: one task on the core at `node`. DRAM ops: a latency delay (no
+        """Digital ops: one task on the core at `node`. The embedding: a latency delay (no
         resource), then the bytes on the DRAM channel, at the DRAM controller node."""
         arrivals = self._deliver(builder, inputs, np.array([node]), np.array([1]), 1, np.zeros(1, dtype=np.int64))
-        cycles, energy = self._own_costs(op)
+        cycles, energy, sram_bytes, dram_bytes = self._own_costs(op)
+        builder.sram_bytes += sram_bytes
+        builder.dram_bytes += dram_bytes
         if op.kind in _DRAM_OPS:
             entry = builder.add_tasks(_NO_RESOURCE, cycles[0], energy[:1], "delay")[0]
             last = builder.add_tasks(self.dram_resource, cycles[1], energy[1:], "dram")[0]
@@ -422,18 +513,22 @@ class Lowerer:
         self._connect(builder, np.array([entry]), arrivals)
         return builder.build((OutputPiece(node, op.elements_out * self._act_bytes, (int(last),)),), entry=int(entry))
 
-    def _own_costs(self, op: Op) -> tuple[list[int], np.ndarray]:
-        """Cycles and energy rows of a single-node op's own tasks, in `_node_op` order."""
+    def _own_costs(self, op: Op) -> tuple[list[int], np.ndarray, int, int]:
+        """Cycles and energy rows of a single-node op's own tasks, in `_node_op` order, and
+        the SRAM and DRAM bytes they move. A core op reads its inputs from and writes its
+        output to the core's SRAM (energy only: the pipeline overlaps the accesses)."""
         if op.kind in _DRAM_OPS:
             nbytes = op.dram_elements * self._act_bytes
             energy = np.zeros((2, len(ENERGY_COMPONENTS)))
             energy[1, _ENERGY["dram"]] = nbytes * self.hw.memory.dram_energy_pj_per_byte
-            return [self.dram_latency_cycles, dram_stream_cycles(self.hw.memory, self.clock_ghz, nbytes)], energy
+            return [self.dram_latency_cycles, dram_stream_cycles(self.hw.memory, self.clock_ghz, nbytes)], energy, 0, nbytes
         if op.kind == OpKind.MATMUL:
             cycles, energy = digital_cost.matmul_cost(self.hw.digital, op.macs)
         else:
             cycles, energy = _SPECIAL_COSTS[op.kind][0](self.hw.digital, op.elements)
-        return [cycles], _energy_rows(1, **energy)
+        sram_bytes = (op.elements_in + op.elements_out) * self._act_bytes
+        energy = dict(energy, sram=sram_bytes * self.hw.digital.sram_energy_pj_per_byte)
+        return [cycles], _energy_rows(1, **energy), sram_bytes, 0
 
     def _resized(self, layout: Fragment, op: Op, node: int, inputs) -> Fragment:
         """`layout`'s tasks and edges with `op`'s own costs and its inputs' transfer sizes.
@@ -444,6 +539,7 @@ class Lowerer:
         moved = [p for pieces in inputs for p in pieces if p.nbytes > 0 and p.node != node]
         own = slice(None)
         lag_cycles = None
+        noc_byte_hops = 0
         if moved:  # most attention ops get their inputs on their own node: no transfers to resize
             hops = [self._multicast(p.node, np.array([node])).links.shape[0] for p in moved]
             link_bytes = np.repeat(np.array([p.nbytes for p in moved], dtype=np.int64), hops)
@@ -451,52 +547,133 @@ class Lowerer:
             ic = self.hw.interconnect
             duration[~own] = hop_cycles_many(ic, link_bytes)
             energy[~own] = _energy_rows(link_bytes.shape[0], noc=link_bytes * ic.energy_pj_per_byte_hop)
+            noc_byte_hops = int(link_bytes.sum())
             if layout.lag_pred.shape[0]:  # lags between hops may depend on the bytes
                 transfer_index = np.cumsum(~own) - 1
                 lag_cycles = forward_lags(ic, link_bytes[transfer_index[layout.lag_pred]])
-        duration[own], energy[own] = self._own_costs(op)
+        duration[own], energy[own], sram_bytes, dram_bytes = self._own_costs(op)
         output = OutputPiece(node, op.elements_out * self._act_bytes, layout.outputs[0].ready)
-        return layout.with_costs(duration, energy, (output,), lag_cycles)
+        return layout.with_costs(duration, energy, (output,), lag_cycles, (sram_bytes, dram_bytes, noc_byte_hops))
 
-    def _digital_linear(self, builder: _FragmentBuilder, op: Op, placement: Placement, inputs) -> Fragment:
+    def _kv_op(self, builder: _FragmentBuilder, op: Op, inputs, core: int, sram_bytes: int,
+               dram_bytes: int) -> Fragment:
+        """A KV-cache read or write split between the attention core's SRAM (the resident
+        part: one core task at `sram_bytes_per_cycle`) and DRAM (the spilled part: latency
+        delay, then the channel, at the DRAM controller node). A write's data comes from
+        its producer (K/V, on the attention core) in the same proportions; a read's deps
+        only order it (they deliver nothing). Outputs: the SRAM part on the core, the DRAM
+        part at the DRAM node, for the consumers to fetch."""
+        digital, core_node, dram_node = self.hw.digital, self.topology.core_node(core), self.topology.dram_node
+        total = max(op.dram_elements * self._act_bytes, 1)
+        is_write = op.kind == OpKind.KV_WRITE
+        pieces, entries = [], []
+        for node, nbytes in ((core_node, sram_bytes), (dram_node, dram_bytes)):
+            if nbytes <= 0:
+                continue
+            if is_write:  # this part's share of every input piece
+                produced = [sum(p.nbytes for p in dep_pieces) or 1 for dep_pieces in inputs]
+                arrivals = []
+                for position, (dep_pieces, whole) in enumerate(zip(inputs, produced)):
+                    arrivals += self._deliver_one(builder, position, dep_pieces, node, nbytes, whole)
+            else:
+                arrivals = self._deliver(builder, inputs, np.array([node]), np.array([0]), 1, np.zeros(1, np.int64))
+            if node == core_node:
+                entry = last = builder.add_task(self.core_base + core, digital_cost.ceil_div(nbytes, digital.sram_bytes_per_cycle),
+                                                {"sram": nbytes * digital.sram_energy_pj_per_byte}, "sram")
+                builder.sram_bytes += nbytes
+            else:
+                entry = builder.add_task(_NO_RESOURCE, self.dram_latency_cycles, {}, "delay")
+                last = builder.add_task(self.dram_resource, dram_stream_cycles(self.hw.memory, self.clock_ghz, nbytes),
+                                        {"dram": nbytes * self.hw.memory.dram_energy_pj_per_byte}, "dram")
+                builder.add_edges(last, entry)
+                builder.dram_bytes += nbytes
+            self._connect(builder, np.array([entry]), arrivals)
+            entries.append(entry)
+            pieces.append(OutputPiece(node, 0 if is_write else nbytes, (int(last),)))
+        if not pieces:  # nothing to move (an empty cache): a one-cycle bookkeeping step on the core
+            entry = builder.add_task(self.core_base + core, 1, {}, "sram")
+            self._connect(builder, np.array([entry]), self._deliver(builder, inputs, np.array([core_node]),
+                                                                    np.array([0]), 1, np.zeros(1, np.int64)))
+            entries.append(entry)
+            pieces.append(OutputPiece(core_node, 0, (int(entry),)))
+        return builder.build(tuple(pieces), entry=int(entries[0]))
+
+    def _deliver_one(self, builder: _FragmentBuilder, position: int, pieces, node: int, share_num: int,
+                     share_den: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`_deliver` of one dep's pieces, share_num/share_den of each, to one node."""
+        inputs = tuple(() for _ in range(position)) + (pieces,)
+        return self._deliver(builder, inputs, np.array([node]), np.array([share_num]), share_den, np.zeros(1, np.int64))
+
+    def _digital_linear(self, builder: _FragmentBuilder, op: Op, placement: Placement, inputs,
+                        resident: tuple[bool, ...]) -> Fragment:
         """One task per core of the group, each on a slice of the output columns.
 
-        Weights too big for SRAM stream from DRAM: a latency delay, then the core task
-        (max of compute and streaming) and, in parallel, a task holding the DRAM channel
-        for the streaming time so other DRAM traffic contends with it. The bytes' energy
-        is booked on the core task (linear_cost); the channel task carries none.
+        A slice resident in the core's SRAM (`resident`, from `plan_weights`) streams from
+        there: the core task lasts max(compute, SRAM stream). A slice that is not resident
+        streams from DRAM on every use: a latency delay, one task on the DRAM channel for
+        all such slices (contention with other DRAM traffic, DRAM energy), then the slices
+        over the NoC from the DRAM node (one tree, each link carrying the slices that cross
+        it). The core task overlaps the stream but cannot finish before its slice's last
+        link has (a start-to-start edge with lag max(1, stream - compute)).
+        Every core reads its input and writes its output slice in SRAM (energy).
         """
+        digital = self.hw.digital
         cores = np.array(placement.cores, dtype=np.int64)
-        slices = _split_evenly(op.out_features, cores.shape[0])
-        cores, slices = cores[slices > 0], slices[slices > 0]
+        slices = split_evenly(op.out_features, cores.shape[0])
+        keep = slices > 0
+        cores, slices, resident = cores[keep], slices[keep], np.array(resident, dtype=bool)[keep]
         arrivals = self._deliver(builder, inputs, self.topology.core_node(cores), np.ones_like(cores), 1,
                                  np.zeros_like(cores))  # every core gets the whole input
-        entries, pieces = [], []  # entries: the task of each core that waits for the inputs
-        for core, out_cols in zip(cores.tolist(), slices.tolist()):
-            cycles, energy = digital_cost.linear_cost(self.hw.digital, self.hw.memory, self.clock_ghz, op.tokens,
-                                                      op.in_features, out_cols, op.has_bias)
-            if digital_cost.weights_fit_sram(self.hw.digital, op.in_features, out_cols):
-                task = builder.add_task(self.core_base + core, cycles, energy, "digital_linear")
-                entries.append(task)
-                ready = (task,)
-            else:
-                delay = builder.add_task(_NO_RESOURCE, self.dram_latency_cycles, {}, "delay")
-                stream = dram_stream_cycles(self.hw.memory, self.clock_ghz,
-                                            op.in_features * out_cols * self.hw.digital.weight_bytes)
-                channel = builder.add_task(self.dram_resource, stream, {}, "dram")
-                task = builder.add_task(self.core_base + core, cycles, energy, "digital_linear")
-                builder.add_edges([channel, task], delay)
-                entries.append(delay)
-                ready = (task, channel)
-            pieces.append(OutputPiece(self.topology.core_node(core), op.tokens * out_cols * self._act_bytes, ready))
+        weight_bytes = op.in_features * slices * digital.weight_bytes
+        entries, pieces, tasks = [], [], []
+        for core, out_cols, in_sram, nbytes in zip(cores.tolist(), slices.tolist(), resident.tolist(),
+                                                   weight_bytes.tolist()):
+            compute, energy = digital_cost.linear_compute_cost(digital, op.tokens, op.in_features, out_cols,
+                                                               op.has_bias)
+            activation_bytes = op.tokens * (op.in_features + out_cols) * self._act_bytes
+            sram_bytes = activation_bytes + (nbytes if in_sram else 0)
+            energy["sram"] = sram_bytes * digital.sram_energy_pj_per_byte
+            builder.sram_bytes += sram_bytes
+            cycles = max(compute, digital_cost.ceil_div(nbytes, digital.sram_bytes_per_cycle)) if in_sram else compute
+            task = builder.add_task(self.core_base + core, cycles, energy, "digital_linear")
+            entries.append(task)
+            tasks.append(task)
+            pieces.append(OutputPiece(self.topology.core_node(core), op.tokens * out_cols * self._act_bytes, (task,)))
+        tasks = np.array(tasks, dtype=np.int64)
+        streamed = ~resident
+        if streamed.any():
+            total = int(weight_bytes[streamed].sum())
+            delay = builder.add_task(_NO_RESOURCE, self.dram_latency_cycles, {}, "delay")
+            channel_cycles = dram_stream_cycles(self.hw.memory, self.clock_ghz, total)
+            channel = builder.add_task(self.dram_resource, channel_cycles,
+                                       {"dram": total * self.hw.memory.dram_energy_pj_per_byte}, "dram")
+            builder.add_edges(channel, delay)
+            builder.dram_bytes += total
+            last = self._stream_from(builder, channel, channel_cycles, self.topology.core_node(cores[streamed]),
+                                     weight_bytes[streamed])
+            compute_tasks = tasks[streamed]
+            builder.add_lag_edges(compute_tasks, last,
+                                  _stream_lag(builder.durations(last), builder.durations(compute_tasks)))
         self._connect(builder, np.array(entries), arrivals)
         return builder.build(tuple(pieces))
+
+    def _stream_from(self, builder: _FragmentBuilder, source: int, source_cycles: int, dst_nodes: np.ndarray,
+                     nbytes: np.ndarray) -> np.ndarray:
+        """Send distinct data (`nbytes` each) from the DRAM node to `dst_nodes` while the DRAM
+        task `source` streams it out: the first links may start once the channel has started
+        (finishing no earlier than it), later links follow by the flow control. Returns
+        the last link task into each destination."""
+        tree = self._multicast(self.topology.dram_node, dst_nodes)
+        links = self._merged_transfer(builder, tree, nbytes, np.arange(dst_nodes.shape[0]))
+        first = links[np.unique(tree.first)]
+        builder.add_lag_edges(first, source, _stream_lag(source_cycles, builder.durations(first)))
+        return links[tree.last]
 
     def _analog_linear(self, builder: _FragmentBuilder, op: Op, placement: Placement, inputs) -> Fragment:
         analog, act = self.hw.analog, self._act_bytes
         row_sizes = np.minimum(analog.rows, op.in_features - analog.rows * np.arange(placement.row_blocks))
         col_sizes = np.minimum(analog.cols, op.out_features - analog.cols * np.arange(placement.col_blocks))
-        replica_tokens = _split_evenly(op.tokens, placement.replicas)
+        replica_tokens = split_evenly(op.tokens, placement.replicas)
         # one entry per (replica, row block, col block), in Placement.tiles order
         rep, row, col = (a.ravel() for a in np.meshgrid(np.arange(placement.replicas), np.arange(placement.row_blocks),
                                                          np.arange(placement.col_blocks), indexing="ij"))
@@ -556,6 +733,7 @@ class Lowerer:
         ids = builder.add_tasks(self.link_base + routes.links, hop_cycles_many(ic, link_bytes),
                                 _energy_rows(link_bytes.shape[0], noc=link_bytes * ic.energy_pj_per_byte_hop),
                                 "transfer")
+        builder.noc_byte_hops += int(link_bytes.sum())
         lags = forward_lags(ic, link_bytes[routes.feeds_from])
         if lags is None:  # whole-message store-and-forward
             builder.add_edges(ids[routes.feeds_into], ids[routes.feeds_from])
@@ -648,6 +826,17 @@ class _TaskBlock:
 
 
 @dataclass(frozen=True)
+class _MemoryPlan:
+    """What is resident where under one mapping (see `Lowerer._memory_plan`)."""
+
+    weight_resident: dict[str, tuple[bool, ...]]  # digital projection -> resident per core of its group
+    weight_used: np.ndarray  # weight bytes resident per core
+    kv_split: dict[int, tuple[int, int, int]]  # KV op id -> (attention core, SRAM bytes, DRAM bytes)
+    kv_peak: np.ndarray  # KV-cache bytes resident per core at the end
+    capacity_bytes: int
+
+
+@dataclass(frozen=True)
 class _Wiring:
     """Mapping-dependent op placement and dependency split (see `Lowerer._wiring`)."""
 
@@ -657,6 +846,7 @@ class _Wiring:
     dep_flat: np.ndarray
     resident_consumer: np.ndarray  # (consumer, earlier consumer) pairs: the earlier one, on the
     resident_earlier: np.ndarray  # same node, already received a dep of the consumer
+    op_core: np.ndarray  # core each op is anchored to (Linear: its reduction core)
 
 
 def _anchor_linear(consumer: np.ndarray, producer: np.ndarray, is_linear: np.ndarray,

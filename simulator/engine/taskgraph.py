@@ -39,7 +39,7 @@ RESOURCE_KINDS = ("tile", "core", "link", "dram")
 # Task kinds, for traces and per-kind statistics.
 TASK_KINDS = (
     "mvm", "reduce", "digital_linear", "matmul", "special", "elementwise",
-    "transfer", "dram", "delay", "program",
+    "transfer", "dram", "delay", "program", "sram",
 )
 
 
