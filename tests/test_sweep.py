@@ -103,7 +103,7 @@ def test_plot_is_written_next_to_the_results(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--set", "analog.tilez=1,2"], "--set analog.tilez: unknown key; valid keys: tiles,"),
-    (["--set", "analog.adc_bits=8,20"], "--set analog.adc_bits: expected an integer in 1..16, got 20"),
+    (["--set", "analog.adc_bits=8,20"], "--set analog.adc_bits: expected an integer in 2..16, got 20"),
     (["--set", "analog.tiles=1", "--accuracy", "--t", "soon"], "--t: cannot read time 'soon'"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, argv, message):
