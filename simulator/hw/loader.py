@@ -35,6 +35,7 @@ ENUMS = {
     "analog.periphery.drift_compensation": ("global", "per_column", "none"),
     "interconnect.topology": ("mesh", "bus"),
     "interconnect.flow_control": ("cut_through", "store_and_forward"),
+    "analog.multiplexing": ("reprogram_per_pass", "resident_subset"),
 }
 INT_RANGES = {"analog.dac_bits": (1, 16), "analog.adc_bits": (1, 16)}
 FRACTIONS = {"analog.device.stuck_at_zero_frac", "analog.device.stuck_at_gmax_frac"}
