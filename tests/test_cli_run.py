@@ -54,14 +54,27 @@ def test_decode_phase_and_trace_and_h5(tmp_path):
         assert len(f["schedule/start_cycle"]) == len(f["schedule/duration_cycles"]) > 0
 
 
-def test_compare_against_the_digital_baseline(tmp_path):
+def test_compare_against_the_digital_twin_by_default(tmp_path, capsys):
     out = tmp_path / "c.json"
     assert main(["compare", "--hw", "analog_fabric", "--workload", "gpt2", "--tokens", "16",
                  "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["speedup"] == pytest.approx(result["baseline"]["latency_ns"] / result["candidate"]["latency_ns"])
-    assert result["energy_gain"] > 1  # analog MVMs at 100 TOPS/W beat 8-bit digital MACs
-    assert set(result["baseline"]["mapping"].values()) == {"digital"}
+    assert result["energy_gain"] == pytest.approx(result["baseline"]["energy_pj"] / result["candidate"]["energy_pj"])
+    assert result["speedup"] > 1  # the fabric's MVMs beat its own 16 digital cores
+    baseline = result["baseline"]
+    assert baseline["hw"]["name"] == "analog_fabric digital twin" and baseline["tiles_used"] == 0
+    assert set(baseline["mapping"].values()) == {"digital"}
+    assert baseline["utilisation"]["core"]["count"] == 16  # the fabric's cores, not hermes64's 4
+    assert "analog_fabric digital twin" in capsys.readouterr().out
+
+
+def test_compare_against_a_named_baseline(tmp_path):
+    out = tmp_path / "c.json"
+    assert main(["compare", "--hw", "tiny", "--baseline", "tiny_digital", "--workload", "mobilebert",
+                 "--tokens", "8", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["baseline"]["hw"]["name"] == "tiny_digital"
 
 
 @pytest.mark.parametrize("argv, message", [

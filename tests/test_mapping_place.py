@@ -121,3 +121,14 @@ def test_replicate_gives_every_analog_projection_the_same_spare_copies():
     assert (c_proj.replicas, c_fc.replicas) == (2, 2)
     assert c_proj.tiles == tuple(range(18)) and c_fc.tiles == tuple(range(18, 90))
     assert map_workload(GRAPH, hw(100), targets).placement("transformer.h.0.mlp.c_fc").replicas == 1
+
+
+def test_resident_subset_multiplexing_maps_only_what_fits_at_once_and_never_reprograms():
+    from simulator.hw.loader import load_hw
+    from workloads.registry import build_graph
+    graph = build_graph("gpt2", "decode", seq=8, new_tokens=2)
+    per_pass = map_workload(graph, load_hw("hermes64"), "all-analog")
+    subset = map_workload(graph, load_hw("hermes64", {"analog.multiplexing": "resident_subset"}), "all-analog")
+    assert per_pass.program_rounds > 1 and subset.program_rounds == 1
+    used = sum(len(p.tiles) for p in subset.placements if p.is_analog)
+    assert 0 < used <= 64 and len(subset.analog_projections()) < len(per_pass.analog_projections())

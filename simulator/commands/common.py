@@ -28,8 +28,10 @@ def add_workload_args(parser, default_workload: str) -> None:
     parser.add_argument("--new-tokens", type=positive_int, default=16,
                         help="tokens generated in the decode phase (default 16)")
     parser.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
-    parser.add_argument("--chunk-tokens", type=positive_int, default=None,
-                        help="tokens per task chunk for pipelining (default: whole sequence)")
+    parser.add_argument("--chunk-tokens", type=chunk_tokens_arg, default="auto",
+                        help="prefill/encoder tokens per chunk (layers pipeline over chunks): N, "
+                             "'none' for one chunk, or 'auto', the fastest size within a task "
+                             "budget (default auto)")
 
 
 def add_phase_args(parser) -> None:
@@ -59,6 +61,16 @@ def add_accuracy_args(parser, *, times: str, times_help: str, seeds: int) -> Non
 def graph_kwargs(args) -> dict:
     return dict(batch=args.batch, seq=args.seq, new_tokens=args.new_tokens,
                 chunk_tokens=args.chunk_tokens)
+
+
+def chunk_tokens_arg(text: str) -> int | str | None:
+    """--chunk-tokens: a positive integer, 'auto' or 'none' (one chunk)."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        return positive_int(text)
+    except UserError:
+        raise UserError(f"--chunk-tokens: expected a positive integer, auto or none, got {text!r}") from None
 
 
 def positive_int(text: str) -> int:

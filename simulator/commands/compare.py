@@ -1,34 +1,51 @@
-"""`aimcsim compare`: speedup and energy gain of a config against a baseline (default: digital.yaml).
+"""`aimcsim compare`: speedup and energy gain of a config against a baseline (default: its digital twin).
 
-Both systems run the same workload through the same engine; the mapping applies to
-the candidate (the baseline, having no tiles, runs everything digital).
+Both systems run the same workload through the same engine; the mapping applies to the
+candidate, the baseline runs everything digital. The default baseline is the candidate's
+own config with `analog.tiles=0` (same cores, SRAM, interconnect and DRAM), so the gains
+isolate what the analog tiles contribute; `--baseline CONFIG` names another config.
+With `--chunk-tokens auto` (the default) each system runs at its own fastest chunking.
 """
 from __future__ import annotations
+
+import dataclasses
 
 from simulator.commands.common import (
     add_hw_args, add_workload_args, graph_kwargs, load_hw_arg, write_json_atomic,
 )
-from simulator.hw.loader import load_hw
+from simulator.hw.loader import load_hw, parse_overrides
+from simulator.report.table import format_energy_pj, format_time_ns
 from simulator.run import simulate_workload
+
+TWIN = "twin"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("compare", help="speedup and energy gain of a config vs a digital baseline",
+    p = sub.add_parser("compare", help="speedup and energy gain of a config vs its digital twin (or a baseline)",
                        description=__doc__.split("\n")[0])
     add_hw_args(p)
-    p.add_argument("--baseline", default="digital",
-                   help="baseline config, preset name or YAML (default digital)")
+    p.add_argument("--baseline", default=TWIN,
+                   help="baseline config, preset name or YAML, run all-digital; default: the "
+                        "candidate config with analog.tiles=0 (its digital twin)")
     add_workload_args(p, default_workload="gpt2")
     p.add_argument("--mapping", default="all-analog",
                    help="mapping of the candidate: all-analog | all-digital | YAML (default all-analog)")
-    p.add_argument("--engine", default="fast", choices=("simpy", "fast"))
+    p.add_argument("--engine", default="fast", choices=("fast", "des", "simpy"),
+                   help="timing engine for both systems (identical schedules; default fast)")
     p.add_argument("--json", metavar="FILE", help="write both reports and the gains as JSON")
     p.set_defaults(func=run)
 
 
+def digital_twin(args):
+    """The candidate's config (with its --set overrides) without analog tiles."""
+    overrides = dict(parse_overrides(args.set) if args.set else {}, **{"analog.tiles": 0})
+    twin = load_hw(args.hw, overrides)
+    return dataclasses.replace(twin, name=f"{twin.name} digital twin")
+
+
 def run(args) -> int:
     candidate_hw = load_hw_arg(args)
-    baseline_hw = load_hw(args.baseline)
+    baseline_hw = digital_twin(args) if args.baseline == TWIN else load_hw(args.baseline)
     kw = dict(engine=args.engine, **graph_kwargs(args))
     candidate = simulate_workload(candidate_hw, args.workload, args.phase, args.mapping, **kw)
     baseline = simulate_workload(baseline_hw, args.workload, args.phase, "all-digital", **kw)
@@ -52,11 +69,31 @@ def compare_reports(candidate: dict, baseline: dict) -> dict:
     }
 
 
+def _chunking(report: dict) -> str:
+    w = report["workload"]
+    if w["phase"] == "decode":
+        return "-"
+    return "one chunk" if (w.get("chunks") or 1) == 1 else f"{w['chunks']} x {w['chunk_tokens']}"
+
+
 def format_comparison(result: dict, candidate_name: str, baseline_name: str) -> str:
+    """Both systems side by side in human units, with the gain and each figure's bound ratio."""
     c, b = result["candidate"], result["baseline"]
-    lines = [f"{'':<16}{candidate_name:>18}{baseline_name:>18}{'gain':>10}"]
-    for key, gain in (("latency_ns", result["speedup"]), ("energy_pj", result["energy_gain"]),
-                      ("tokens_per_s", result["speedup"])):
-        lines.append(f"{key:<16}{c[key]:>18.4g}{b[key]:>18.4g}{gain:>9.2f}x")
-    lines.append(f"{'EDP gain':<16}{'':>36}{result['edp_gain']:>9.2f}x")
+    width = max(18, len(candidate_name) + 2, len(baseline_name) + 2)
+    rows = [
+        ("latency", format_time_ns(c["latency_ns"]), format_time_ns(b["latency_ns"]), result["speedup"]),
+        ("energy", format_energy_pj(c["energy_pj"]), format_energy_pj(b["energy_pj"]), result["energy_gain"]),
+        ("tokens/s", f"{c['tokens_per_s']:,.0f}", f"{b['tokens_per_s']:,.0f}", result["speedup"]),
+        ("static energy", format_energy_pj(c["energy_breakdown_pj"].get("static", 0.0)),
+         format_energy_pj(b["energy_breakdown_pj"].get("static", 0.0)), None),
+        ("chunking", _chunking(c), _chunking(b), None),
+    ]
+    for figure in ("latency", "energy"):
+        ratios = [r.get("bound", {}).get(f"{figure}_ratio") for r in (c, b)]
+        if all(ratios):
+            rows.append((f"{figure} / bound", f"{ratios[0]:.2f}x", f"{ratios[1]:.2f}x", None))
+    lines = [f"{'':<16}{candidate_name:>{width}}{baseline_name:>{width}}{'gain':>10}"]
+    for label, cand, base, gain in rows:
+        lines.append(f"{label:<16}{cand:>{width}}{base:>{width}}" + (f"{gain:>9.2f}x" if gain else ""))
+    lines.append(f"{'EDP gain':<16}{'':>{2 * width}}{result['edp_gain']:>9.2f}x")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ install answers the three questions at once: how fast, how much energy, how accu
 from __future__ import annotations
 
 import argparse
+import sys
 
 from simulator.commands.common import (
     add_hw_args, add_workload_args, graph_kwargs, load_hw_arg, positive_int, write_json_atomic,
@@ -27,8 +28,9 @@ def add_parser(sub) -> None:
     add_workload_args(p, default_workload=DEFAULT_WORKLOAD)
     p.add_argument("--mapping", default="all-analog",
                    help="all-analog | all-digital | mapping YAML (default all-analog)")
-    p.add_argument("--engine", default="simpy", choices=("simpy", "fast"),
-                   help="timing engine; both give identical schedules (default simpy)")
+    p.add_argument("--engine", default="fast", choices=("fast", "des", "simpy"),
+                   help="timing engine: fast (numba) or des (simpy, the readable reference; "
+                        "'simpy' is the same); both give identical schedules (default fast)")
     p.add_argument("--accuracy", action=argparse.BooleanOptionalAction, default=None,
                    help="also measure accuracy of the mapped model "
                         f"(default: on for the embedded {DEFAULT_WORKLOAD})")
@@ -59,6 +61,8 @@ def run(args) -> int:
     for path in (args.json, args.trace, args.h5):
         if path:
             print(f"wrote {path}")
+    for line in sim.report.programming_warnings():
+        print(line, file=sys.stderr)
     return 0
 
 

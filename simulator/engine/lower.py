@@ -703,6 +703,10 @@ class Lowerer:
         builder.add_edges(links[gather.first], mvms[moved])
         cycles, reduce_energy = digital_cost.reduce_cost(self.hw.digital, op.tokens, op.out_features,
                                                          placement.row_blocks, op.has_bias)
+        # partial sums written to SRAM as they arrive and read by the reduction; output written
+        sram_bytes = 2 * int((tokens * cols).sum()) * act + op.tokens * op.out_features * act
+        reduce_energy = dict(reduce_energy, sram=sram_bytes * self.hw.digital.sram_energy_pj_per_byte)
+        builder.sram_bytes += sram_bytes
         reduce = builder.add_task(self.core_base + core, cycles, reduce_energy, "reduce")
         builder.add_edges(reduce, np.concatenate([np.unique(links[gather.last]), mvms[~moved]]))
         output = OutputPiece(self.topology.core_node(core), op.tokens * op.out_features * act, (reduce,))

@@ -38,6 +38,7 @@ ENUMS = {
     "analog.periphery.drift_compensation": ("global", "per_column", "none"),
     "interconnect.topology": ("mesh", "bus"),
     "interconnect.flow_control": ("cut_through", "store_and_forward"),
+    "analog.multiplexing": ("reprogram_per_pass", "resident_subset"),
 }
 INT_RANGES = {"analog.dac_bits": (2, 16), "analog.adc_bits": (2, 16)}  # 2^(bits-1) - 1 >= 1 level
 FRACTIONS = {"analog.device.stuck_at_zero_frac", "analog.device.stuck_at_gmax_frac"}

@@ -102,6 +102,11 @@ class AnalogConfig:
     static_power_mw: float = 0.0  # per tile, while the system runs
     # Weight (re)programming, used when a mapping time-multiplexes tiles
     allow_time_multiplexing: bool = False
+    # with time multiplexing, what `all-analog` maps: reprogram_per_pass (every projection
+    # that fits one round is analog; tiles are rewritten every round, every decode token)
+    # or resident_subset (only what fits the tiles at once is analog, no reprogramming; the
+    # rest runs digital)
+    multiplexing: str = "reprogram_per_pass"  # reprogram_per_pass | resident_subset
     program_time_per_tile_us: float = 0.0
     program_energy_per_tile_nj: float = 0.0
     device: DeviceConfig = field(default_factory=DeviceConfig)

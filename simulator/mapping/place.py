@@ -11,7 +11,9 @@ Policy, chosen to be predictable for architects reading a trace:
   * "all-analog" means analog *where it fits* (`fitting_analog_targets`): without
     time-multiplexing, projections are taken in model order while tiles remain (one that
     does not fit the remaining tiles runs digital, later smaller ones may still fit);
-    with time-multiplexing, every projection that fits one programming round is analog.
+    with time-multiplexing and `analog.multiplexing: reprogram_per_pass` (default), every
+    projection that fits one programming round is analog; with `resident_subset`, the
+    projections are chosen as without time-multiplexing (no reprogramming at all).
     Explicit mappings are never changed: asking for more than fits is an error.
   * More blocks than tiles is an error unless `analog.allow_time_multiplexing`; then
     projections are packed in model order into programming rounds of at most
@@ -184,7 +186,7 @@ def fitting_analog_targets(graph: Graph, hw: HwConfig) -> dict[str, str]:
     for projection in graph.projections:
         rows, cols = block_grid(projection, hw.analog)
         blocks = rows * cols
-        if hw.analog.allow_time_multiplexing:
+        if hw.analog.allow_time_multiplexing and hw.analog.multiplexing == "reprogram_per_pass":
             fits = blocks <= tiles
         else:
             fits = blocks <= free

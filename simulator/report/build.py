@@ -10,7 +10,6 @@ kind of work (the bottleneck), the programming share and the analytical lower bo
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -195,29 +194,49 @@ def fallback_reasons(graph: Graph, mapping: Mapping, hw: HwConfig) -> dict[str, 
     return reasons
 
 
-def programming_summary(tg: TaskGraph, path: dict, breakdown_pj: dict, makespan_cycles: int) -> dict:
-    """How much of the latency (critical path) and energy is weight programming."""
-    program_kind = TASK_KINDS.index("program")
+def programming_summary(tg: TaskGraph, path: dict, breakdown_pj: dict, makespan_cycles: int,
+                        hw: HwConfig) -> dict:
+    """How much of the latency (critical path) and energy is weight programming, and the wear.
+
+    One run is one inference; a tile programming writes each of its devices once, so the
+    most-programmed tile's count is the write cycles per device per inference. With
+    `analog.device.endurance_cycles` set, the inferences until that device wears out.
+    """
+    is_program = tg.task_kind == TASK_KINDS.index("program")
     total_pj = sum(breakdown_pj.values())
     program_cycles = path.get("by_task_kind", {}).get("program", 0)
+    per_tile = np.bincount(tg.resource[is_program & (tg.resource >= 0)], minlength=tg.n_resources)
+    writes_per_device = int(per_tile.max(initial=0))
+    endurance = getattr(hw.analog.device, "endurance_cycles", None)
     return {
-        "tile_programmings": int(np.count_nonzero(tg.task_kind == program_kind)),
+        "tile_programmings": int(np.count_nonzero(is_program)),
         "latency_share": program_cycles / makespan_cycles if makespan_cycles else 0.0,
         "energy_share": breakdown_pj.get("program", 0.0) / total_pj if total_pj else 0.0,
         "energy_pj": breakdown_pj.get("program", 0.0),
+        "writes_per_device_per_inference": writes_per_device,
+        "endurance_cycles": endurance,
+        "inferences_to_wear_out": (endurance / writes_per_device if endurance and writes_per_device else None),
     }
 
 
 def memory_summary(tg: TaskGraph) -> dict:
-    """Bytes per level and SRAM occupancy, when the lowering records them (`TaskGraph.memory`)."""
+    """Bytes per level and SRAM occupancy per core, when the lowering records them (`TaskGraph.memory`)."""
     memory = getattr(tg, "memory", None)
     if memory is None:
         return {}
-    if hasattr(memory, "to_dict"):
-        return memory.to_dict()
-    if dataclasses.is_dataclass(memory):
-        return {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in dataclasses.asdict(memory).items()}
-    return dict(memory)
+    core_labels = [label for label, kind in zip(tg.resource_label, tg.resource_kind)
+                   if kind == RESOURCE_KINDS.index("core")]
+    resident = list(memory.resident_bytes)
+    return {
+        "bytes_per_level": {"sram": int(memory.sram_bytes), "dram": int(memory.dram_bytes),
+                            "noc_byte_hops": int(memory.noc_byte_hops)},
+        "sram_capacity_bytes": int(memory.sram_capacity_bytes),
+        "sram_resident_bytes_per_core": dict(zip(core_labels, (int(b) for b in resident))),
+        "sram_weight_bytes_per_core": dict(zip(core_labels, (int(b) for b in memory.weight_resident_bytes))),
+        "sram_kv_bytes_per_core": dict(zip(core_labels, (int(b) for b in memory.kv_resident_bytes))),
+        "weight_streamed_bytes": int(memory.weight_streamed_bytes),
+        "program_bytes": int(getattr(memory, "program_bytes", 0)),
+    }
 
 
 def build_report(tg: TaskGraph, schedule: Schedule, graph: Graph, mapping: Mapping, hw: HwConfig,
@@ -249,7 +268,7 @@ def build_report(tg: TaskGraph, schedule: Schedule, graph: Graph, mapping: Mappi
         static_power_mw=static_power_mw(tg, sram_mw),
         fallbacks=fallback_reasons(graph, mapping, hw),
         critical_path=path,
-        programming=programming_summary(tg, path, breakdown, makespan),
+        programming=programming_summary(tg, path, breakdown, makespan, hw),
         bound=bound,
         memory=memory_summary(tg),
         ops=workload_ops(graph),

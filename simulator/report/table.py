@@ -78,8 +78,7 @@ def format_report(report: Report) -> str:
         ("mapping", f"{analog} analog, {len(report.mapping) - analog} digital projections"),
     ])
     if report.fallbacks and analog:
-        lines.append("digital fallbacks")
-        lines += _rows(list(report.fallbacks.items()))
+        lines += _fallback_lines(report.fallbacks)
     lines.append("energy breakdown")
     lines += _rows([(name, f"{format_energy_pj(pj):>10}  {100 * pj / energy_pj if energy_pj else 0.0:5.1f} %")
                     for name, pj in report.energy_breakdown_pj.items()])
@@ -87,11 +86,26 @@ def format_report(report: Report) -> str:
         parts = ", ".join(f"{kind} {format_power_mw(mw)}" for kind, mw in report.static_power_mw.items() if mw)
         lines.append(f"  (static power, busy or idle: {parts or '0 mW'})")
     lines += _bottleneck_lines(report)
+    lines += _programming_lines(report.programming)
     lines += _memory_lines(report.memory)
     lines.append("utilisation (busy / available)")
     lines += _rows([(kind, f"{u['count']:>6} x  {100 * u['busy_fraction']:5.1f} %")
                     for kind, u in report.utilisation.items()])
     return "\n".join(lines)
+
+
+def _fallback_lines(fallbacks: dict[str, str], listed: int = 8) -> list[str]:
+    """Each digital fallback and why; past `listed` of them, grouped by reason."""
+    lines = [f"digital fallbacks ({len(fallbacks)})"]
+    if len(fallbacks) <= listed:
+        return lines + _rows(list(fallbacks.items()))
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in fallbacks.items():
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        more = f" and {len(names) - 2} more" if len(names) > 2 else ""
+        lines.append(f"  {', '.join(names[:2])}{more}: {reason}")
+    return lines
 
 
 def _bottleneck_lines(report: Report) -> list[str]:
@@ -108,21 +122,38 @@ def _bottleneck_lines(report: Report) -> list[str]:
     return lines
 
 
+def _programming_lines(programming: dict) -> list[str]:
+    if not programming or not programming.get("tile_programmings"):
+        return []
+    line = (f"programming: {programming['tile_programmings']:,} tile programmings, "
+            f"{100 * programming['latency_share']:.1f} % of the latency (critical path), "
+            f"{100 * programming['energy_share']:.1f} % of the energy; "
+            f"{programming['writes_per_device_per_inference']:,} writes per device per inference")
+    if programming.get("inferences_to_wear_out"):
+        line += (f", worn out after {programming['inferences_to_wear_out']:,.3g} inferences "
+                 f"(endurance {programming['endurance_cycles']:,.3g} cycles)")
+    return [line]
+
+
 def _memory_lines(memory: dict) -> list[str]:
-    """Bytes moved per level and SRAM occupancy, as the lowering recorded them."""
+    """Bytes moved per level and SRAM occupancy per core, as the lowering recorded them."""
     if not memory:
         return []
-    lines = ["memory"]
-    per_level = memory.get("bytes_per_level") or {}
-    if per_level:
-        lines += _rows([(level, _format_bytes(nbytes)) for level, nbytes in per_level.items()])
-    occupancy = memory.get("sram_peak_bytes_per_core") or memory.get("sram_occupancy_bytes")
-    capacity = memory.get("sram_capacity_bytes")
-    if occupancy:
-        values = list(occupancy.values()) if isinstance(occupancy, dict) else list(occupancy)
-        peak = max(values)
-        note = f" of {_format_bytes(capacity)}" if capacity else ""
-        lines.append(f"  SRAM per core: peak {_format_bytes(peak)}{note}, mean {_format_bytes(sum(values) / len(values))}")
+    levels = memory["bytes_per_level"]
+    lines = ["memory (bytes moved)"]
+    lines += _rows([("sram", _format_bytes(levels["sram"])), ("dram", _format_bytes(levels["dram"])),
+                    ("noc", f"{_format_bytes(levels['noc_byte_hops'])} x hops")])
+    if memory.get("weight_streamed_bytes"):
+        lines.append(f"  (digital weights streamed from DRAM: {_format_bytes(memory['weight_streamed_bytes'])})")
+    if memory.get("program_bytes"):
+        lines.append(f"  (weights read to reprogram tiles: {_format_bytes(memory['program_bytes'])})")
+    resident = list(memory["sram_resident_bytes_per_core"].values())
+    capacity = memory["sram_capacity_bytes"]
+    if resident:
+        peak = max(resident)
+        lines.append(f"  SRAM resident per core: max {_format_bytes(peak)}, mean "
+                     f"{_format_bytes(sum(resident) / len(resident))} of {_format_bytes(capacity)}"
+                     f" ({100 * peak / capacity if capacity else 0.0:.0f} % at most)")
     return lines
 
 
