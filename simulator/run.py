@@ -23,6 +23,7 @@ from workloads.registry import build_graph, model_config
 ENGINES = {"fast": fast.simulate, "des": des.simulate, "simpy": des.simulate}  # des = simpy
 AUTO = "auto"  # chunk_tokens: pick the chunk size (choose_chunking)
 AUTO_TASK_BUDGET = 300_000  # tasks per candidate run the auto chunking may simulate (~1 s each)
+AUTO_MIN_GAIN = 0.01  # a smaller chunk must be 1 % faster than the best so far to be taken
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,10 @@ def _auto_chunk_tokens(hw: HwConfig, workload: str, phase: str, mapping_strategy
         size = choose_chunking(runs, seq, task_budget)
         if size is None:
             break
-    best = min(runs, key=lambda run: (run[2], run[1]))  # fastest, then fewest tasks
+    best = runs[0]
+    for run in runs[1:]:  # the last size that was clearly faster than every larger one
+        if run[2] <= (1 - AUTO_MIN_GAIN) * best[2]:
+            best = run
     return best[0], [chunk or seq for chunk, _, _ in runs]
 
 
@@ -109,13 +113,13 @@ def chunk_candidates(seq: int) -> list[int | None]:
 def choose_chunking(runs: list[tuple[int | None, int, int]], seq: int, task_budget: int) -> int | None:
     """The next chunk size to try after `runs` [(chunk_tokens, tasks, latency_cycles)], or None to stop.
 
-    Halve the chunk while latency improves and the task count, estimated as one chunk's
-    tasks times the number of chunks, stays within the budget. Pipelining helps until
-    per-chunk overheads (weights re-streamed per chunk, more transfers) win, so the first
-    size that is not faster ends the search.
+    Halve the chunk while latency improves by at least AUTO_MIN_GAIN and the task count,
+    estimated as one chunk's tasks times the number of chunks, stays within the budget.
+    Pipelining helps until per-chunk overheads (weights re-streamed per chunk, more
+    transfers) win, so the first size that is not clearly faster ends the search.
     """
     tried = [chunk for chunk, _, _ in runs]
-    if len(runs) >= 2 and runs[-1][2] >= min(latency for _, _, latency in runs[:-1]):
+    if len(runs) >= 2 and runs[-1][2] > (1 - AUTO_MIN_GAIN) * min(latency for _, _, latency in runs[:-1]):
         return None
     one_chunk_tasks = runs[0][1]
     for size in chunk_candidates(seq)[1:]:

@@ -169,19 +169,27 @@ def _two_round_graph(phase="prefill", steps=1):
 TWO_ROUNDS = Mapping((_analog("p0", [0], program_round=0), _analog("p1", [0], program_round=1)), program_rounds=2)
 
 
-def test_time_multiplexing_reprograms_the_tile_between_rounds():
+def test_a_programming_round_moves_its_weights_from_dram_before_it_programs():
+    # core0 (0,0), tile0 (1,0), DRAM (2,0). p1's 64 x 64 block (4096 B) is read from DRAM once
+    # p0's MVM has drained the tile, crosses link (2,0)->(1,0), then programs the tile.
     tg = lower(_two_round_graph(), TWO_ROUNDS, TILE_HW)
     kinds = _kinds(tg)
-    assert kinds == ["mvm", "transfer", "reduce", "program", "transfer", "mvm", "transfer", "reduce"]
-    program = kinds.index("program")
-    assert tg.resource_label[tg.resource[program]] == "tile0"
-    assert tg.duration_cycles[program] == 2000  # 2 us at 1 GHz
-    assert tg.energy_pj[program, E["program"]] == pytest.approx(50_000.0)
-    assert tg.task_op[program] == -1
-    assert tg.preds(program).tolist() == [0]  # waits for round 0's MVM on the tile
-    assert sorted(tg.preds(5).tolist()) == [3, 4]  # p1's MVM waits for its input and the programming
+    assert kinds == ["mvm", "transfer", "reduce", "delay", "dram", "transfer", "program",
+                     "transfer", "mvm", "transfer", "reduce"]
+    assert tg.task_op[3:7].tolist() == [-1] * 4
+    assert tg.resource_label[tg.resource[5]] == "link(2,0)->(1,0)" and tg.resource_label[tg.resource[6]] == "tile0"
+    # 100 ns latency; 4096 B at 64 B/cycle; 4096 B / 32 B per cycle + 1; 2 us at 1 GHz
+    assert tg.duration_cycles[3:7].tolist() == [100, 64, 129, 2000]
+    assert tg.energy_pj[4, E["dram"]] == pytest.approx(4096 * 20.0)
+    assert tg.energy_pj[5, E["noc"]] == pytest.approx(4096 * 0.1)
+    assert tg.energy_pj[6, E["program"]] == pytest.approx(50_000.0)
+    assert tg.preds(3).tolist() == [0]  # the read waits for round 0's MVM on the tile
+    assert sorted(tg.preds(8).tolist()) == [6, 7]  # p1's MVM waits for the programming and its input
     starts = _schedule(tg)
-    assert starts[program] == 134 and starts[5] == 134 + 2000
+    # MVM [0, 134); read [134, 234) + [234, 298); the link starts 1 cycle after the channel
+    # (it is slower) and ends at 364; programming [364, 2364); then p1's MVM
+    assert starts[3:9].tolist() == [134, 234, 235, 364, 139, 2364]
+    assert tg.memory.program_bytes == 4096 and tg.memory.dram_bytes == 4096
 
 
 def test_decode_reprograms_every_step():

@@ -153,3 +153,25 @@ def test_missing_folder_is_a_user_error(run, tmp_path):
     tg, schedule, _, _ = run
     with pytest.raises(UserError, match="does not exist"):
         write_chrome_trace(tg, schedule, tmp_path / "nowhere" / "trace.json")
+
+
+def test_fallbacks_name_each_digital_projection_and_why():
+    from simulator.hw.loader import load_hw
+    from simulator.mapping.place import map_workload
+    from simulator.report.build import fallback_reasons
+    from workloads.registry import build_graph
+
+    graph = build_graph("gpt2", "prefill", seq=4)
+    hw = load_hw("analog_fabric", {"analog.tiles": 600})  # 456 for the blocks, 144 left: lm_head needs 198
+    reasons = fallback_reasons(graph, map_workload(graph, hw, "all-analog"), hw)
+    assert reasons == {"lm_head": "needs 198 tiles, 144 free after the analog projections before it "
+                                  "(analog.allow_time_multiplexing: false)"}
+    digital = fallback_reasons(graph, map_workload(graph, hw, "all-digital"), hw)
+    assert len(digital) == 49 and set(digital.values()) == {"all-digital mapping"}
+
+
+def test_decode_header_says_prompt_and_new_tokens():
+    from simulator.report.table import workload_line
+    line = workload_line({"model": "gpt2", "phase": "decode", "batch": 1, "tokens": 32,
+                          "prompt_tokens": 128, "new_tokens": 32})
+    assert line == "gpt2 decode: 32 new tokens after a 128-token prompt, batch 1"

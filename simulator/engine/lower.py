@@ -50,6 +50,7 @@ from simulator.interconnect.mesh import MergedRoutes, build_topology
 from simulator.ir.graph import Graph, Op, OpKind
 from simulator.mapping.mapping import Mapping, Placement
 from simulator.engine.memory_plan import MemoryTraffic, plan_weights, split_evenly
+from simulator.engine.programming import ProgramUnits, program_units
 from simulator.memory.cost import dram_latency_cycles, dram_stream_cycles, ns_to_cycles
 
 _ENERGY = {name: i for i, name in enumerate(ENERGY_COMPONENTS)}
@@ -98,6 +99,7 @@ class Fragment:
     entry: int  # local id of the task that waits for the inputs of a single-node op, else -1
     mvm_tasks: np.ndarray  # int64 local ids of MVM tasks (for reprogramming order)
     mvm_tiles: np.ndarray  # int64 tile of each MVM task
+    mvm_cells: np.ndarray  # int64 weights (active rows x columns) on the tile of each MVM task
     lag_task: np.ndarray  # int64 local id of a task that may start lag_cycles after ...
     lag_pred: np.ndarray  # int64 ... this local task started (start-to-start edges)
     lag_cycles: np.ndarray  # int64
@@ -109,7 +111,7 @@ class Fragment:
         """The same tasks and edges with other durations, energies, lags and output sizes."""
         return Fragment(self.resource, duration_cycles, energy_pj, self.task_kind, self.edge_task, self.edge_pred,
                         self.import_dep, self.import_task, outputs, self.entry, self.mvm_tasks, self.mvm_tiles,
-                        self.lag_task, self.lag_pred, self.lag_cycles if lag_cycles is None else lag_cycles,
+                        self.mvm_cells, self.lag_task, self.lag_pred, self.lag_cycles if lag_cycles is None else lag_cycles,
                         bytes_moved)
 
 
@@ -168,7 +170,8 @@ class _FragmentBuilder:
             self._imports[key] = len(self._imports)
         return -(self._imports[key] + 1)
 
-    def build(self, outputs: tuple[OutputPiece, ...], entry: int = -1, mvm_tasks=(), mvm_tiles=()) -> Fragment:
+    def build(self, outputs: tuple[OutputPiece, ...], entry: int = -1, mvm_tasks=(), mvm_tiles=(),
+              mvm_cells=()) -> Fragment:
         imports = np.array(list(self._imports), dtype=np.int64).reshape(-1, 2)
         cat = lambda chunks, dtype: np.concatenate(chunks).astype(dtype) if chunks else np.zeros(0, dtype)
         edge_task = cat(self._edge_task, np.int64)
@@ -180,6 +183,7 @@ class _FragmentBuilder:
             edge_task=edge_task[by_task], edge_pred=cat(self._edge_pred, np.int64)[by_task],
             import_dep=imports[:, 0].copy(), import_task=imports[:, 1].copy(), outputs=outputs, entry=entry,
             mvm_tasks=np.asarray(mvm_tasks, dtype=np.int64), mvm_tiles=np.asarray(mvm_tiles, dtype=np.int64),
+            mvm_cells=np.asarray(mvm_cells, dtype=np.int64),
             lag_task=cat(self._lag_task, np.int64), lag_pred=cat(self._lag_pred, np.int64),
             lag_cycles=cat(self._lag_cycles, np.int64),
             bytes_moved=(int(self.sram_bytes), int(self.dram_bytes), int(self.noc_byte_hops)))
@@ -218,7 +222,6 @@ class Lowerer:
             np.full(n_cores, hw.digital.static_power_mw), np.zeros(n_links + 1)])
         # tasks on a resource last at least one cycle, even for a zero-latency config
         self.mvm_cycles = max(1, ns_to_cycles(tile_cost.mvm_latency_ns(hw.analog), self.clock_ghz)) if n_tiles else 0
-        self.program_cycles = max(1, ns_to_cycles(hw.analog.program_time_per_tile_us * 1000.0, self.clock_ghz))
         self.dram_latency_cycles = dram_latency_cycles(hw.memory, self.clock_ghz)
         self._cache: dict = {}
         self._trees: dict[tuple[int, bytes], MergedRoutes] = {}  # multicast trees by (source, destinations)
@@ -361,15 +364,17 @@ class Lowerer:
         """Concatenate fragments (in `op_order`) and program tasks into one TaskGraph."""
         sizes = np.array([f.resource.shape[0] for f in fragments], dtype=np.int64)
         offsets = np.cumsum(sizes) - sizes
-        program_offset = np.zeros(0, dtype=np.int64)
-        if program is not None:  # program tasks of epoch e go right before the first fragment of stage e
-            offsets += np.searchsorted(program.epoch, stages, side="right")
+        units, unit_shift = None, np.zeros(0, dtype=np.int64)
+        if program is not None:  # program units of epoch e go right before the first fragment of stage e
+            units = program_units(program.tile, program.cells, self.hw, self.topology, self.link_base,
+                                  self.dram_resource)
+            offsets += units.unit_start[np.searchsorted(program.epoch, stages, side="right")]
             first_fragment = np.searchsorted(stages, program.epoch, side="left")
-            program_offset = np.concatenate([[0], np.cumsum(sizes)])[first_fragment] + np.arange(program.epoch.shape[0])
-        n_tasks = int(sizes.sum()) + program_offset.shape[0]
+            unit_shift = np.concatenate([[0], np.cumsum(sizes)])[first_fragment]  # fragment tasks before unit k
+        n_tasks = int(sizes.sum()) + (int(units.unit_start[-1]) if units is not None else 0)
         op_offset = np.zeros(len(self.graph.ops), dtype=np.int64)
         op_offset[op_order] = offsets
-        blocks = self._ordered_blocks(fragments, op_order, stages, program)
+        blocks = self._ordered_blocks(fragments, op_order, stages, program, units)
         resource = np.concatenate([block.resource for block in blocks])
         duration = np.concatenate([block.duration_cycles for block in blocks])
         kind = np.concatenate([block.task_kind for block in blocks])
@@ -390,8 +395,10 @@ class Lowerer:
         pred = np.where(local, edge_pred + edge_offset, import_gid[np.where(local, -1, import_index)])
         task = _concat([f.edge_task for f in fragments]) + edge_offset
         extra = [self._resident_edges(fragments, op_order, op_offset, wiring)]
-        if program is not None:
-            extra.append(program.edges(program_offset, op_offset))
+        if units is not None:
+            unit_global = lambda local: local + np.repeat(unit_shift, np.diff(units.unit_start))[local]
+            extra.append(program.edges(unit_global(units.program), unit_global(units.entry), op_offset))
+            extra.append((unit_global(units.edge_task), unit_global(units.edge_pred)))
         extra = [(t, p) for t, p in extra if t.shape[0]]
         if extra:  # fragment edges are already in task order; merge the others in
             task = np.concatenate([task] + [t for t, _ in extra])
@@ -400,20 +407,30 @@ class Lowerer:
         succ_ptr, succ_idx = successors_from_predecessors(pred_ptr, pred_idx, n_tasks)
         lag_counts = np.array([f.lag_task.shape[0] for f in fragments], dtype=np.int64)
         lag_offset = np.repeat(offsets, lag_counts)
-        lag_ptr, lag_succ, lag_cycles = lag_csr(_concat([f.lag_pred for f in fragments]) + lag_offset,
-                                                _concat([f.lag_task for f in fragments]) + lag_offset,
-                                                _concat([f.lag_cycles for f in fragments]), n_tasks)
+        lag_pred = [_concat([f.lag_pred for f in fragments]) + lag_offset]
+        lag_task = [_concat([f.lag_task for f in fragments]) + lag_offset]
+        lag_cycles = [_concat([f.lag_cycles for f in fragments])]
+        if units is not None:
+            lag_pred.append(unit_global(units.lag_pred))
+            lag_task.append(unit_global(units.lag_task))
+            lag_cycles.append(units.lag_cycles)
+        lag_ptr, lag_succ, lag_cycles = lag_csr(np.concatenate(lag_pred), np.concatenate(lag_task),
+                                                np.concatenate(lag_cycles), n_tasks)
         return TaskGraph(
             resource=resource, duration_cycles=duration, energy_pj=energy, pred_ptr=pred_ptr,
             pred_idx=pred_idx, succ_ptr=succ_ptr, succ_idx=succ_idx, task_kind=kind, task_op=task_op,
             resource_kind=self.resource_kind, resource_label=self.resource_label,
             static_power_mw=self.static_power_mw, cycle_ns=self.hw.system.cycle_ns, tokens=self.graph.tokens,
             lag_ptr=lag_ptr, lag_succ=lag_succ, lag_cycles=lag_cycles,
-            memory=self._traffic(fragments, plan))
+            memory=self._traffic(fragments, plan, units))
 
-    def _traffic(self, fragments: list[Fragment], plan: _MemoryPlan) -> MemoryTraffic:
-        """Occupancy from the plan, bytes moved summed over the fragments (one per op)."""
+    def _traffic(self, fragments: list[Fragment], plan: _MemoryPlan, units: ProgramUnits | None) -> MemoryTraffic:
+        """Occupancy from the plan, bytes moved summed over the fragments (one per op) and
+        the program units."""
         moved = np.array([f.bytes_moved for f in fragments], dtype=np.int64).reshape(-1, 3).sum(axis=0)
+        program_bytes = units.weight_bytes if units is not None else 0
+        moved[1] += program_bytes
+        moved[2] += units.noc_byte_hops if units is not None else 0
         weight_bytes = self.hw.digital.weight_bytes
         streamed = 0
         for op in self.graph.ops:
@@ -424,7 +441,8 @@ class Lowerer:
         return MemoryTraffic(sram_capacity_bytes=plan.capacity_bytes,
                              weight_resident_bytes=tuple(int(b) for b in plan.weight_used),
                              kv_resident_bytes=tuple(int(b) for b in plan.kv_peak), weight_streamed_bytes=streamed,
-                             sram_bytes=int(moved[0]), dram_bytes=int(moved[1]), noc_byte_hops=int(moved[2]))
+                             sram_bytes=int(moved[0]), dram_bytes=int(moved[1]), noc_byte_hops=int(moved[2]),
+                             program_bytes=int(program_bytes))
 
     def _resident_edges(self, fragments: list[Fragment], op_order: np.ndarray, op_offset: np.ndarray,
                         wiring: _Wiring) -> tuple[np.ndarray, np.ndarray]:
@@ -445,20 +463,19 @@ class Lowerer:
         pred = op_offset[producer[pair]] + ready_flat[ready_start[producer[pair]] + within]
         return op_offset[consumer[pair]] + entry[consumer[pair]], pred
 
-    def _ordered_blocks(self, fragments, op_order, stages, program: _ProgramTasks | None) -> list[_TaskBlock]:
-        """Fragments in task-id order, each preceded by the program tasks of its epoch."""
+    def _ordered_blocks(self, fragments, op_order, stages, program: _ProgramTasks | None,
+                        units: ProgramUnits | None) -> list[_TaskBlock]:
+        """Fragments in task-id order, each preceded by the program units of its epoch."""
         if program is None:
             return [_TaskBlock(op, f.resource, f.duration_cycles, f.task_kind, f.energy_pj)
                     for op, f in zip(op_order.tolist(), fragments)]
-        n_program = program.epoch.shape[0]
-        program_energy = _energy_rows(n_program, program=self.hw.analog.program_energy_per_tile_nj * 1000.0)
-        program_block = _TaskBlock(-1, program.tile.astype(np.int32), np.full(n_program, self.program_cycles),
-                                   np.full(n_program, _KIND["program"], dtype=np.int8), program_energy)
+        program_block = _TaskBlock(-1, units.resource, units.duration_cycles, units.task_kind, units.energy_pj)
         ends = np.searchsorted(program.epoch, stages, side="right").tolist()
+        unit_start = units.unit_start.tolist()
         blocks, start = [], 0
         for op, f, end in zip(op_order.tolist(), fragments, ends):
             if end > start:
-                blocks.append(program_block.slice(start, end))
+                blocks.append(program_block.slice(unit_start[start], unit_start[end]))
                 start = end
             blocks.append(_TaskBlock(op, f.resource, f.duration_cycles, f.task_kind, f.energy_pj))
         return blocks
@@ -710,7 +727,7 @@ class Lowerer:
         reduce = builder.add_task(self.core_base + core, cycles, reduce_energy, "reduce")
         builder.add_edges(reduce, np.concatenate([np.unique(links[gather.last]), mvms[~moved]]))
         output = OutputPiece(self.topology.core_node(core), op.tokens * op.out_features * act, (reduce,))
-        return builder.build((output,), mvm_tasks=mvms, mvm_tiles=tiles)
+        return builder.build((output,), mvm_tasks=mvms, mvm_tiles=tiles, mvm_cells=rows * cols)
 
     # ---- data movement ----------------------------------------------------------------
 
@@ -967,6 +984,7 @@ class _ProgramTasks:
 
     epoch: np.ndarray  # epoch of each program task, ascending
     tile: np.ndarray  # tile (= resource id) of each program task
+    cells: np.ndarray  # weights (active rows x columns) each program task writes
     wait_program: np.ndarray  # program task index an MVM waits for ...
     wait_op: np.ndarray  # ... that MVM's op id ...
     wait_task: np.ndarray  # ... and its local task id
@@ -974,13 +992,13 @@ class _ProgramTasks:
     drain_op: np.ndarray
     drain_task: np.ndarray
 
-    def edges(self, program_offset: np.ndarray, op_offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(task, pred) global id pairs: MVMs after their program task, program tasks after
-        the MVMs that used the tile's previous contents."""
+    def edges(self, program_id: np.ndarray, entry_id: np.ndarray, op_offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(task, pred) global id pairs: MVMs after their program task, a program unit's
+        entry (its DRAM read) after the MVMs that used the tile's previous contents."""
         waiting_mvm = op_offset[self.wait_op] + self.wait_task
         drained_mvm = op_offset[self.drain_op] + self.drain_task
-        return (np.concatenate([waiting_mvm, program_offset[self.drain_program]]),
-                np.concatenate([program_offset[self.wait_program], drained_mvm]))
+        return (np.concatenate([waiting_mvm, entry_id[self.drain_program]]),
+                np.concatenate([program_id[self.wait_program], drained_mvm]))
 
 
 def _program_tasks(fragments: list[Fragment], stages: np.ndarray, rounds: int) -> _ProgramTasks:
@@ -995,9 +1013,10 @@ def _program_tasks(fragments: list[Fragment], stages: np.ndarray, rounds: int) -
     op_of_mvm = np.repeat(np.arange(len(fragments)), [f.mvm_tasks.shape[0] for f in fragments])
     local = _concat([f.mvm_tasks for f in fragments])
     tile = _concat([f.mvm_tiles for f in fragments])
+    cells = _concat([f.mvm_cells for f in fragments])
     epoch = stages[op_of_mvm]
     order = np.lexsort((epoch, tile))
-    op_of_mvm, local, tile, epoch = op_of_mvm[order], local[order], tile[order], epoch[order]
+    op_of_mvm, local, tile, epoch, cells = op_of_mvm[order], local[order], tile[order], epoch[order], cells[order]
     held_round = epoch % rounds
     new_tile = np.ones(tile.shape[0], dtype=bool)
     new_tile[1:] = tile[1:] != tile[:-1]
@@ -1018,7 +1037,7 @@ def _program_tasks(fragments: list[Fragment], stages: np.ndarray, rounds: int) -
     next_program = segment_program[segment + 1]
     drains = (next_program >= 0) & ~segment_starts_tile[segment + 1]  # next contents, same tile
     return _ProgramTasks(
-        epoch=program_epoch[by_epoch], tile=program_tile[by_epoch],
+        epoch=program_epoch[by_epoch], tile=program_tile[by_epoch], cells=cells[programs_here][by_epoch],
         wait_program=segment_program[segment[waits]], wait_op=op_of_mvm[waits], wait_task=local[waits],
         drain_program=next_program[drains], drain_op=op_of_mvm[drains], drain_task=local[drains])
 

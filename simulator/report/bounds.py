@@ -12,9 +12,15 @@ Latency terms (the bound is the largest; it "binds"):
   pipeline through the layers: the floor then holds for any chunking of the same pass.
 - `tiles`: the busiest tile's MVMs plus its reprogrammings.
 - `cores`: all digital work at every core's peak rate, perfectly balanced.
+- `sram`: the resident digital weights (once per pass) and the KV entries held in SRAM
+  (every read), through every core's SRAM port at once. In the chain, a KV read held in
+  SRAM costs its bytes through every core's port.
 - `dram`: the bytes that must cross the DRAM interface, at full bandwidth.
+- `noc_dram_port`: the DRAM bytes through the links of the DRAM controller's node (a DRAM
+  byte reaches a core or a tile over the network).
 - `noc_ejection`: the partial sums each reduction core must take in, through all its links.
-- `noc_bisection`: the partial sums that must cross the mesh's middle (or the one bus link).
+- `noc_bisection`: the partial sums that must cross the mesh's middle; on a bus, every byte
+  that must move between nodes (tile inputs, partial sums, DRAM bytes) on the one link.
 
 What must reach DRAM: the embedding rows; digital weights that the cores' SRAM cannot hold,
 once per pass over the model (every decode step is a pass, a prefill is one pass in the best
@@ -36,7 +42,8 @@ from simulator.interconnect.mesh import build_topology
 from simulator.ir.graph import Graph, Op, OpKind
 from simulator.mapping.mapping import Mapping, Placement
 
-LATENCY_TERMS = ("dependency", "tiles", "cores", "dram", "noc_ejection", "noc_bisection")
+LATENCY_TERMS = ("dependency", "tiles", "cores", "sram", "dram", "noc_dram_port", "noc_ejection",
+                 "noc_bisection")
 
 
 @dataclass(frozen=True)
@@ -106,8 +113,13 @@ def _op_work(op: Op, graph: Graph, placements: dict, hw: HwConfig, topology, mvm
         w.dram_bytes = op.dram_elements * act
         w.floor_ns = mem.dram_latency_ns + w.dram_bytes * share / mem.dram_bandwidth_gb_s
     elif op.kind in (OpKind.KV_READ, OpKind.KV_WRITE):
+        nbytes = op.dram_elements * act * share
         if kv_excess:
-            w.floor_ns = mem.dram_latency_ns + op.dram_elements * act * share / mem.dram_bandwidth_gb_s
+            w.floor_ns = mem.dram_latency_ns + nbytes / mem.dram_bandwidth_gb_s
+        else:
+            w.floor_ns = nbytes / (d.cores * d.sram_bytes_per_cycle) / f
+        if op.kind == OpKind.KV_READ and not kv_excess:
+            w.counts["sram_kv_bytes"] = op.dram_elements * act
     else:
         work = _digital_work(op, hw)
         w.core_cycles = work.cycles_one_core
@@ -188,7 +200,7 @@ def lower_bound(graph: Graph, mapping: Mapping, hw: HwConfig) -> Bound:
     core_cycles = 0.0  # all digital work at one core's rate
     energy = dict.fromkeys(("array", "dac", "adc", "digital_mac", "special_function", "sram", "dram",
                             "noc", "program", "static"), 0.0)
-    counts = dict.fromkeys(("mvms", "adc_conversions", "digital_macs", "dram_bytes",
+    counts = dict.fromkeys(("mvms", "adc_conversions", "digital_macs", "dram_bytes", "sram_kv_bytes",
                             "noc_partial_sum_bytes", "tile_programmings"), 0.0)
     reduce_bytes_into_core = np.zeros(d.cores)
     bisection_bytes = 0.0
@@ -235,9 +247,13 @@ def lower_bound(graph: Graph, mapping: Mapping, hw: HwConfig) -> Bound:
         "dependency": _longest_chain_ns(graph, floor_ns),
         "tiles": float(tile_busy_cycles.max()) / f if a.tiles else 0.0,
         "cores": core_cycles / d.cores / f,
+        "sram": ((digital_weight_bytes - streamed_weight_bytes) * passes + counts["sram_kv_bytes"])
+        / (d.cores * d.sram_bytes_per_cycle) / f,
         "dram": dram_bytes / dram_bytes_per_ns,
+        "noc_dram_port": dram_bytes / (_links_per_node(hw) * hw.interconnect.link_bytes_per_cycle) / f,
         "noc_ejection": _ejection_ns(reduce_bytes_into_core, hw),
-        "noc_bisection": _bisection_ns(bisection_bytes, counts["noc_partial_sum_bytes"], graph, placements, hw),
+        "noc_bisection": _bisection_ns(bisection_bytes, counts["noc_partial_sum_bytes"] + dram_bytes,
+                                       graph, placements, hw),
     }
     binding = max(LATENCY_TERMS, key=lambda name: terms[name])
     latency_ns = terms[binding]
@@ -309,21 +325,26 @@ def _mesh_shape(topology) -> tuple[int, int]:
     return int(x.max()) + 1, int(y.max()) + 1
 
 
+def _links_per_node(hw: HwConfig) -> int:
+    """Links into (or out of) one node at most: four mesh neighbours, or the one bus."""
+    return 4 if hw.interconnect.topology == "mesh" else 1
+
+
 def _ejection_ns(bytes_into_core: np.ndarray, hw: HwConfig) -> float:
     """Partial sums into the busiest reduction core, through all its input links at once."""
-    links_in = 4 if hw.interconnect.topology == "mesh" else 1
-    return float(bytes_into_core.max(initial=0.0)) / (links_in * hw.interconnect.link_bytes_per_cycle) \
+    return float(bytes_into_core.max(initial=0.0)) / (_links_per_node(hw) * hw.interconnect.link_bytes_per_cycle) \
         / hw.system.clock_ghz
 
 
-def _bisection_ns(crossing_bytes: float, partial_sum_bytes: float, graph: Graph, placements: dict,
+def _bisection_ns(crossing_bytes: float, bus_bytes: float, graph: Graph, placements: dict,
                   hw: HwConfig) -> float:
-    """Bytes over the mesh middle at the links that cut it (per direction), or all bytes on a bus."""
+    """Bytes over the mesh middle at the links that cut it (both directions), or on a bus
+    `bus_bytes` (partial sums and DRAM bytes) plus the tiles' inputs on the one link."""
     ic, f = hw.interconnect, hw.system.clock_ghz
     if ic.topology == "bus":
         inputs = sum(op.tokens * op.in_features for op in graph.ops if op.kind == OpKind.LINEAR
                      and placements[op.projection].is_analog) * hw.digital.activation_bytes
-        return (partial_sum_bytes + inputs) / ic.link_bytes_per_cycle / f
+        return (bus_bytes + inputs) / ic.link_bytes_per_cycle / f
     width, height = _mesh_shape(build_topology(hw))
     # a vertical and a horizontal cut, both directions: 2 * (height + width) links in all
     cut_links = 2 * (height + width)

@@ -189,6 +189,10 @@ def fallback_reasons(graph: Graph, mapping: Mapping, hw: HwConfig) -> dict[str, 
             reasons[projection.name] = (f"needs {blocks} tiles, {max(0, analog.tiles - used_before)} "
                                         "free after the analog projections before it "
                                         "(analog.allow_time_multiplexing: false)")
+        elif getattr(analog, "multiplexing", "") == "resident_subset":
+            reasons[projection.name] = (f"needs {blocks} tiles, {max(0, analog.tiles - used_before)} "
+                                        "free after the analog projections before it "
+                                        "(analog.multiplexing: resident_subset never reprograms)")
         else:
             reasons[projection.name] = "not placed analog by the mapping"
     return reasons
