@@ -105,6 +105,8 @@ def test_plot_is_written_next_to_the_results(tmp_path):
     (["--set", "analog.tilez=1,2"], "--set analog.tilez: unknown key; valid keys: tiles,"),
     (["--set", "analog.adc_bits=8,20"], "--set analog.adc_bits: expected an integer in 2..16, got 20"),
     (["--set", "analog.tiles=1", "--accuracy", "--t", "soon"], "--t: cannot read time 'soon'"),
+    (["--set", "analog.tiles=1", "--accuracy", "--model", "gpt9"], "--model: unknown workload 'gpt9'"),
+    (["--set", "analog.adc.type=sar,cco"], "--set analog.adc.type: sar is timed by analog.adc.ns_per_bit"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, argv, message):
     out = tmp_path / "s.h5"

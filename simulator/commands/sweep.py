@@ -59,7 +59,10 @@ def run(args) -> int:
                      accuracy_model=args.model if args.accuracy else None)
     model_config(spec.workload)  # an unknown workload is one error, not a failure per point
     if spec.accuracy_model is not None:
-        model_config(spec.accuracy_model)
+        try:
+            model_config(spec.accuracy_model)
+        except UserError as exc:
+            raise UserError(f"--model: {exc}") from None
     if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise UserError(f"--out {args.out}: folder does not exist")
     progress = _Progress()
