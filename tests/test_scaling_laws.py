@@ -240,3 +240,66 @@ def test_e2e_clock_scales_mvm_cycles_not_mvm_time(reference):
     assert fast["mvm_cycles"] == 2 * reference["mvm_cycles"]  # 48 ns = 96 cycles at 2 GHz
     assert energy(fast, "adc") == pytest.approx(energy(reference, "adc"))
     assert fast["latency_ns"] < reference["latency_ns"]  # the digital cores run twice as fast
+
+
+# ---- the same keys on the functional model (accuracy) --------------------------------
+
+def analog_output(overrides, x, linear):
+    from simulator.analog.layer import AnalogLinear
+    hw = load_hw("analog_fabric", {"analog.rows": 64, "analog.cols": 32, "analog.adcs_per_tile": 32, **overrides})
+    return AnalogLinear.from_linear(linear, hw, [0])(x)
+
+
+@pytest.fixture(scope="module")
+def layer():
+    import torch
+    torch.manual_seed(0)
+    return torch.nn.Linear(150, 40), torch.randn(6, 150, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("overrides", [
+    {"analog.adcs_per_tile": 4}, {"analog.tiles": 7}, {"analog.adc.type": "cco", "analog.adc.ns_per_lsb": 0.3},
+    {"analog.dac.encoding": "bit_serial", "analog.dac.phase_ns": 1.0}, {"analog.cell_read_power_uw": 9.0},
+    {"analog.mvm_latency_ns": 500.0}, {"system.clock_ghz": 2.0},
+])
+def test_cost_only_keys_leave_the_functional_model_unchanged(layer, overrides):
+    """A shared ADC converts the same columns in turn, a CCO and a SAR quantise alike:
+    these keys move latency and energy only (and the sweep's accuracy sharing relies on it)."""
+    import torch
+    linear, x = layer
+    assert torch.equal(analog_output(overrides, x, linear), analog_output({}, x, linear))
+
+
+def test_adc_and_dac_bits_move_the_output_error_by_their_step(layer):
+    """Ideal devices and no output noise: the error falls with the converter step until the
+    other converter's step dominates."""
+    import torch
+    linear, x = layer
+    with torch.no_grad():
+        reference = linear(x)
+    quiet = {"analog.device.model": "ideal", "analog.periphery.out_noise": 0.0}
+
+    def error(**bits):
+        keys = {**quiet, **{f"analog.{k}": v for k, v in bits.items()}}
+        return (analog_output(keys, x, linear) - reference).pow(2).mean().sqrt().item()
+
+    adc = [error(adc_bits=b, dac_bits=16) for b in (4, 6, 8, 10)]
+    dac = [error(dac_bits=b, adc_bits=16) for b in (4, 6, 8, 10)]
+    for errors in (adc, dac):
+        ratios = np.array(errors[:-1]) / errors[1:]
+        assert np.all((3.5 < ratios) & (ratios < 5))  # 2 bits more: a step ~4x smaller (2 bound / (2^B - 2))
+
+
+def test_tile_rows_change_the_partial_sums_the_adc_sees(layer):
+    import torch
+    linear, x = layer
+    assert not torch.equal(analog_output({"analog.rows": 32}, x, linear), analog_output({}, x, linear))
+
+
+def test_accuracy_keys_of_the_sweep_match_what_the_functional_model_reads():
+    from simulator.analysis.sweep import accuracy_fingerprint
+    base = accuracy_fingerprint(load_hw("analog_fabric"))
+    assert accuracy_fingerprint(load_hw("analog_fabric", {"analog.tiles": 1024, "analog.adcs_per_tile": 64})) == base
+    for key, value in (("analog.adc_bits", 6), ("analog.dac_bits", 6), ("analog.rows", 256),
+                       ("analog.periphery.out_bound", 8.0), ("analog.device.drift_scale", 0.5)):
+        assert accuracy_fingerprint(load_hw("analog_fabric", {key: value})) != base
