@@ -87,6 +87,9 @@ class AnalogConfig:
     # or resident_subset (only what fits the tiles at once is analog, no reprogramming; the
     # rest runs digital)
     multiplexing: str = "reprogram_per_pass"  # reprogram_per_pass | resident_subset
+    # partial sums of each group of this many consecutive column blocks are reduced on the
+    # core nearest that group's tiles; 0: all column blocks of a projection on one core
+    reduction_col_blocks: int = 1
     program_time_per_tile_us: float = 0.0
     program_energy_per_tile_nj: float = 0.0
     device: DeviceConfig = field(default_factory=DeviceConfig)
