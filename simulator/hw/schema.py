@@ -38,6 +38,9 @@ class DeviceConfig:
     # ReRAM-like: lognormal programming spread, power-law relaxation with a fixed exponent
     reram_sigma: float = 0.05  # relative programming spread
     reram_relax_nu: float = 0.01  # conductance relaxation exponent (t / t0)^-nu
+    # Write endurance: program cycles a device survives; None: not modelled. PCM ~1e8
+    # (Burr et al., J. Vac. Sci. Technol. B 28, 223 (2010): 1e6-1e9 reported, ~1e8 typical)
+    endurance_cycles: float | None = None
     # Faults, sampled once per chip realisation
     stuck_at_zero_frac: float = 0.0
     stuck_at_gmax_frac: float = 0.0
