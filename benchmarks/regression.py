@@ -32,6 +32,11 @@ CASES = (
      "all-analog"),
     ("analog_fabric/mobilebert/encoder128", "analog_fabric", "mobilebert", "encoder", dict(seq=128),
      "all-analog"),
+    # pipelined prefill (the CLI's auto chunking picks 2 tokens here; 8 keeps the case quick)
+    ("analog_fabric/gpt2/prefill128-chunk8", "analog_fabric", "gpt2", "prefill", dict(seq=128, chunk_tokens=8),
+     "all-analog"),
+    ("analog_fabric/gpt2/decode32", "analog_fabric", "gpt2", "decode", dict(seq=128, new_tokens=32),
+     "all-analog"),
     ("digital/gpt2/prefill128", "digital", "gpt2", "prefill", dict(seq=128), "all-digital"),
     ("digital/mobilebert/encoder128", "digital", "mobilebert", "encoder", dict(seq=128), "all-digital"),
 )

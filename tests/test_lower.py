@@ -384,3 +384,24 @@ def test_kv_cache_spills_to_dram_once_it_outgrows_the_sram():
     assert tg.energy_pj[write, E["dram"]].sum() == pytest.approx(256 * 20.0)
     assert tg.memory.kv_resident_bytes == (1024,) and tg.memory.dram_bytes == 256
     _schedule(tg)
+
+
+def test_partial_sums_of_each_column_block_reduce_on_the_core_nearest_it():
+    # 5 nodes on one row: core0 (0,0), tile0 (1,0), core1 (2,0), tile1 (3,0), DRAM (4,0).
+    # 64 x 128 on 64 x 64 tiles: column block 0 on tile0, 1 on tile1; one group per block
+    from simulator.mapping.place import map_workload
+    hw = HwConfig(analog=AnalogConfig(tiles=2, rows=64, cols=64), digital=DigitalConfig(cores=2),
+                  interconnect=InterconnectConfig(mesh_cols=5))
+    graph = Graph("toy", "prefill", 1, 1, (_linear(0, "fc", 64, 128),), (Projection("fc", 64, 128, False),))
+    mapping = map_workload(graph, hw, {"fc": "analog"})
+    assert mapping.placement("fc").cores == (0, 1)  # tile0 -> core0 (tie with core1: lowest id), tile1 -> core1
+    tg = lower(graph, mapping, hw)
+    assert _kinds(tg) == ["mvm", "mvm", "transfer", "reduce", "transfer", "reduce"]
+    assert [tg.resource_label[tg.resource[i]] for i in range(2, 6)] == [
+        "link(1,0)->(0,0)", "core0", "link(3,0)->(2,0)", "core1"]
+    assert tg.duration_cycles[[3, 5]].tolist() == [2, 2]  # 64 outputs each on 32 lanes, not 128 on one core
+    assert _schedule(tg).tolist() == [0, 0, 1, 4, 1, 4]
+    one_core = lower(graph, map_workload(graph, HwConfig(analog=hw.analog.__class__(
+        tiles=2, rows=64, cols=64, reduction_col_blocks=0), digital=hw.digital, interconnect=hw.interconnect),
+        {"fc": "analog"}), hw)
+    assert _kinds(one_core).count("reduce") == 1

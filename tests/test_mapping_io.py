@@ -11,7 +11,7 @@ from workloads.gpt2.graph import build_gpt2_graph
 GRAPH = build_gpt2_graph(NAMED_CONFIGS["gpt2"], "prefill", seq=4)
 NAMES = [p.name for p in GRAPH.projections]
 HW = HwConfig(source="hwconfigs/test.yaml", digital=DigitalConfig(cores=2),
-              analog=AnalogConfig(tiles=2000, rows=256, cols=256))
+              analog=AnalogConfig(tiles=2000, rows=256, cols=256, reduction_col_blocks=0))  # one reduction core each
 
 
 def write(tmp_path, text, name="mapping.yaml"):

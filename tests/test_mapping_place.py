@@ -15,10 +15,11 @@ LM_HEAD_TILES = 3 * 197
 ALL_ANALOG_TILES = 12 * TILES_PER_BLOCK + LM_HEAD_TILES  # 1887
 
 
-def hw(tiles, *, cores=4, multiplex=False):
+def hw(tiles, *, cores=4, multiplex=False, reduction_col_blocks=1):
     return HwConfig(name="test", source="hwconfigs/test.yaml", digital=DigitalConfig(cores=cores),
                     analog=AnalogConfig(tiles=tiles, rows=256, cols=256,
-                                        allow_time_multiplexing=multiplex))
+                                        allow_time_multiplexing=multiplex,
+                                        reduction_col_blocks=reduction_col_blocks))
 
 
 def test_all_analog_splits_into_blocks_on_contiguous_tiles():
@@ -39,7 +40,7 @@ def test_all_analog_splits_into_blocks_on_contiguous_tiles():
 def test_reduction_core_is_nearest_the_tiles_and_digital_uses_all_cores():
     targets = {"transformer.h.0.attn.c_attn": ANALOG, "transformer.h.0.mlp.c_fc": ANALOG,
                "transformer.h.1.attn.c_attn": ANALOG, "transformer.h.2.mlp.c_fc": ANALOG}
-    mapping = map_workload(GRAPH, hw(200, cores=3), targets)
+    mapping = map_workload(GRAPH, hw(200, cores=3, reduction_col_blocks=0), targets)
     # 204 nodes on a 15-wide mesh; digital slots floor((2k+1) * 204 / 8) = 25, 76, 127, 178:
     # core0 (10,1), core1 (1,5), core2 (7,8). h0.c_attn = tiles 0..26 = slots 0..24, 26, 27:
     # centroid (173/27, 12/27) = (6.41, 0.44): distances 4.15, 9.96, 8.15 -> core 0.
@@ -132,3 +133,11 @@ def test_resident_subset_multiplexing_maps_only_what_fits_at_once_and_never_repr
     assert per_pass.program_rounds > 1 and subset.program_rounds == 1
     used = sum(len(p.tiles) for p in subset.placements if p.is_analog)
     assert 0 < used <= 64 and len(subset.analog_projections()) < len(per_pass.analog_projections())
+
+
+def test_each_column_block_group_reduces_on_the_core_nearest_its_tiles():
+    mapping = map_workload(GRAPH, hw(200, cores=3), {"transformer.h.0.mlp.c_fc": ANALOG})
+    placement = mapping.placement("transformer.h.0.mlp.c_fc")  # 3 x 12 blocks on tiles 0..35
+    assert len(placement.cores) == placement.col_blocks == 12
+    grouped = map_workload(GRAPH, hw(200, cores=3, reduction_col_blocks=5), {"transformer.h.0.mlp.c_fc": ANALOG})
+    assert len(grouped.placement("transformer.h.0.mlp.c_fc").cores) == 3  # ceil(12 / 5) groups

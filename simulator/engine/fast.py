@@ -14,6 +14,10 @@ tasks in benchmarks/engine_speed.py):
   * Queue and heap keys are single int64s, cycle << event_bits | event id, so the
     (cycle, task_id) order is plain integer order.
   * A resource is put on the per-cycle pick list only when it will really pick.
+  * A start-to-start edge (the TaskGraph's lag CSR) is one more event: when its
+    predecessor starts, its release is put in the calendar `lag` cycles ahead (event id
+    n_tasks + edge, linked through its own array), and counts the successor down like a
+    finish. Graphs without such edges skip the check per start.
 The graph is far too big for the caches and the tasks running at one time lie far
 apart in id order, so the loop is bound by cache misses, not by instructions. Hence:
   * What the loop touches of a task at its start and finish is one 16-byte record

@@ -711,23 +711,30 @@ class Lowerer:
         mvms = builder.add_tasks(tiles, tokens * self.mvm_cycles, energy, "mvm")
         self._connect(builder, mvms, arrivals)
 
-        core = placement.cores[0]
-        core_node = self.topology.core_node(core)
-        moved = tile_nodes != core_node
-        gather = self.topology.gather(tile_nodes[moved], core_node)
-        # every tile's partial sums are distinct data: a merged link carries all that cross it
-        links = self._merged_transfer(builder, gather, (tokens * cols * act)[moved], np.arange(int(moved.sum())))
-        builder.add_edges(links[gather.first], mvms[moved])
-        cycles, reduce_energy = digital_cost.reduce_cost(self.hw.digital, op.tokens, op.out_features,
-                                                         placement.row_blocks, op.has_bias)
-        # partial sums written to SRAM as they arrive and read by the reduction; output written
-        sram_bytes = 2 * int((tokens * cols).sum()) * act + op.tokens * op.out_features * act
-        reduce_energy = dict(reduce_energy, sram=sram_bytes * self.hw.digital.sram_energy_pj_per_byte)
-        builder.sram_bytes += sram_bytes
-        reduce = builder.add_task(self.core_base + core, cycles, reduce_energy, "reduce")
-        builder.add_edges(reduce, np.concatenate([np.unique(links[gather.last]), mvms[~moved]]))
-        output = OutputPiece(self.topology.core_node(core), op.tokens * op.out_features * act, (reduce,))
-        return builder.build((output,), mvm_tasks=mvms, mvm_tiles=tiles, mvm_cells=rows * cols)
+        # partial sums: column-block group g (of ceil(C / G) consecutive blocks) reduces on cores[g]
+        per_group = -(-placement.col_blocks // len(placement.cores))
+        tile_group = col[used] // per_group
+        outputs = []
+        for group in np.unique(tile_group).tolist():
+            in_group = tile_group == group
+            core = placement.cores[group]
+            core_node = self.topology.core_node(core)
+            moved = in_group & (tile_nodes != core_node)
+            gather = self.topology.gather(tile_nodes[moved], core_node)
+            # every tile's partial sums are distinct data: a merged link carries all that cross it
+            links = self._merged_transfer(builder, gather, (tokens * cols * act)[moved], np.arange(int(moved.sum())))
+            builder.add_edges(links[gather.first], mvms[moved])
+            out_features = int(col_sizes[group * per_group:(group + 1) * per_group].sum())
+            cycles, reduce_energy = digital_cost.reduce_cost(self.hw.digital, op.tokens, out_features,
+                                                             placement.row_blocks, op.has_bias)
+            # partial sums written to SRAM as they arrive and read by the reduction; output written
+            sram_bytes = 2 * int((tokens * cols)[in_group].sum()) * act + op.tokens * out_features * act
+            reduce_energy = dict(reduce_energy, sram=sram_bytes * self.hw.digital.sram_energy_pj_per_byte)
+            builder.sram_bytes += sram_bytes
+            reduce = builder.add_task(self.core_base + core, cycles, reduce_energy, "reduce")
+            builder.add_edges(reduce, np.concatenate([np.unique(links[gather.last]), mvms[in_group & ~moved]]))
+            outputs.append(OutputPiece(core_node, op.tokens * out_features * act, (reduce,)))
+        return builder.build(tuple(outputs), mvm_tasks=mvms, mvm_tiles=tiles, mvm_cells=rows * cols)
 
     # ---- data movement ----------------------------------------------------------------
 
@@ -817,6 +824,9 @@ class Lowerer:
             raise UserError(f"{where}: cores {list(placement.cores)} must be non-empty ids in 0..{cores - 1}")
         if not placement.is_analog:
             return
+        if len(placement.cores) > placement.col_blocks:
+            raise UserError(f"{where}: at most one reduction core per column block ({placement.col_blocks}), "
+                            f"got {len(placement.cores)} cores")
         analog = self.hw.analog
         want = (-(-projection.in_features // analog.rows), -(-projection.out_features // analog.cols))
         if (placement.row_blocks, placement.col_blocks) != want:

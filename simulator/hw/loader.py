@@ -45,7 +45,7 @@ FRACTIONS = {"analog.device.stuck_at_zero_frac", "analog.device.stuck_at_gmax_fr
 POSITIVE = {
     "system.clock_ghz",
     "analog.rows", "analog.cols", "analog.adcs_per_tile", "analog.mvm_latency_ns",
-    "analog.device.g_max_uS", "analog.device.t0_s", "analog.device.t_read_s",
+    "analog.device.g_max_uS", "analog.device.t0_s", "analog.device.t_read_s", "analog.device.endurance_cycles",
     "analog.periphery.inp_bound", "analog.periphery.out_bound",
     "analog.periphery.max_bound_iterations",
     "digital.cores", "digital.macs_per_cycle", "digital.simd_lanes", "digital.exp_per_cycle",

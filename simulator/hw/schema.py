@@ -38,6 +38,9 @@ class DeviceConfig:
     # ReRAM-like: lognormal programming spread, power-law relaxation with a fixed exponent
     reram_sigma: float = 0.05  # relative programming spread
     reram_relax_nu: float = 0.01  # conductance relaxation exponent (t / t0)^-nu
+    # Write endurance: program cycles a device survives; None: not modelled. PCM ~1e8
+    # (Burr et al., J. Vac. Sci. Technol. B 28, 223 (2010): 1e6-1e9 reported, ~1e8 typical)
+    endurance_cycles: float | None = None
     # Faults, sampled once per chip realisation
     stuck_at_zero_frac: float = 0.0
     stuck_at_gmax_frac: float = 0.0
@@ -107,6 +110,9 @@ class AnalogConfig:
     # or resident_subset (only what fits the tiles at once is analog, no reprogramming; the
     # rest runs digital)
     multiplexing: str = "reprogram_per_pass"  # reprogram_per_pass | resident_subset
+    # partial sums of each group of this many consecutive column blocks are reduced on the
+    # core nearest that group's tiles; 0: all column blocks of a projection on one core
+    reduction_col_blocks: int = 1
     program_time_per_tile_us: float = 0.0
     program_energy_per_tile_nj: float = 0.0
     device: DeviceConfig = field(default_factory=DeviceConfig)

@@ -4,7 +4,8 @@ Analog placements split the weight (out x in) into blocks of at most rows x cols
 inputs on rows and outputs on columns: block (r, c) covers inputs
 [r*rows, (r+1)*rows) and outputs [c*cols, (c+1)*cols) and sits on
 `tiles[r * col_blocks + c]` (times `replicas`, replica k using the next
-row_blocks*col_blocks entries). Row-block partial sums are reduced on `cores[0]`.
+row_blocks*col_blocks entries). Row-block partial sums are reduced on `cores`: with G
+cores, column block c belongs to group c // ceil(col_blocks / G), reduced on cores[g] (one core: all on cores[0]); ops that follow run on cores[0].
 Digital placements run on the core group `cores`.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ DIGITAL = "digital"
 class Placement:
     projection: str
     target: str  # ANALOG | DIGITAL
-    cores: tuple[int, ...] = (0,)  # digital: core group; analog: reduction core first
+    cores: tuple[int, ...] = (0,)  # digital: core group; analog: one reduction core per column-block group
     tiles: tuple[int, ...] = ()  # analog: tile id per block (row-block major), per replica
     row_blocks: int = 0
     col_blocks: int = 0

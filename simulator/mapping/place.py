@@ -4,9 +4,13 @@ Policy, chosen to be predictable for architects reading a trace:
   * Analog projections get contiguous tile ids in model order; within a projection,
     block (r, c) sits on tiles[r * col_blocks + c] (see `simulator.mapping.mapping`).
   * Row-block partial sums are reduced on the core nearest (Manhattan distance on the
-    mesh, see `simulator.interconnect.mesh`) to the centroid of the projection's tiles,
-    ties to the lowest core id, so partial sums travel few hops. On a bus every core is
-    equally near: core 0.
+    mesh, see `simulator.interconnect.mesh`) to the centroid of the tiles that produce
+    them, ties to the lowest core id, so partial sums travel few hops. With
+    `analog.reduction_col_blocks` = k > 0, the column blocks are split into groups of k
+    consecutive blocks, each reduced on the core nearest its own tiles (Placement.cores
+    lists one core per group), so no core receives a large projection's whole partial
+    sums; 0 reduces every block on one core. On a bus every core is equally near: the
+    groups go round-robin over the cores (one group: core 0).
   * Digital projections run on the group of all cores (their MACs are split over it).
   * "all-analog" means analog *where it fits* (`fitting_analog_targets`): without
     time-multiplexing, projections are taken in model order while tiles remain (one that
@@ -107,13 +111,28 @@ def place_targets(graph: Graph, hw: HwConfig, targets: dict[str, str], *,
     for projection, (rows, cols), (round_index, first_tile) in zip(analog_projections, grids, slots):
         tiles = tuple(range(first_tile, first_tile + rows * cols * replicas))
         analog_placements[projection.name] = Placement(
-            projection.name, ANALOG, cores=(reduction_core(topology, tiles),), tiles=tiles, row_blocks=rows,
+            projection.name, ANALOG, cores=reduction_cores(topology, tiles, rows, cols, replicas,
+                                                           hw.analog.reduction_col_blocks),
+            tiles=tiles, row_blocks=rows,
             col_blocks=cols, replicas=replicas, program_round=round_index)
     all_cores = tuple(range(hw.digital.cores))
     placements = tuple(analog_placements.get(p.name, Placement(p.name, DIGITAL, cores=all_cores))
                        for p in graph.projections)
     rounds = slots[-1][0] + 1 if slots else 1
     return Mapping(placements, strategy=strategy, program_rounds=rounds)
+
+
+def reduction_cores(topology: Topology, tiles: tuple[int, ...], row_blocks: int, col_blocks: int, replicas: int,
+                    col_blocks_per_group: int) -> tuple[int, ...]:
+    """One reduction core per group of `col_blocks_per_group` consecutive column blocks
+    (0: one group), each the core nearest its group's tiles (all rows and replicas)."""
+    n_groups = -(-col_blocks // (col_blocks_per_group or col_blocks))
+    per_group = -(-col_blocks // n_groups)  # the lowering's grouping for len(cores) groups
+    if topology.kind == "bus":  # every core is equally near: spread the groups round-robin
+        return tuple(g % topology.n_cores for g in range(n_groups))
+    grid = np.array(tiles, dtype=np.int64).reshape(replicas, row_blocks, col_blocks)
+    return tuple(reduction_core(topology, tuple(grid[:, :, g * per_group:(g + 1) * per_group].ravel().tolist()))
+                 for g in range(n_groups))
 
 
 def reduction_core(topology: Topology, tiles: tuple[int, ...]) -> int:

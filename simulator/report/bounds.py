@@ -4,7 +4,8 @@ held against a floor it must not beat.
 
 Latency terms (the bound is the largest; it "binds"):
 - `dependency`: the longest chain of ops, each at its own floor on the resources it may use
-  (an analog Linear: one MVM per token of a replica, one after another on a tile; a digital
+  (an analog Linear: one MVM per token of a replica, one after another on a tile, or its
+  busiest reduction core's share of the partial-sum additions if that is longer; a digital
   Linear: its MACs on its core group; any other digital op: its work spread over every
   core; an embedding or a KV access that must reach DRAM: the DRAM latency plus its bytes
   at full bandwidth). Transfers cost nothing here. In prefill and encoder passes each op
@@ -78,7 +79,7 @@ class _OpWork:
     energy_pj: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
     tile_cycles: list = field(default_factory=list)  # (tiles, cycles each)
-    reduce_cores: tuple = ()
+    reduce_bytes: dict = field(default_factory=dict)  # reduction core -> partial-sum bytes into it
 
 
 def _signature(op: Op) -> tuple:
@@ -98,11 +99,11 @@ def _op_work(op: Op, graph: Graph, placements: dict, hw: HwConfig, topology, mvm
         if p.is_analog:
             w.floor_ns, w.core_cycles = _analog_linear(op, p, hw, mvm_cycles, w)
             if pipelined:  # one token per sequence through one tile
+                busiest_share = max(_outputs_per_reduction_core(op, p, hw.analog).values()) / op.out_features
                 w.floor_ns = max(math.ceil(graph.batch / p.replicas) * mvm_cycles,
-                                 w.core_cycles * share / len(p.cores)) / f
-            into, w.bisection_bytes = _partial_sum_traffic(op, p, hw, topology)
-            w.counts["noc_partial_sum_bytes"] = into
-            w.reduce_cores = tuple(p.cores)
+                                 w.core_cycles * share * busiest_share) / f
+            w.reduce_bytes, w.bisection_bytes = _partial_sum_traffic(op, p, hw, topology)
+            w.counts["noc_partial_sum_bytes"] = sum(w.reduce_bytes.values())
         else:
             bias_ops = op.tokens * op.out_features if op.has_bias else 0
             w.core_cycles = op.macs / d.macs_per_cycle + bias_ops / d.simd_lanes
@@ -229,9 +230,8 @@ def lower_bound(graph: Graph, mapping: Mapping, hw: HwConfig) -> Bound:
             counts[name] += n * value
         for tiles, cycles in work.tile_cycles:
             tile_busy_cycles[list(tiles)] += n * cycles
-        if work.reduce_cores:
-            share_bytes = work.counts["noc_partial_sum_bytes"] / len(work.reduce_cores)
-            reduce_bytes_into_core[list(work.reduce_cores)] += n * share_bytes
+        for core, nbytes in work.reduce_bytes.items():
+            reduce_bytes_into_core[core] += n * nbytes
 
     program_counts = _reprogrammings_per_tile(mapping, passes, a.tiles) if a.tiles else np.zeros(1)
     program_cycles = max(1, math.ceil(round(a.program_time_per_tile_us * 1000 * f, 6)))
@@ -280,8 +280,22 @@ def _analog_linear(op: Op, p: Placement, hw: HwConfig, mvm_cycles: int, w: _OpWo
     reduce_ops = op.tokens * op.out_features * (n_rows + (1 if op.has_bias else 0))
     w.energy_pj["digital_mac"] = reduce_ops * d.simd_op_energy_pj
     reduce_cycles = reduce_ops / d.simd_lanes
-    t_ns = max(per_replica * mvm_cycles, reduce_cycles / len(p.cores)) / hw.system.clock_ghz
+    # the busiest reduction core takes its column blocks' share of the reduction
+    busiest_share = max(_outputs_per_reduction_core(op, p, a).values()) / op.out_features
+    t_ns = max(per_replica * mvm_cycles, reduce_cycles * busiest_share) / hw.system.clock_ghz
     return t_ns, reduce_cycles
+
+
+def _outputs_per_reduction_core(op: Op, p: Placement, a) -> dict[int, int]:
+    """Output columns each reduction core reduces: column block c belongs to group
+    c // ceil(col_blocks / len(cores)), reduced on cores[group] (mapping.py)."""
+    cols = _block_shapes(op.out_features, a.cols)
+    per_group = math.ceil(len(cols) / len(p.cores))
+    outputs: dict[int, int] = {}
+    for c, width in enumerate(cols):
+        core = p.cores[c // per_group]
+        outputs[core] = outputs.get(core, 0) + width
+    return outputs
 
 
 @functools.lru_cache(maxsize=4096)
@@ -295,29 +309,32 @@ def _mvm_energy_per_token_pj(a, in_features: int, out_features: int) -> dict[str
     return total
 
 
-def _partial_sum_traffic(op: Op, p: Placement, hw: HwConfig, topology) -> tuple[float, float]:
-    """(bytes of partial sums into the reduction cores, bytes of them crossing the mesh middle)."""
+def _partial_sum_traffic(op: Op, p: Placement, hw: HwConfig, topology) -> tuple[dict[int, float], float]:
+    """(partial-sum bytes into each reduction core, bytes of them crossing the mesh middle)."""
     a, act = hw.analog, hw.digital.activation_bytes
     cols = _block_shapes(op.out_features, a.cols)
     n_rows = math.ceil(op.in_features / a.rows)
     blocks = n_rows * len(cols)
+    per_group = math.ceil(len(cols) / len(p.cores))
+    block_core = [p.cores[(i % len(cols)) // per_group] for i in range(blocks)]  # row-block major
     per_replica = math.ceil(op.tokens / p.replicas)
-    total, crossing = 0.0, 0.0
-    core_nodes = [topology.core_node(c) for c in p.cores]
-    cx, cy = topology.node_xy(core_nodes)
-    width, height = _mesh_shape(topology)
+    into: dict[int, float] = {}
+    crossing = 0.0
+    mesh = hw.interconnect.topology == "mesh"
+    if mesh:
+        width, height = _mesh_shape(topology)
+        cx, cy = topology.node_xy([topology.core_node(c) for c in block_core])
     for k in range(p.replicas):
         tokens_k = min(per_replica, max(0, op.tokens - k * per_replica))
-        tiles = p.tiles[k * blocks:(k + 1) * blocks]
-        tx, ty = topology.node_xy([topology.tile_node(t) for t in tiles])
         block_bytes = np.array([tokens_k * cols[i % len(cols)] * act for i in range(blocks)], dtype=float)
-        total += float(block_bytes.sum())
-        if hw.interconnect.topology == "mesh":
-            # a share 1/|cores| of every block goes to each reduction core
-            for x, y in zip(cx, cy):
-                crosses = ((tx < width / 2) != (x < width / 2)) | ((ty < height / 2) != (y < height / 2))
-                crossing += float(block_bytes[crosses].sum()) / len(core_nodes)
-    return total, crossing
+        for core, nbytes in zip(block_core, block_bytes):
+            into[core] = into.get(core, 0.0) + float(nbytes)
+        if mesh:
+            tiles = p.tiles[k * blocks:(k + 1) * blocks]
+            tx, ty = topology.node_xy([topology.tile_node(t) for t in tiles])
+            crosses = ((tx < width / 2) != (cx < width / 2)) | ((ty < height / 2) != (cy < height / 2))
+            crossing += float(block_bytes[crosses].sum())
+    return into, crossing
 
 
 def _mesh_shape(topology) -> tuple[int, int]:
