@@ -63,7 +63,11 @@ PUBLISHED = (
     Published("bert-base b8", "tops", 359.8, "TOP/s", B25),
     Published("bert-base b8", "tops_per_w", 28.3, "TOPS/W", B25),
     Published("bert-base b8", "continuous_tops", 957.5, "TOP/s", B25 + ", continuous input", None),
+    # The same latency figure read as the pipeline depth: one sentence alone in the machine.
+    # Cheap enough for every CI run (chunks of 2), so the latency band is checked there.
+    Published("bert-base b1", "latency_ms", 0.35, "ms", B25 + "; one sentence alone, chunks of 2"),
 )
+SINGLE_SENTENCE_CHUNK_TOKENS = 2
 
 # Parameters of ibm_fabric_bert the papers do not give (docs/validation.md says why each matters):
 # each at half and double the preset's value.
@@ -80,7 +84,9 @@ SENSITIVITY_KEYS = (
 # Tile static power is 0 in the preset (not published per tile); [Bu25]'s 24.12 mW passive power,
 # which its table gives for 5 DPUs + 4 MHA units, read per tile instead (as hwconfigs/analog_fabric
 # does on the timing branch), and half and double that.
-EXTRA_POINTS = (("analog.static_power_mw", (12.06, 24.12, 48.24)),)
+# Partial-sum reduction groups: 1 (preset, a light core per 512-column block), 2, and 0 (one core
+# per projection, the timing model's rule before distributed reduction).
+EXTRA_POINTS = (("analog.static_power_mw", (12.06, 24.12, 48.24)), ("analog.reduction_col_blocks", (0, 2)))
 
 
 def peak_figures(preset: str) -> dict:
@@ -116,6 +122,13 @@ def bert_figures(overrides: dict | None = None, chunk_tokens: int = CHUNK_TOKENS
     }
 
 
+def single_sentence_latency_ms(chunk_tokens: int = SINGLE_SENTENCE_CHUNK_TOKENS) -> float:
+    """One BERT-base sentence alone on ibm_fabric_bert: the pipeline's depth, in ms."""
+    sim = simulate_workload(load_hw(BERT_PRESET), BERT_RUN["workload"], BERT_RUN["phase"], "all-analog",
+                            engine="fast", batch=1, seq=BERT_RUN["seq"], chunk_tokens=chunk_tokens)
+    return float(sequence_latencies_ns(sim.task_graph, sim.schedule, sim.graph)[0]) / 1e6
+
+
 def _sequence_ends_ns(sim) -> list[float]:
     import numpy as np
     tg, schedule, starts = sim.task_graph, sim.schedule, sim.graph.meta["sequence_op_start"]
@@ -128,7 +141,8 @@ def _sequence_ends_ns(sim) -> list[float]:
 def measure(chunk_tokens: int = CHUNK_TOKENS) -> list[dict]:
     """Every published figure with its simulated counterpart and their ratio."""
     simulated = {"hermes64 peak": peak_figures("hermes64"), "ibm_fabric tile": peak_figures(BERT_PRESET),
-                 "bert-base b8": bert_figures(chunk_tokens=chunk_tokens)}
+                 "bert-base b8": bert_figures(chunk_tokens=chunk_tokens),
+                 "bert-base b1": {"latency_ms": single_sentence_latency_ms()}}
     rows = []
     for p in PUBLISHED:
         value = simulated[p.case][p.figure]
