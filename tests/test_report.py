@@ -175,3 +175,42 @@ def test_decode_header_says_prompt_and_new_tokens():
     line = workload_line({"model": "gpt2", "phase": "decode", "batch": 1, "tokens": 32,
                           "prompt_tokens": 128, "new_tokens": 32})
     assert line == "gpt2 decode: 32 new tokens after a 128-token prompt, batch 1"
+
+
+def test_programming_warning_above_half_of_latency_or_energy(run):
+    report = run[3]
+    quiet = dataclasses.replace(report, programming={"tile_programmings": 4, "latency_share": 0.5,
+                                                     "energy_share": 0.2})
+    assert quiet.programming_warnings() == []
+    loud = dataclasses.replace(report, programming={"tile_programmings": 4, "latency_share": 0.9,
+                                                    "energy_share": 0.6})
+    warnings = loud.programming_warnings()
+    assert len(warnings) == 2 and "90 % of the latency" in warnings[0] and "60 % of the energy" in warnings[1]
+
+
+def test_decode_workloads_of_different_prompts_are_told_apart():
+    from simulator.report.build import workload_summary
+    from workloads.registry import build_graph
+
+    short, long = (workload_summary(build_graph("gpt2", "decode", seq=seq, new_tokens=8)) for seq in (16, 128))
+    assert (short["prompt_tokens"], long["prompt_tokens"]) == (16, 128)
+    assert short["new_tokens"] == long["new_tokens"] == 8 and short != long
+    prefill = workload_summary(build_graph("gpt2", "prefill", seq=16, chunk_tokens=4))
+    assert (prefill["chunks"], prefill["chunk_tokens"], prefill["new_tokens"]) == (4, 4, 0)
+
+
+def test_memory_and_bottleneck_sections_of_a_real_run():
+    from simulator.hw.loader import load_hw
+    from simulator.run import simulate_workload
+
+    report = simulate_workload(load_hw("tiny"), "gpt2-pydoc", "decode", seq=8, new_tokens=2).report
+    memory = report.memory
+    assert set(memory["bytes_per_level"]) == {"sram", "dram", "noc_byte_hops"}
+    assert len(memory["sram_resident_bytes_per_core"]) == 2
+    assert max(memory["sram_resident_bytes_per_core"].values()) <= memory["sram_capacity_bytes"]
+    path = report.critical_path
+    assert sum(path["by_category"].values()) == path["latency_cycles"] == report.latency_cycles
+    assert sum(path["by_op_kind"].values()) + path["by_category"]["wait"] == report.latency_cycles
+    text = format_report(report)
+    assert "memory (bytes moved)" in text and "bottleneck (critical path" in text
+    assert "bound " in text.splitlines()[1]

@@ -61,6 +61,7 @@ def run(args) -> int:
     for path in (args.json, args.trace, args.h5):
         if path:
             print(f"wrote {path}")
+    sys.stdout.flush()  # the warnings follow the report, also when both go to one terminal
     for line in sim.report.programming_warnings():
         print(line, file=sys.stderr)
     return 0

@@ -99,7 +99,7 @@ def _op_work(op: Op, graph: Graph, placements: dict, hw: HwConfig, topology, mvm
         if p.is_analog:
             w.floor_ns, w.core_cycles = _analog_linear(op, p, hw, mvm_cycles, w)
             if pipelined:  # one token per sequence through one tile
-                busiest_share = max(_outputs_per_reduction_core(op, p, hw.analog).values()) / op.out_features
+                busiest_share = _busiest_reduction_share(op, p, hw.analog)
                 w.floor_ns = max(math.ceil(graph.batch / p.replicas) * mvm_cycles,
                                  w.core_cycles * share * busiest_share) / f
             w.reduce_bytes, w.bisection_bytes = _partial_sum_traffic(op, p, hw, topology)
@@ -281,9 +281,15 @@ def _analog_linear(op: Op, p: Placement, hw: HwConfig, mvm_cycles: int, w: _OpWo
     w.energy_pj["digital_mac"] = reduce_ops * d.simd_op_energy_pj
     reduce_cycles = reduce_ops / d.simd_lanes
     # the busiest reduction core takes its column blocks' share of the reduction
-    busiest_share = max(_outputs_per_reduction_core(op, p, a).values()) / op.out_features
+    busiest_share = _busiest_reduction_share(op, p, a)
     t_ns = max(per_replica * mvm_cycles, reduce_cycles * busiest_share) / hw.system.clock_ghz
     return t_ns, reduce_cycles
+
+
+def _busiest_reduction_share(op: Op, p: Placement, a) -> float:
+    """Fraction of the projection's outputs its busiest reduction core reduces."""
+    outputs = _outputs_per_reduction_core(op, p, a)
+    return max(outputs.values()) / op.out_features if outputs else 0.0
 
 
 def _outputs_per_reduction_core(op: Op, p: Placement, a) -> dict[int, int]:

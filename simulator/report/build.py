@@ -94,7 +94,8 @@ class Report:
             if share > PROGRAMMING_WARN_SHARE:
                 lines.append(f"warning: weight programming is {100 * share:.0f} % of the {figure} "
                              f"({self.programming.get('tile_programmings', 0):,} tile programmings); "
-                             "fewer analog projections or more tiles avoid reprogramming")
+                             "more tiles, fewer analog projections or analog.multiplexing: "
+                             "resident_subset avoid reprogramming")
         return lines
 
 

@@ -156,14 +156,14 @@ def _sum_by(codes: np.ndarray, cycles: np.ndarray, names, none: str = "none") ->
 
 def _op_kinds(task_op: np.ndarray, cycles: np.ndarray, graph: Graph | None,
               analog_projections: frozenset[str]) -> dict[str, int]:
-    """Cycles per graph op kind; Linear split by target; tasks of no op (programming) as 'none'."""
+    """Cycles per graph op kind; Linear split by target; tasks of no op (tile programming) as 'programming'."""
     result: dict[str, int] = {}
     if graph is None:
         return result
     sums = np.bincount(task_op + 1, weights=cycles, minlength=len(graph.ops) + 1)
     for op_plus_one in np.flatnonzero(sums):
         if op_plus_one == 0:
-            name = "none"
+            name = "programming"
         else:
             op = graph.ops[op_plus_one - 1]
             name = op.kind
