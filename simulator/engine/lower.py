@@ -33,6 +33,7 @@ Policies (formulas in docs/timing_model.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from collections import Counter
 from itertools import chain
 
 import numpy as np
@@ -239,23 +240,28 @@ class Lowerer:
         anchor = _anchor_linear(self._dep_consumer, self._dep_producer, is_linear, self._is_dram_op)
         self._anchor_projection = np.where(anchor >= 0, self._op_projection[anchor], -1)
         self._kv_ref = self._kv_anchor_ops()
+        self._uses = Counter(op.projection for op in ops if op.kind == OpKind.LINEAR)  # ops per projection
         self._wirings: dict[bytes, _Wiring] = {}  # by op cores: one per distinct choice of reduction cores
         self._checked: set[tuple[Placement, int]] = set()
 
     def _kv_anchor_ops(self) -> dict[int, int]:
         """KV op -> the op whose core holds its cache: a write's latest producer (the K/V
-        Linear), a read's first consumer (the attention that uses it)."""
-        ref = {}
-        for op in self.graph.ops:
-            if op.kind == OpKind.KV_WRITE and op.deps:
-                ref[op.id] = max(op.deps)
-            for dep in op.deps:
-                if self.graph.ops[dep].kind == OpKind.KV_READ and dep not in ref:
-                    ref[dep] = op.id
-        for op in self.graph.ops:  # a KV op without either: core 0's (op_core of a DRAM op)
-            if op.kind in (OpKind.KV_READ, OpKind.KV_WRITE):
-                ref.setdefault(op.id, op.id)
-        return dict(sorted(ref.items()))
+        Linear), a read's first consumer (the attention that uses it); a KV op with
+        neither: itself (core 0, as for any DRAM op). Vectorised over the dep pairs, which
+        number O(chunks^2) in chunked prefill."""
+        kinds = np.array([op.kind for op in self.graph.ops], dtype=object)
+        is_write, is_read = kinds == OpKind.KV_WRITE, kinds == OpKind.KV_READ
+        ref = np.where(is_write | is_read, np.arange(len(kinds)), -1)
+        consumer, producer = self._dep_consumer, self._dep_producer
+        writes = is_write[consumer]
+        latest = np.full(len(kinds), -1, dtype=np.int64)
+        np.maximum.at(latest, consumer[writes], producer[writes])
+        ref = np.where(latest >= 0, latest, ref)
+        reads = np.flatnonzero(is_read[producer])
+        readers, first = np.unique(producer[reads], return_index=True)  # first consumer in op order
+        ref[readers] = consumer[reads[first]]
+        kv = np.flatnonzero(ref >= 0)
+        return dict(zip(kv.tolist(), ref[kv].tolist()))
 
     def _wiring(self, placements: dict[str, Placement]) -> _Wiring:
         """Where single-node ops run under these placements, and their deps split into fresh
@@ -433,11 +439,12 @@ class Lowerer:
         moved[2] += units.noc_byte_hops if units is not None else 0
         weight_bytes = self.hw.digital.weight_bytes
         streamed = 0
-        for op in self.graph.ops:
-            flags = plan.weight_resident.get(op.projection) if op.kind == OpKind.LINEAR else None
+        for projection in self.graph.projections:  # each use of a non-resident slice streams it
+            flags = plan.weight_resident.get(projection.name)
             if flags and not all(flags):
-                slices = split_evenly(op.out_features, len(flags))
-                streamed += int(sum(op.in_features * int(c) * weight_bytes for c, f in zip(slices, flags) if not f))
+                slices = split_evenly(projection.out_features, len(flags))
+                per_use = sum(projection.in_features * int(c) * weight_bytes for c, f in zip(slices, flags) if not f)
+                streamed += int(per_use) * self._uses[projection.name]
         return MemoryTraffic(sram_capacity_bytes=plan.capacity_bytes,
                              weight_resident_bytes=tuple(int(b) for b in plan.weight_used),
                              kv_resident_bytes=tuple(int(b) for b in plan.kv_peak), weight_streamed_bytes=streamed,

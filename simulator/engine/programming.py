@@ -22,7 +22,7 @@ from simulator.engine.taskgraph import ENERGY_COMPONENTS, TASK_KINDS
 from simulator.hw.schema import HwConfig
 from simulator.interconnect.cost import forward_lags, hop_cycles_many
 from simulator.interconnect.mesh import Topology
-from simulator.memory.cost import dram_latency_cycles, dram_stream_cycles, ns_to_cycles
+from simulator.memory.cost import dram_bytes_per_cycle, dram_latency_cycles, ns_to_cycles
 
 _ENERGY = {name: i for i, name in enumerate(ENERGY_COMPONENTS)}
 _KIND = {name: i for i, name in enumerate(TASK_KINDS)}
@@ -77,7 +77,8 @@ def program_units(tiles: np.ndarray, cells: np.ndarray, hw: HwConfig, topology: 
     resource[is_channel] = dram_resource
     resource[is_link] = link_base + links
     resource[is_program] = tiles
-    channel_cycles = np.array([dram_stream_cycles(hw.memory, clock, int(b)) for b in nbytes], dtype=np.int64)
+    # dram_stream_cycles, vectorised: ceil_div(bytes, bytes per cycle) with its rounding
+    channel_cycles = np.maximum(1, np.ceil(np.round(nbytes / dram_bytes_per_cycle(hw.memory, clock), 6))).astype(np.int64)
     link_cycles = hop_cycles_many(ic, nbytes)
     duration = np.empty(total, dtype=np.int64)
     duration[is_delay] = dram_latency_cycles(hw.memory, clock)

@@ -7,15 +7,15 @@ Latency terms (the bound is the largest; it "binds"):
   (an analog Linear: one MVM per token of a replica, one after another on a tile, or its
   busiest reduction core's share of the partial-sum additions if that is longer; a digital
   Linear: its MACs on its core group; any other digital op: its work spread over every
-  core; an embedding or a KV access that must reach DRAM: the DRAM latency plus its bytes
-  at full bandwidth). Transfers cost nothing here. In prefill and encoder passes each op
-  counts one token of each sequence (its share of the op's work), because the tokens can
-  pipeline through the layers: the floor then holds for any chunking of the same pass.
+  core; an embedding: the DRAM latency plus its bytes at full bandwidth; a KV access: its
+  bytes through every core's SRAM port). Transfers cost nothing here. In prefill and
+  encoder passes each op counts one token of each sequence (its share of the op's work),
+  because the tokens can pipeline through the layers: the floor then holds for any
+  chunking of the same pass.
 - `tiles`: the busiest tile's MVMs plus its reprogrammings.
 - `cores`: all digital work at every core's peak rate, perfectly balanced.
 - `sram`: the resident digital weights (once per pass) and the KV entries held in SRAM
-  (every read), through every core's SRAM port at once. In the chain, a KV read held in
-  SRAM costs its bytes through every core's port.
+  (every read), through every core's SRAM port at once.
 - `dram`: the bytes that must cross the DRAM interface, at full bandwidth.
 - `noc_dram_port`: the DRAM bytes through the links of the DRAM controller's node (a DRAM
   byte reaches a core or a tile over the network).
@@ -114,11 +114,9 @@ def _op_work(op: Op, graph: Graph, placements: dict, hw: HwConfig, topology, mvm
         w.dram_bytes = op.dram_elements * act
         w.floor_ns = mem.dram_latency_ns + w.dram_bytes * share / mem.dram_bandwidth_gb_s
     elif op.kind in (OpKind.KV_READ, OpKind.KV_WRITE):
-        nbytes = op.dram_elements * act * share
-        if kv_excess:
-            w.floor_ns = mem.dram_latency_ns + nbytes / mem.dram_bandwidth_gb_s
-        else:
-            w.floor_ns = nbytes / (d.cores * d.sram_bytes_per_cycle) / f
+        # on the chain at SRAM speed: which entries spill is a placement choice (the bytes
+        # beyond the SRAM are in the dram term)
+        w.floor_ns = op.dram_elements * act * share / (d.cores * d.sram_bytes_per_cycle) / f
         if op.kind == OpKind.KV_READ and not kv_excess:
             w.counts["sram_kv_bytes"] = op.dram_elements * act
     else:
