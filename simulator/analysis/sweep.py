@@ -249,58 +249,6 @@ def run_on_dask(client):
 
 
 def plot_sweep(points: list[dict], axes, png_path: str) -> None:
-    """Latency, energy (and accuracy at the last drift time) against each swept key.
-
-    One panel column per key with more than one value; one line per combination of the
-    other keys' values. Written through a temporary file, so no half-written PNG remains.
-    """
-    import matplotlib.pyplot as plt
-
-    from simulator.analysis.plots import save_figure  # also selects the Agg backend
-
-    swept = [(key, list(values)) for key, values in axes if len(values) > 1] or list(axes)
-    done = [p for p in points if p["status"] == "ok"]
-    metrics = [("latency_ns", "latency (ns)"), ("energy_pj", "energy (pJ)")]
-    if any("accuracy" in p for p in done):
-        metric = next(p["accuracy"]["metric"] for p in done if "accuracy" in p)
-        metrics.append(("accuracy", f"{metric} at t = {_last_time(done):g} s"))
-    fig, grid = plt.subplots(len(metrics), len(swept), squeeze=False,
-                             figsize=(4.5 * len(swept), 3.2 * len(metrics)))
-    for col, (key, values) in enumerate(swept):
-        for row, (metric, label) in enumerate(metrics):
-            axis = grid[row][col]
-            for series_label, series in _series(done, key, values, [k for k, _ in swept if k != key]):
-                xs = [values.index(p["overrides"][key]) if not _numeric(values) else p["overrides"][key]
-                      for p in series]
-                axis.plot(xs, [_metric(p, metric) for p in series], marker="o", label=series_label)
-            if not _numeric(values):
-                axis.set_xticks(range(len(values)), [str(v) for v in values])
-            elif min(values) > 0 and max(values) / min(values) >= 10:
-                axis.set_xscale("log")
-            axis.set_xlabel(key)
-            axis.set_ylabel(label)
-            if row == 0 and len(axis.get_lines()) > 1:
-                axis.legend(fontsize="small")
-    save_figure(fig, png_path)
-
-
-def _series(points, key, values, other_keys):
-    """Points grouped by the values of the other swept keys, each sorted along `key`."""
-    groups: dict[tuple, list] = {}
-    for point in points:
-        groups.setdefault(tuple(point["overrides"].get(k) for k in other_keys), []).append(point)
-    for combo, members in groups.items():
-        label = ", ".join(f"{k}={v}" for k, v in zip(other_keys, combo)) or None
-        yield label, sorted(members, key=lambda p: values.index(p["overrides"][key]))
-
-
-def _metric(point: dict, metric: str) -> float:
-    return point["accuracy"]["mean"][-1] if metric == "accuracy" else point[metric]
-
-
-def _last_time(points: list[dict]) -> float:
-    return next(p["accuracy"]["t_s"][-1] for p in points if "accuracy" in p)
-
-
-def _numeric(values) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    """Latency, energy (and accuracy) against each swept key; see simulator.analysis.plots."""
+    from simulator.analysis.plots import plot_sweep as plot
+    plot(points, axes, png_path)
