@@ -92,8 +92,8 @@ def check_output_paths(outputs) -> None:
         if os.path.isdir(text):
             raise UserError(f"{flag} {text}: is a folder; give a file name")
         if not text.lower().endswith(fmt.suffixes):
-            raise UserError(f"{flag} {text}: writes {fmt.name}, so the file name must end in "
-                            f"{' or '.join(fmt.suffixes)}")
+            raise UserError(f"{flag} {text}: expected a file ending in {', '.join(fmt.suffixes)} "
+                            f"(it writes {fmt.name})")
         _check_writable(flag, text)
 
 
