@@ -23,6 +23,7 @@ DESCRIPTION = ("aimcsim: a cycle-level simulator of heterogeneous analog in-memo
                "runs `aimcsim run` on the embedded model.")
 EPILOG = "Run `aimcsim COMMAND --help` for the flags of one command, with their defaults and units."
 OUTPUT_FLAGS = ("json", "trace", "h5", "out", "plot", "pareto_plot")  # attributes that name outputs
+current_argv: list[str] | None = None  # the command line being run, recorded in output files
 
 
 class Terminated(BaseException):
@@ -53,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global current_argv
     argv = sys.argv[1:] if argv is None else argv
+    current_argv = list(argv)
     previous = _install_sigterm()
     try:
         parser = build_parser()

@@ -124,6 +124,10 @@ class SweepStore:
         if "settings" not in self._file.attrs:
             self._file.attrs["format"] = FORMAT
             self._file.attrs["settings"] = wanted
+            from simulator.report.h5 import describe_file
+            describe_file(self._file, "aimcsim sweep: one group per grid point under points/, its "
+                                      "overrides (JSON), status and figures (latency_ns, energy_pj, ...) "
+                                      "as attributes")
             return
         if self._file.attrs.get("format") != FORMAT:
             raise UserError(f"{self.path}: not an aimcsim sweep file; choose another --out")

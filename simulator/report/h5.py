@@ -34,7 +34,9 @@ def describe_file(f: h5py.File, description: str, hw=None) -> None:
     """Provenance attributes every aimcsim HDF5 file carries."""
     f.attrs["description"] = description
     f.attrs["created_by"] = f"aimcsim {__version__}"
-    f.attrs["command_line"] = shlex.join(["aimcsim", *sys.argv[1:]])
+    from simulator import cli
+    argv = cli.current_argv if cli.current_argv is not None else sys.argv[1:]
+    f.attrs["command_line"] = shlex.join(["aimcsim", *map(str, argv)])
     if hw is not None:
         f.attrs["hw_config_json"] = json.dumps(dataclasses.asdict(hw))
 
