@@ -98,6 +98,12 @@ def check_max_tokens(max_tokens: int | None, loaded_model) -> None:
         raise UserError(f"--max-tokens: expected a multiple of the {window}-token evaluation "
                         f"window of {loaded_model.name} (at least {window}; e.g. {low} or {high}), "
                         f"got {max_tokens}")
+    from simulator.accuracy.lm import lm_eval_set
+    available = int(lm_eval_set(loaded_model).targets.size)
+    if max_tokens > available:
+        raise UserError(f"--max-tokens: the held-out split has {available} tokens in whole "
+                        f"{window}-token windows; give at most {available} or leave it out, "
+                        f"got {max_tokens}")
 
 
 def graph_kwargs(args) -> dict:
