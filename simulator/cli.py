@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     global current_argv
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     current_argv = list(argv)
     previous = _install_sigterm()
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("aimcsim: interrupted", file=sys.stderr)
+        if from_command_line:  # a second Ctrl-C while Dask shuts down must not dump a traceback
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         return 130
     except Terminated:
         print("aimcsim: terminated", file=sys.stderr)

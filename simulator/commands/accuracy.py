@@ -147,6 +147,14 @@ def write_h5_atomic(path: str, payload: dict) -> None:
                    units={"t_s": "s"})
 
 
+def _check_metric_flag(metric: str | None, family: str) -> None:
+    from simulator.accuracy.evaluate import METRICS_BY_FAMILY
+    valid = METRICS_BY_FAMILY.get(family, ())
+    if metric is not None and valid and metric not in valid:
+        raise UserError(f"--metric: {metric!r} is not available for {family} models; "
+                        f"expected one of {', '.join(valid)}")
+
+
 def run(args) -> int:
     check_outputs(("--json", args.json, JSON), ("--h5", args.h5, HDF5))
     times_s = parse_times(args.t)
@@ -155,6 +163,7 @@ def run(args) -> int:
     from workloads.registry import load_model
     loaded_model = load_model(args.model)
     check_max_tokens(args.max_tokens, loaded_model)
+    _check_metric_flag(args.metric, loaded_model.family)
     targets = mapping_targets(args.mapping, args.model, hw)
     result = evaluate_accuracy(loaded_model, hw, targets, times_s, args.seeds,
                                metric=args.metric, max_tokens=args.max_tokens)

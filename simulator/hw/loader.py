@@ -136,6 +136,9 @@ def preset_names() -> list[str]:
 
 def resolve_config_path(path_or_name: str, relative_to: Path | None = None) -> Path:
     """An existing file, else a preset name; anything else is a `UserError` listing presets."""
+    if not path_or_name.strip():
+        raise UserError(f"hardware config: expected a preset name ({', '.join(preset_names())}) "
+                        "or a YAML path, got ''")
     candidate = Path(path_or_name)
     if relative_to is not None and not candidate.is_absolute():
         candidate = relative_to.parent / candidate
