@@ -91,12 +91,12 @@ def _parses_to_dict(text) -> bool:
 
 NUMERIC_KEYS = {  # key -> a valid value (the bad one is generated)
     "system.clock_ghz": 1.0, "analog.tiles": 8, "analog.rows": 256, "analog.cols": 256,
-    "analog.adc_bits": 8, "analog.static_power_mw": 1.0, "analog.array_energy_pj": 1.0,
+    "analog.adc_bits": 8, "analog.static_power_mw": 1.0, "analog.cell_read_power_uw": 1.0,
     "analog.device.g_max_uS": 25.0, "analog.periphery.out_noise": 0.04,
     "digital.cores": 4, "digital.macs_per_cycle": 256, "digital.static_power_mw": 1.0,
     "interconnect.link_bytes_per_cycle": 32.0, "memory.dram_bandwidth_gb_s": 64.0,
 }
-ENUM_KEYS = ("analog.input_encoding", "analog.device.model", "interconnect.topology")
+ENUM_KEYS = ("analog.dac.encoding", "analog.device.model", "interconnect.topology")
 BAD_NUMBERS = st.one_of(
     st.integers(max_value=-1), st.integers(min_value=10 ** 13),
     st.sampled_from([float("inf"), float("-inf"), float("nan"), 1e308, -1e308, 1e12 + 1.0, -0.5]),
@@ -130,7 +130,7 @@ def bad_hw_documents(draw):
         key = draw(st.sampled_from(sorted(NUMERIC_KEYS)))
         value = draw(BAD_NUMBERS)
         if key == "analog.adc_bits":
-            assume(not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 16))
+            assume(not (isinstance(value, int) and not isinstance(value, bool) and 2 <= value <= 16))
         merge(doc, nested(key, value))
         fragment = key if not isinstance(value, dict) else key
     elif fault == "enum":

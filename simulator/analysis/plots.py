@@ -128,7 +128,11 @@ def plot_sweep(points: list[dict], axes, png_path: str) -> None:
             axis.set_ylabel(label if unit is None else f"{label} ({unit})")
             if units is not None:  # values are scaled to a unit: no 1e7 offset above the axis
                 axis.ticklabel_format(axis="y", useOffset=False, style="plain")
-            if row == 0 and len(axis.get_lines()) > 1:
+            if metric == "accuracy":
+                fp = next(p["accuracy"]["fp"] for p in done if "accuracy" in p)
+                axis.axhline(fp, color="gray", linestyle="--", linewidth=1, label="FP (all digital)")
+                axis.legend(**LEGEND_OUTSIDE)
+            elif row == 0 and len(axis.get_lines()) > 1:
                 axis.legend(title=", ".join(others), **LEGEND_OUTSIDE)
     save_figure(fig, png_path)
 

@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 
 from tqdm import tqdm
 
@@ -22,7 +21,7 @@ from simulator.analysis.sweep import (SweepSpec, plot_sweep, read_points, run_in
 from simulator.atomic import HDF5, PLOT
 from simulator.commands.accuracy import parse_times
 from simulator.commands.common import (
-    MAX_SEEDS, add_workload_args, bounded_int, check_outputs, graph_kwargs, presets_help,
+    MAX_SEEDS, MAX_TOKENS, add_workload_args, bounded_int, check_outputs, graph_kwargs, presets_help,
 )
 from simulator.errors import UserError
 from simulator.hw.loader import parse_overrides
@@ -52,6 +51,11 @@ def add_parser(sub) -> None:
                         help="chip realisations for --accuracy (default 3)")
     parser.add_argument("--t", dest="times", default="1y",
                         help="drift times for --accuracy, e.g. 0,1h,1d,1y (units s min h d w mo y; default 1y)")
+    parser.add_argument("--model", default=None, metavar="MODEL",
+                        help="--accuracy: the trained model to score, with the workload's projection names "
+                             "(e.g. gpt2-pydoc for the gpt2 shapes; default: the workload itself)")
+    parser.add_argument("--max-tokens", type=bounded_int(MAX_TOKENS), default=None, metavar="N",
+                        help="--accuracy on LMs: score only the first N held-out tokens (default: all)")
     parser.add_argument("--out", required=True, metavar="FILE",
                         help="HDF5 file (.h5); re-running resumes it; the plot goes beside it as .png")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a local cluster)")
@@ -65,8 +69,15 @@ def run(args) -> int:
     spec = SweepSpec(hw=args.hw, axes=parse_axes(args.axes), workload=args.workload, phase=args.phase,
                      mapping=args.mapping, engine=args.engine, graph_kw=graph_kwargs(args),
                      accuracy_seeds=args.seeds if args.accuracy else 0,
-                     accuracy_times_s=tuple(parse_times(args.times)) if args.accuracy else ())
+                     accuracy_times_s=tuple(parse_times(args.times)) if args.accuracy else (),
+                     accuracy_max_tokens=args.max_tokens if args.accuracy else None,
+                     accuracy_model=args.model if args.accuracy else None)
     model_config(spec.workload)  # an unknown workload is one error, not a failure per point
+    if spec.accuracy_model is not None:
+        try:
+            model_config(spec.accuracy_model)
+        except UserError as exc:
+            raise UserError(f"--model: {exc}") from None
     png = os.path.splitext(args.out)[0] + ".png"
     check_outputs(("--out", args.out, HDF5), ("the plot beside --out", png, PLOT))
     progress = _Progress()
@@ -117,6 +128,8 @@ class _Progress:
         if result["status"] == "ok":
             outcome = (f"latency {format_time_ns(result['latency_ns'])}, "
                        f"energy {format_energy_pj(result['energy_pj'])}")
+            if "accuracy" in result:
+                outcome += f", {result['accuracy']['metric']} {result['accuracy']['mean'][-1]:.4g}"
         else:
             outcome = f"failed: {result['error']}"
         tqdm.write(f"{label}: {outcome}")
