@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"aimcsim: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:  # sizes are bounded per key, but their product can still be too much
+        print("aimcsim: error: out of memory; use fewer --tokens, --batch or --new-tokens, larger "
+              "--chunk-tokens, or a smaller config", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("aimcsim: interrupted", file=sys.stderr)
         if from_command_line:  # a second Ctrl-C while Dask shuts down must not dump a traceback

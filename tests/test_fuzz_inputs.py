@@ -429,3 +429,12 @@ def test_ctrl_c_is_quiet_everywhere(tmp_path, capsys, monkeypatch):
     expect_clean_error(["run", "--hw", "tiny", "--no-accuracy"], tmp_path, "interrupted", capsys, code=130)
     expect_clean_error(["sweep", "--hw", "tiny", "--set", "analog.tiles=4,8", "--local",
                         "--out", tmp_path / "s.h5"], tmp_path, "interrupted", capsys, code=130)
+
+
+def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    def exhausted(*_args, **_kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr("simulator.commands.run.simulate_workload", exhausted)
+    expect_clean_error(["run", "--hw", "tiny", "--workload", "gpt2-xl", "--tokens", "1024",
+                        "--chunk-tokens", "1", "--no-accuracy"], tmp_path, ["out of memory", "--tokens"], capsys)

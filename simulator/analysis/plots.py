@@ -131,7 +131,7 @@ def plot_sweep(points: list[dict], axes, png_path: str) -> None:
             if metric == "accuracy":
                 fp = next(p["accuracy"]["fp"] for p in done if "accuracy" in p)
                 axis.axhline(fp, color="gray", linestyle="--", linewidth=1, label="FP (all digital)")
-                axis.legend(**LEGEND_OUTSIDE)
+                axis.legend(title=", ".join(others) or None, **LEGEND_OUTSIDE)
             elif row == 0 and len(axis.get_lines()) > 1:
                 axis.legend(title=", ".join(others), **LEGEND_OUTSIDE)
     save_figure(fig, png_path)
