@@ -48,13 +48,14 @@ PLOT = OutputFormat("plot", (".png", ".svg", ".pdf"))
 
 
 def is_stream(path) -> bool:
-    """True for targets written directly: `-`, /dev and /proc paths, device nodes, fifos, sockets."""
+    """True for targets written directly: `-`, /dev/stdout and other descriptor paths, device
+    nodes, fifos, sockets (a regular file, also one under /dev/shm, is renamed onto)."""
     text = str(path)
-    if text == STDOUT:
+    if text == STDOUT or writes_stdout(text):
         return True
     absolute = os.path.abspath(text)
-    if absolute.startswith(("/dev/", "/proc/")):
-        return True
+    if re.match(r"^/(dev/fd|proc/self/fd|proc/\d+/fd)/\d+$", absolute) or absolute in ("/dev/stderr",):
+        return True  # an open descriptor, whatever it points to: never renamed over
     try:
         mode = os.stat(absolute).st_mode  # follows symlinks: a link to a fifo is a fifo
     except OSError:
