@@ -82,9 +82,9 @@ def add_accuracy_args(parser, *, times: str, times_help: str, seeds: int) -> Non
     parser.add_argument("--seeds", type=bounded_int(MAX_SEEDS), default=seeds, metavar="N",
                         help=f"chip realisations, seeds 0..N-1 (default {seeds})")
     parser.add_argument("--max-tokens", type=bounded_int(MAX_TOKENS), default=None, metavar="N",
-                        help="LMs: score only the first N held-out tokens, rounded to whole "
-                             "evaluation windows; fewer than one window is refused "
-                             "(default: the whole split)")
+                        help="LMs: score only the first N held-out tokens; N must be a whole "
+                             "number of evaluation windows (256 tokens, or the model's context if "
+                             "shorter) (default: the whole split)")
 
 
 def check_max_tokens(max_tokens: int | None, loaded_model) -> None:
