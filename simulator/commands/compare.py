@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from simulator.atomic import JSON
 from simulator.commands.common import (
-    add_hw_args, add_workload_args, graph_kwargs, load_hw_arg, write_json_atomic,
+    add_hw_args, add_workload_args, check_outputs, graph_kwargs, load_hw_arg, presets_help,
+    write_json_atomic, wrote,
 )
 from simulator.hw.loader import load_hw, parse_overrides
 from simulator.report.table import format_energy_pj, format_time_ns
@@ -32,7 +34,8 @@ def add_parser(sub) -> None:
                    help="mapping of the candidate: all-analog | all-digital | YAML (default all-analog)")
     p.add_argument("--engine", default="fast", choices=("fast", "des", "simpy"),
                    help="timing engine for both systems (identical schedules; default fast)")
-    p.add_argument("--json", metavar="FILE", help="write both reports and the gains as JSON")
+    p.add_argument("--json", metavar="FILE",
+                   help="write both reports and the gains as JSON (.json; - for stdout)")
     p.set_defaults(func=run)
 
 
@@ -44,6 +47,7 @@ def digital_twin(args):
 
 
 def run(args) -> int:
+    check_outputs(("--json", args.json, JSON))
     candidate_hw = load_hw_arg(args)
     baseline_hw = digital_twin(args) if args.baseline == TWIN else load_hw(args.baseline)
     kw = dict(engine=args.engine, **graph_kwargs(args))
@@ -53,7 +57,7 @@ def run(args) -> int:
     print(format_comparison(result, candidate_hw.name, baseline_hw.name))
     if args.json:
         write_json_atomic(args.json, result)
-        print(f"wrote {args.json}")
+        wrote(args.json)
     return 0
 
 
@@ -83,7 +87,7 @@ def format_comparison(result: dict, candidate_name: str, baseline_name: str) -> 
     rows = [
         ("latency", format_time_ns(c["latency_ns"]), format_time_ns(b["latency_ns"]), result["speedup"]),
         ("energy", format_energy_pj(c["energy_pj"]), format_energy_pj(b["energy_pj"]), result["energy_gain"]),
-        ("tokens/s", f"{c['tokens_per_s']:,.0f}", f"{b['tokens_per_s']:,.0f}", result["speedup"]),
+        ("throughput", _tokens_per_s(c["tokens_per_s"]), _tokens_per_s(b["tokens_per_s"]), result["speedup"]),
         ("static energy", format_energy_pj(c["energy_breakdown_pj"].get("static", 0.0)),
          format_energy_pj(b["energy_breakdown_pj"].get("static", 0.0)), None),
         ("chunking", _chunking(c), _chunking(b), None),
@@ -97,3 +101,7 @@ def format_comparison(result: dict, candidate_name: str, baseline_name: str) -> 
         lines.append(f"{label:<16}{cand:>{width}}{base:>{width}}" + (f"{gain:>9.2f}x" if gain else ""))
     lines.append(f"{'EDP gain':<16}{'':>{2 * width}}{result['edp_gain']:>9.2f}x")
     return "\n".join(lines)
+
+
+def _tokens_per_s(value: float) -> str:
+    return f"{value:,.0f} tok/s" if value >= 100 else f"{value:.3g} tok/s"
