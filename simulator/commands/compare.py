@@ -74,8 +74,8 @@ def compare_reports(candidate: dict, baseline: dict) -> dict:
 
 
 def _chunking(report: dict) -> str:
-    w = report["workload"]
-    if w["phase"] == "decode":
+    w = report.get("workload", {})
+    if w.get("phase") == "decode":
         return "-"
     return "one chunk" if (w.get("chunks") or 1) == 1 else f"{w['chunks']} x {w['chunk_tokens']}"
 
@@ -88,8 +88,8 @@ def format_comparison(result: dict, candidate_name: str, baseline_name: str) -> 
         ("latency", format_time_ns(c["latency_ns"]), format_time_ns(b["latency_ns"]), result["speedup"]),
         ("energy", format_energy_pj(c["energy_pj"]), format_energy_pj(b["energy_pj"]), result["energy_gain"]),
         ("throughput", _tokens_per_s(c["tokens_per_s"]), _tokens_per_s(b["tokens_per_s"]), result["speedup"]),
-        ("static energy", format_energy_pj(c["energy_breakdown_pj"].get("static", 0.0)),
-         format_energy_pj(b["energy_breakdown_pj"].get("static", 0.0)), None),
+        ("static energy", format_energy_pj(c.get("energy_breakdown_pj", {}).get("static", 0.0)),
+         format_energy_pj(b.get("energy_breakdown_pj", {}).get("static", 0.0)), None),
         ("chunking", _chunking(c), _chunking(b), None),
     ]
     for figure in ("latency", "energy"):
