@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
                    help="all-analog | all-digital | mapping YAML (default all-analog)")
     p.add_argument("--metric", default=None,
                    help="GPT-2: perplexity (default), kl, top1; BERT family: cosine")
+    p.add_argument("--adapters", metavar="FILE", default=None,
+                   help="LoRA adapters or AHWA weights from `aimcsim adapt` (.safetensors)")
     p.add_argument("--json", metavar="FILE", help="write the result as JSON")
     p.add_argument("--h5", metavar="FILE", help="write the result as HDF5")
     p.set_defaults(func=run)
@@ -115,10 +117,14 @@ def run(args) -> int:
     hw = load_hw_arg(args)
     from simulator.accuracy.evaluate import evaluate_accuracy, projection_names
     from workloads.registry import load_model
+    adapters = None
+    if getattr(args, "adapters", None):
+        from simulator.adapt.files import load_adapters
+        adapters = load_adapters(args.adapters)
     loaded_model = load_model(args.model)
     targets = mapping_targets(args.mapping, projection_names(loaded_model.model))
     result = evaluate_accuracy(loaded_model, hw, targets, times_s, args.seeds,
-                               metric=args.metric, max_tokens=args.max_tokens)
+                               metric=args.metric, max_tokens=args.max_tokens, adapters=adapters)
     print(format_table(result))
     payload = result.to_dict()
     if args.json:
