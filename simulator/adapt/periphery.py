@@ -66,10 +66,12 @@ class TileState:
         return self.weights.shape[0]
 
 
-def ste_round_clip(value: torch.Tensor, step: float, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+def ste_round_clip(value: torch.Tensor, step: float, levels: int,
+                   in_steps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(quantised value, clipped mask): round(value / step) (ties up) clipped to +-levels,
-    times step. Forward exact; backward identity inside +-levels*step, 0 outside."""
-    level = torch.floor(value / step + 0.5)
+    times step. Forward exact; backward identity inside +-levels*step, 0 outside.
+    `in_steps` (value / step computed another way) decides the level when given."""
+    level = torch.floor((value / step if in_steps is None else in_steps) + 0.5)
     kept = level.clamp(-levels, levels)
     bound = levels * step
     inside = value.clamp(-bound, bound)
@@ -191,7 +193,10 @@ class TwinLinear(nn.Module):
     def _pass(self, blocks, in_scale, weights, out_scale, noise):
         """One DAC -> MVM -> ADC pass: ([R, T, out] output, [R, B, T, 1] clipped tile inputs)."""
         s = self.settings
-        x_quantised, _ = ste_round_clip(blocks / in_scale, s.dac_step, s.dac_levels)
+        # Levels as the DAC kernel computes them, x * (1 / (scale * step)) in float32: the
+        # abs-max input sits on an exact tie once bound management doubles the scale.
+        to_steps = (1.0 / (in_scale * torch.tensor(s.dac_step, dtype=torch.float32))).detach()
+        x_quantised, _ = ste_round_clip(blocks / in_scale, s.dac_step, s.dac_levels, blocks.detach() * to_steps)
         y = torch.matmul(x_quantised, weights)  # [R, B, T, out]
         if noise is not None:
             y = y + self.out_noise * noise
