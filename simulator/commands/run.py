@@ -35,6 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--t", default="1d", help="drift time for the accuracy figure (default 1d)")
     p.add_argument("--seeds", type=positive_int, default=3,
                    help="chip realisations for the accuracy figure (default 3)")
+    p.add_argument("--adapters", metavar="FILE", default=None,
+                   help="adapter file from `aimcsim adapt`: also time the model with its LoRA ops "
+                        "(digital, on the cores) and report the overhead and the adaptation cost")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.add_argument("--trace", metavar="FILE", help="write a Chrome trace-event timeline (Perfetto)")
     p.add_argument("--h5", metavar="FILE", help="write the report and per-task schedule to HDF5")
@@ -47,6 +50,8 @@ def run(args) -> int:
                             **graph_kwargs(args))
     result = sim.report.to_dict()
     print(format_report(sim.report))
+    if getattr(args, "adapters", None):
+        result["adapters"] = _adapter_overhead(args, hw, sim.graph)
     wants_accuracy = args.workload == DEFAULT_WORKLOAD if args.accuracy is None else args.accuracy
     if wants_accuracy:
         result["accuracy"] = _accuracy_next_to_timing(args, hw, result["mapping"])
@@ -60,6 +65,19 @@ def run(args) -> int:
         if path:
             print(f"wrote {path}")
     return 0
+
+
+def _adapter_overhead(args, hw, graph) -> dict:
+    """The same workload and mapping with the file's adapters as digital ops, side by side."""
+    from simulator.adapt.cost import adapter_ranks, check_adapter_shapes, format_overhead, simulate_with_adapters
+    from simulator.adapt.files import load_adapters
+
+    adapters = load_adapters(args.adapters)
+    check_adapter_shapes(adapters, graph)
+    overhead = simulate_with_adapters(hw, args.workload, adapter_ranks(adapters), args.phase, args.mapping,
+                                      engine=args.engine, **graph_kwargs(args))
+    print(format_overhead(overhead))
+    return overhead
 
 
 def _accuracy_next_to_timing(args, hw, targets: dict) -> dict:
