@@ -97,7 +97,7 @@ def run(args) -> int:
     save_adapters(args.out, result.tensors, meta)
     if os.path.exists(checkpoint):
         os.unlink(checkpoint)
-    per_set = trainable // config.sets if config.method == "lora" else trainable
+    per_set = trainable // config.sets if config.method == "lora" else total  # AHWA: every (tied once) weight
     print(f"{config.method} ({config.mode}) on {loaded.name} / {hw.name}: {config.steps} steps"
           + (f" (resumed at {result.resumed_from})" if result.resumed_from else "")
           + f", loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}, {per_set} trainable parameters "
