@@ -152,6 +152,22 @@ def one_backbone(loaded, hw, names, out_dir, times_s, seeds, common, progress) -
     return results
 
 
+def table_from_accuracy(plain: dict, adapted: dict[str, dict]) -> dict:
+    """The comparison table from `aimcsim accuracy --json` results of the same chips and
+    times: `plain` (no adapters) and one per adapted column (lora_agnostic, lora_specific, hwa)."""
+    def rows(result):
+        return [{"t_s": r["t_s"], "mean": r["mean"], "std": r["std"], "values": r["values"]} for r in result["results"]]
+    columns = {"fp": [{"t_s": r["t_s"], "mean": plain["fp"], "std": 0.0, "values": [plain["fp"]]}
+                      for r in plain["results"]],
+               "no_compensation": rows(plain)}
+    for key, result in adapted.items():
+        if result["seeds"] != plain["seeds"] or [r["t_s"] for r in result["results"]] != [r["t_s"] for r in plain["results"]]:
+            raise UserError(f"{key}: evaluated on other chips or times than the plain run")
+        columns[key] = rows(result)
+    return {"model": plain["model"], "hw": plain["hw"], "metric": plain["metric"], "seeds": plain["seeds"],
+            "eval_tokens": plain.get("eval_tokens"), "columns": columns}
+
+
 def format_markdown(table: dict) -> str:
     metric = table["metric"]
     header = "| t | " + " | ".join(METHOD_COLUMNS) + " |"
@@ -189,7 +205,20 @@ def main(argv=None) -> int:
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--max-tokens", type=int, default=4096)
     p.add_argument("--hwa-lr", type=float, default=None)
+    p.add_argument("--from-accuracy", metavar="DIR", default=None,
+                   help="only assemble the table from acc_plain.json and acc_<column>.json in DIR "
+                        "(`aimcsim accuracy --json` runs of the same chips and times)")
     args = p.parse_args(argv)
+    if args.from_accuracy:
+        def read(name):
+            with open(os.path.join(args.from_accuracy, f"acc_{name}.json")) as f:
+                return json.load(f)
+        table = table_from_accuracy(read("plain"), {k: read(k) for k in METHOD_COLUMNS[2:]})
+        markdown = format_markdown(table)
+        with atomic_output(os.path.join(args.out_dir, "table.md"), ".md") as tmp, open(tmp, "w") as f:
+            f.write(markdown)
+        print(markdown)
+        return 0
     try:
         from simulator.commands.accuracy import parse_duration_s
         os.makedirs(args.out_dir, exist_ok=True)
