@@ -53,7 +53,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from simulator.accuracy.evaluate import analog_projection_names, projection_names
+    from simulator.accuracy.evaluate import analog_projection_names
     from simulator.adapt.files import model_fingerprint, save_adapters
     from simulator.adapt.train import AdaptConfig, train
     from simulator.commands.accuracy import mapping_targets, parse_duration_s
@@ -75,7 +75,7 @@ def run(args) -> int:
     if args.method == "hwa" and args.mode == "specific":
         raise UserError("--mode specific: AHWA trains one set of weights for every chip; use --method lora")
     loaded = load_model(args.model)
-    names = analog_projection_names(loaded.model, mapping_targets(args.mapping, projection_names(loaded.model)))
+    names = analog_projection_names(loaded.model, mapping_targets(args.mapping, args.model, hw))
     if not names:
         raise UserError("--mapping: no projection is analog, so there is nothing to adapt")
     head = None
