@@ -22,32 +22,39 @@ def add_parser(sub) -> None:
     p = sub.add_parser("adapt", help="train LoRA adapters / AHWA weights with the analog model in the loop",
                        description=__doc__.split("\n")[0])
     add_hw_args(p, default="hermes64")
-    p.add_argument("--model", default="gpt2-pydoc", help="gpt2-pydoc (default), minilm, or a checkpoint folder")
-    p.add_argument("--mapping", default="all-analog", help="all-analog (default) | mapping YAML")
-    p.add_argument("--method", default="lora", choices=("lora", "hwa"))
+    p.add_argument("--model", default="gpt2-pydoc", help="gpt2-pydoc, minilm, or a checkpoint folder (default gpt2-pydoc)")
+    p.add_argument("--mapping", default="all-analog", help="all-analog | mapping YAML: which projections are analog "
+                                                          "(default all-analog)")
+    p.add_argument("--method", default="lora", choices=("lora", "hwa"),
+                   help="lora: digital adapters, analog frozen; hwa: fine-tune every weight (default lora)")
     p.add_argument("--mode", default="agnostic", choices=("agnostic", "specific"),
-                   help="LoRA: one adapter set for all chips (noise injection) or one per chip")
-    p.add_argument("--rank", type=positive_int, default=8)
-    p.add_argument("--alpha", type=float, default=32.0)
-    p.add_argument("--dropout", type=float, default=0.1)
+                   help="LoRA: one adapter set for all chips (noise injection) or one per chip (default agnostic)")
+    p.add_argument("--rank", type=positive_int, default=8, help="LoRA rank r (default 8)")
+    p.add_argument("--alpha", type=float, default=32.0, help="LoRA scale alpha, output times alpha/r (default 32)")
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout on the adapter input (default 0.1)")
     p.add_argument("--targets", default="*", help="comma-separated globs over analog projection names (default *)")
-    p.add_argument("--steps", type=positive_int, default=100)
-    p.add_argument("--lr", type=float, default=None, help="default 2e-3 (LoRA), 1e-4 (AHWA)")
+    p.add_argument("--steps", type=positive_int, default=100, help="training steps (default 100)")
+    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 2e-3 LoRA, 1e-4 AHWA)")
     p.add_argument("--batch", type=positive_int, default=8, help="sequences per step (default 8)")
     p.add_argument("--seq", type=positive_int, default=128, help="LMs: tokens per sequence (default 128)")
-    p.add_argument("--t-train", default="0", help="specific: drift time of the programmed chips (e.g. 1d)")
-    p.add_argument("--chips", type=positive_int, default=1, help="specific: chips 0..N-1, one adapter set each")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weight-noise", default="additive", choices=("additive", "pcm", "none"))
+    p.add_argument("--t-train", default="0", help="specific: drift time of the programmed chips, e.g. 1d (default 0)")
+    p.add_argument("--chips", type=positive_int, default=1,
+                   help="specific: chips 0..N-1, one adapter set each (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of batches, noise, dropout and init (default 0)")
+    p.add_argument("--weight-noise", default="additive", choices=("additive", "pcm", "none"),
+                   help="training weight noise (default additive)")
     p.add_argument("--weight-sigma", type=float, default=0.067,
                    help="additive weight noise, fraction of max|W| (default 0.067)")
     p.add_argument("--out-noise", type=float, default=None, help="training output noise (default: the config's)")
-    p.add_argument("--loss", default="distill", choices=("distill", "task"))
-    p.add_argument("--domain", default="pydoc", help="encoders: training text domain, pydoc or docstrings")
-    p.add_argument("--checkpoint-every", type=positive_int, default=20)
+    p.add_argument("--loss", default="distill", choices=("distill", "task"),
+                   help="distill to the FP model, or the encoders' source-task loss (default distill)")
+    p.add_argument("--domain", default="pydoc", help="encoders: training text domain, pydoc or docstrings (default pydoc)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=20,
+                   help="steps between checkpoints in <out>.ckpt (default 20)")
     p.add_argument("--out", required=True, metavar="FILE", help="adapter file to write (.safetensors)")
     p.add_argument("--json", metavar="FILE", help="write the run summary (config, loss curve) as JSON")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar (default on)")
     p.add_argument("--stop-after", type=positive_int, default=None, help=argparse.SUPPRESS)  # tests: interrupt
     p.set_defaults(func=run)
 
