@@ -48,12 +48,16 @@ class AccuracyResult:
 
 def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times_s: list[float],
                       seeds: list[int] | int, *, max_batches: int | None = None,
-                      metric: str | None = None, max_tokens: int | None = None) -> AccuracyResult:
+                      metric: str | None = None, max_tokens: int | None = None,
+                      adapters=None) -> AccuracyResult:
     """Metric of `loaded_model` with `targets` analog on `hw`, at each time in `times_s`.
 
     `seeds`: chip realisations (an int n means seeds 0..n-1). `metric`: for GPT-2
     perplexity (default), kl or top1; for encoders cosine. `max_tokens` / `max_batches`
-    cut the LM eval to a prefix of the held-out text for quick looks.
+    cut the LM eval to a prefix of the held-out text for quick looks. `adapters`: a
+    `simulator.adapt.files.AdapterFile`; AHWA weights are programmed instead of the FP
+    ones, LoRA adapters run digitally beside their analog projections. The FP reference
+    is always the original model.
     """
     family = loaded_model.family
     metric = _check_metric(family, metric)
@@ -63,7 +67,13 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
     analog_names = analog_projection_names(loaded_model.model, targets)
     eval_set = lm_eval_set(loaded_model, max_tokens=max_tokens) if family == "gpt2" else None
     fp_model = loaded_model.model.eval()
-    analog_model, set_time = _analog_copy(fp_model, analog_names, hw, seed_list)
+    programmed = fp_model
+    if adapters is not None:
+        adapters.check_model(loaded_model)
+        programmed = adapters.programmed_model(fp_model)
+    analog_model, set_time = _analog_copy(programmed, analog_names, hw, seed_list)
+    if adapters is not None and analog_model is not None:
+        adapters.attach(analog_model, analog_names, seed_list)
     if eval_set is not None:
         scores = evaluate_lm(fp_model, analog_model, set_time, eval_set, list(times_s),
                              len(seed_list), metric, max_batches=max_batches)

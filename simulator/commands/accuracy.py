@@ -38,6 +38,8 @@ def add_parser(sub) -> None:
                         "with FP); BERT family: cosine (default)")
     p.add_argument("--json", metavar="FILE", help="write the result as JSON (.json; - for stdout)")
     p.add_argument("--h5", metavar="FILE", help="write the result as HDF5 (.h5; see docs/outputs.md)")
+    p.add_argument("--adapters", metavar="FILE", default=None,
+                   help="LoRA adapters or AHWA weights from `aimcsim adapt` (.safetensors)")
     p.set_defaults(func=run)
 
 
@@ -161,12 +163,16 @@ def run(args) -> int:
     hw = load_hw_arg(args)
     from simulator.accuracy.evaluate import evaluate_accuracy, projection_names
     from workloads.registry import load_model
+    adapters = None
+    if getattr(args, "adapters", None):
+        from simulator.adapt.files import load_adapters
+        adapters = load_adapters(args.adapters)
     loaded_model = load_model(args.model)
     check_max_tokens(args.max_tokens, loaded_model)
     _check_metric_flag(args.metric, loaded_model.family)
     targets = mapping_targets(args.mapping, args.model, hw)
     result = evaluate_accuracy(loaded_model, hw, targets, times_s, args.seeds,
-                               metric=args.metric, max_tokens=args.max_tokens)
+                               metric=args.metric, max_tokens=args.max_tokens, adapters=adapters)
     analog = set(result.analog_projections)
     digital = [name for name in projection_names(loaded_model.model) if name not in analog]
     print(format_table(result, digital))

@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
                         "with a unit s, min, h, d, w, mo, y (default 1d)")
     p.add_argument("--seeds", type=bounded_int(MAX_SEEDS), default=3, metavar="N",
                    help="chip realisations for the accuracy figure (default 3)")
+    p.add_argument("--adapters", metavar="FILE", default=None,
+                   help="adapter file from `aimcsim adapt`: also time the model with its LoRA ops "
+                        "(digital, on the cores) and report the overhead and the adaptation cost")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON (.json; - for stdout)")
     p.add_argument("--trace", metavar="FILE",
                    help="write a Chrome trace-event timeline, opens in Perfetto (.json)")
@@ -54,13 +57,16 @@ def run(args) -> int:
     from simulator.commands.accuracy import parse_times
     parse_times(args.t)  # a bad --t fails now, not after the timing run
     hw = load_hw_arg(args)
+    adapters = _checked_adapters(args) if getattr(args, "adapters", None) else None
     sim = simulate_workload(hw, args.workload, args.phase, args.mapping, engine=args.engine,
                             **graph_kwargs(args))
     result = sim.report.to_dict()
     print(format_report(sim.report))
+    if adapters is not None:
+        result["adapters"] = _adapter_overhead(args, hw, adapters)
     wants_accuracy = args.workload == DEFAULT_WORKLOAD if args.accuracy is None else args.accuracy
     if wants_accuracy:
-        result["accuracy"] = _accuracy_next_to_timing(args, hw, result["mapping"])
+        result["accuracy"] = _accuracy_next_to_timing(args, hw, result["mapping"], adapters)
     if args.json:
         write_json_atomic(args.json, result)
     if args.trace:
@@ -75,14 +81,37 @@ def run(args) -> int:
     return 0
 
 
-def _accuracy_next_to_timing(args, hw, targets: dict) -> dict:
+def _checked_adapters(args):
+    """The adapter file, checked against the workload's projections before any simulation."""
+    from simulator.adapt.cost import check_adapter_shapes
+    from simulator.adapt.files import load_adapters
+    from simulator.run import default_phase
+    from workloads.registry import build_graph
+
+    adapters = load_adapters(args.adapters)
+    graph = build_graph(args.workload, args.phase or default_phase(args.workload), **graph_kwargs(args))
+    check_adapter_shapes(adapters, graph)
+    return adapters
+
+
+def _adapter_overhead(args, hw, adapters) -> dict:
+    """The same workload and mapping with the file's adapters as digital ops, side by side."""
+    from simulator.adapt.cost import adapter_ranks, format_overhead, simulate_with_adapters
+
+    overhead = simulate_with_adapters(hw, args.workload, adapter_ranks(adapters), args.phase, args.mapping,
+                                      engine=args.engine, **graph_kwargs(args))
+    print(format_overhead(overhead))
+    return overhead
+
+
+def _accuracy_next_to_timing(args, hw, targets: dict, adapters=None) -> dict:
     """A quick accuracy figure of the same mapping (a short eval, few seeds)."""
     from simulator.accuracy.evaluate import evaluate_accuracy
     from simulator.commands.accuracy import format_table, parse_times
     from workloads.registry import load_model
 
     result = evaluate_accuracy(load_model(args.workload), hw, targets, parse_times(args.t),
-                               args.seeds, max_tokens=QUICK_EVAL_TOKENS)
+                               args.seeds, max_tokens=QUICK_EVAL_TOKENS, adapters=adapters)
     print("\naccuracy of this mapping (quick look; `aimcsim accuracy` scores the whole split)")
     print(format_table(result))
     return result.to_dict()

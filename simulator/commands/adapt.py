@@ -1,0 +1,122 @@
+"""`aimcsim adapt`: train digital LoRA adapters (or AHWA weights) with the analog model in the loop.
+
+LoRA: the analog weights stay as programmed; small digital adapters beside the chosen
+projections learn to undo the analog error, by distillation to the FP model (or the
+`source` task loss for encoders). `--mode agnostic` trains one adapter set under noise
+injection for every chip; `--mode specific` one set per chip on its programmed
+realisation at `--t-train`. AHWA (`--method hwa`) fine-tunes every weight under the
+same noise injection, to be programmed instead of the FP weights. The run checkpoints
+next to `--out` and resumes after an interruption.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from simulator.commands.common import add_hw_args, load_hw_arg, positive_int, write_json_atomic
+from simulator.errors import UserError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("adapt", help="train LoRA adapters / AHWA weights with the analog model in the loop",
+                       description=__doc__.split("\n")[0])
+    add_hw_args(p, default="hermes64")
+    p.add_argument("--model", default="gpt2-pydoc", help="gpt2-pydoc, minilm, or a checkpoint folder (default gpt2-pydoc)")
+    p.add_argument("--mapping", default="all-analog", help="all-analog | mapping YAML: which projections are analog "
+                                                          "(default all-analog)")
+    p.add_argument("--method", default="lora", choices=("lora", "hwa"),
+                   help="lora: digital adapters, analog frozen; hwa: fine-tune every weight (default lora)")
+    p.add_argument("--mode", default="agnostic", choices=("agnostic", "specific"),
+                   help="LoRA: one adapter set for all chips (noise injection) or one per chip (default agnostic)")
+    p.add_argument("--rank", type=positive_int, default=8, help="LoRA rank r (default 8)")
+    p.add_argument("--alpha", type=float, default=32.0, help="LoRA scale alpha, output times alpha/r (default 32)")
+    p.add_argument("--dropout", type=float, default=0.1, help="dropout on the adapter input (default 0.1)")
+    p.add_argument("--targets", default="*", help="comma-separated globs over analog projection names (default *)")
+    p.add_argument("--steps", type=positive_int, default=100, help="training steps (default 100)")
+    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 2e-3 LoRA, 1e-4 AHWA)")
+    p.add_argument("--batch", type=positive_int, default=8, help="sequences per step (default 8)")
+    p.add_argument("--seq", type=positive_int, default=128, help="LMs: tokens per sequence (default 128)")
+    p.add_argument("--t-train", default="0", help="specific: drift time of the programmed chips, e.g. 1d (default 0)")
+    p.add_argument("--chips", type=positive_int, default=1,
+                   help="specific: chips 0..N-1, one adapter set each (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of batches, noise, dropout and init (default 0)")
+    p.add_argument("--weight-noise", default="additive", choices=("additive", "pcm", "none"),
+                   help="training weight noise (default additive)")
+    p.add_argument("--weight-sigma", type=float, default=0.067,
+                   help="additive weight noise, fraction of max|W| (default 0.067)")
+    p.add_argument("--out-noise", type=float, default=None, help="training output noise (default: the config's)")
+    p.add_argument("--loss", default="distill", choices=("distill", "task"),
+                   help="distill to the FP model, or the encoders' source-task loss (default distill)")
+    p.add_argument("--domain", default="pydoc", help="encoders: training text domain, pydoc or docstrings (default pydoc)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=20,
+                   help="steps between checkpoints in <out>.ckpt (default 20)")
+    p.add_argument("--out", required=True, metavar="FILE", help="adapter file to write (.safetensors)")
+    p.add_argument("--json", metavar="FILE", help="write the run summary (config, loss curve) as JSON")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar (default on)")
+    p.add_argument("--stop-after", type=positive_int, default=None, help=argparse.SUPPRESS)  # tests: interrupt
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from simulator.accuracy.evaluate import analog_projection_names
+    from simulator.adapt.files import model_fingerprint, save_adapters
+    from simulator.adapt.train import AdaptConfig, train
+    from simulator.commands.accuracy import mapping_targets, parse_duration_s
+    from workloads.registry import load_model
+
+    if not args.out.endswith(".safetensors"):
+        raise UserError(f"--out {args.out}: expected a .safetensors file name")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise UserError(f"--out {args.out}: folder {folder} does not exist")
+    hw = load_hw_arg(args)
+    config = AdaptConfig(
+        method=args.method, mode=args.mode if args.method == "lora" else "agnostic", rank=args.rank,
+        alpha=args.alpha, dropout=args.dropout, targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
+        steps=args.steps, lr=args.lr, batch=args.batch, seq=args.seq,
+        t_train_s=parse_duration_s(args.t_train), chips=tuple(range(args.chips)), seed=args.seed,
+        weight_noise=args.weight_noise, weight_sigma=args.weight_sigma, out_noise=args.out_noise,
+        loss=args.loss, domain=args.domain, checkpoint_every=args.checkpoint_every)
+    if args.method == "hwa" and args.mode == "specific":
+        raise UserError("--mode specific: AHWA trains one set of weights for every chip; use --method lora")
+    loaded = load_model(args.model)
+    names = analog_projection_names(loaded.model, mapping_targets(args.mapping, args.model, hw))
+    if not names:
+        raise UserError("--mapping: no projection is analog, so there is nothing to adapt")
+    head = None
+    if config.loss == "task" and loaded.family != "gpt2":
+        from simulator.adapt.head import train_source_head
+        head = train_source_head(loaded, config.seed)
+    checkpoint = args.out + ".ckpt"
+    started = time.perf_counter()
+    result = train(loaded, hw, names, config, checkpoint=checkpoint, progress=args.progress,
+                   stop_after=args.stop_after, head=head)
+    seconds = time.perf_counter() - started
+    trainable = sum(t.numel() for t in result.tensors.values())
+    total = sum(p.numel() for p in {id(p): p for p in loaded.model.parameters()}.values())
+    meta = {"method": config.method, "mode": config.mode, "model": loaded.name,
+            "fingerprint": model_fingerprint(loaded.model), "hw": hw.name, "rank": config.rank,
+            "alpha": config.alpha, "chips": list(config.chips), "t_train_s": config.t_train_s,
+            "targets": list(config.targets), "steps": config.steps, "seed": config.seed, "loss": config.loss,
+            "domain": config.domain if loaded.family != "gpt2" else None}
+    save_adapters(args.out, result.tensors, meta)
+    if os.path.exists(checkpoint):
+        os.unlink(checkpoint)
+    per_set = trainable // config.sets if config.method == "lora" else total  # AHWA: every (tied once) weight
+    print(f"{config.method} ({config.mode}) on {loaded.name} / {hw.name}: {config.steps} steps"
+          + (f" (resumed at {result.resumed_from})" if result.resumed_from else "")
+          + f", loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}, {per_set} trainable parameters "
+          f"per chip set ({100.0 * per_set / total:.2f} % of {total}), {seconds:.1f} s")
+    print(f"wrote {args.out}")
+    if args.json:
+        write_json_atomic(args.json, {"config": {**meta, "lr": config.learning_rate, "batch": config.batch,
+                                                 "seq": config.seq, "dropout": config.dropout,
+                                                 "weight_noise": config.weight_noise,
+                                                 "weight_sigma": config.weight_sigma},
+                                      "losses": result.losses, "resumed_from": result.resumed_from,
+                                      "trainable_parameters_per_set": per_set, "model_parameters": total,
+                                      "seconds": seconds})
+        print(f"wrote {args.json}")
+    return 0
