@@ -34,9 +34,12 @@ ENUMS = {
     "analog.periphery.weight_scaling": ("per_tile", "per_column"),
     "analog.periphery.drift_compensation": ("global", "per_column", "none"),
     "interconnect.topology": ("mesh", "bus"),
+    "analog.device.pulsed.model": ("constant_step", "linear_step", "soft_bounds", "exp_step", "pow_step"),
+    "analog.programming.model": ("fixed", "verify"),
 }
 INT_RANGES = {"analog.dac_bits": (1, 16), "analog.adc_bits": (1, 16)}
-FRACTIONS = {"analog.device.stuck_at_zero_frac", "analog.device.stuck_at_gmax_frac"}
+FRACTIONS = {"analog.device.stuck_at_zero_frac", "analog.device.stuck_at_gmax_frac",
+             "analog.programming.usable_range"}
 POSITIVE = {
     "system.clock_ghz",
     "analog.rows", "analog.cols", "analog.adcs_per_tile", "analog.mvm_latency_ns",
@@ -48,7 +51,16 @@ POSITIVE = {
     "digital.weight_bytes", "digital.sram_bytes_per_cycle",
     "interconnect.mesh_cols", "interconnect.link_bytes_per_cycle",
     "memory.dram_bandwidth_gb_s",
-}  # every other number must be >= 0
+    "analog.device.pulsed.dw_min", "analog.device.pulsed.pow_gamma",
+    "analog.programming.tolerance", "analog.programming.max_iterations",
+    "analog.programming.max_pulses_per_iteration", "analog.programming.pulse_ns",
+    "analog.programming.verify_read_ns",
+}  # every other number must be >= 0, except:
+SIGNED = {  # pulsed-device coordinates and asymmetries may take either sign
+    "analog.device.pulsed.w_min", "analog.device.pulsed.w_max", "analog.device.pulsed.up_down",
+    "analog.device.pulsed.pow_up_down", "analog.device.pulsed.exp_a", "analog.device.pulsed.exp_b",
+    "analog.device.pulsed.gamma_up", "analog.device.pulsed.gamma_down",
+}
 
 # ADC energy per conversion (pJ) as a function of its resolution; see docs/hwconfigs.md.
 WALDEN_FOM_FJ_PER_STEP = 1.56e3 / 2 ** 8  # ISAAC's 8-bit ADC, 1.56 pJ (REFERENCES.md)
@@ -91,7 +103,8 @@ def load_hw(path_or_name, overrides: dict[str, object] | None = None) -> HwConfi
         raise UserError(f"{_display(path)}: missing required section '{missing[0]}' "
                         f"(required: {', '.join(REQUIRED_SECTIONS)})")
     _resolve_adc_energy(leaves)
-    return _build(HwConfig, "", leaves, name=path.stem, source=_display(path))
+    config = _build(HwConfig, "", leaves, name=path.stem, source=_display(path))
+    return _resolve_programming(config, leaves)
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
@@ -230,6 +243,8 @@ def _is_valid(key: str, base_type, value) -> bool:
         return low <= value <= high
     if key in FRACTIONS:
         return 0 <= value <= 1
+    if key in SIGNED:
+        return True
     return value > 0 if key in POSITIVE else value >= 0
 
 
@@ -244,6 +259,8 @@ def _expectation(key: str, base_type) -> str:
         return f"{noun} in {low}..{high}"
     if key in FRACTIONS:
         return f"{noun} in 0..1"
+    if key in SIGNED:
+        return f"a finite {'integer' if base_type is int else 'number'}"
     sign = "positive" if key in POSITIVE else "non-negative"
     return f"a {sign} {'integer' if base_type is int else 'number'}"
 
@@ -270,6 +287,29 @@ def _resolve_adc_energy(leaves: dict[str, _Leaf]) -> None:
                         f"adc_model {model!r}; remove it or set analog.adc_model: fixed")
     bits = leaves.get("analog.adc_bits", _Leaf(AnalogConfig.adc_bits, "")).value
     leaves["analog.adc_energy_pj"] = _Leaf(ADC_ENERGY_MODELS_PJ[model](bits), f"adc_model {model}")
+
+
+def _resolve_programming(config: HwConfig, leaves: dict[str, _Leaf]) -> HwConfig:
+    """Check the pulsed device; under `programming.model: verify` replace the per-tile
+    program time and energy by the program-and-verify model's expected figures."""
+    from simulator.analog import programming, pulsed  # physics lives above hw/: import on use
+    pulsed_keys = [leaf for key, leaf in leaves.items() if key.startswith("analog.device.pulsed.")]
+    try:
+        pulsed.check_pulsed(config.analog.device.pulsed)
+    except UserError as exc:
+        origin = pulsed_keys[-1].location.split(": ")[0] if pulsed_keys else ""
+        origin = "--set" if origin.startswith("--set") else origin
+        raise UserError(f"{origin}: {exc}" if origin else str(exc)) from None
+    if config.analog.programming.model == "fixed":
+        return config
+    for key in ("analog.program_time_per_tile_us", "analog.program_energy_per_tile_nj"):
+        if key in leaves:
+            raise UserError(f"{leaves[key].location}: is computed by analog.programming.model verify; "
+                            f"remove it or set analog.programming.model: fixed")
+    cost = programming.expected_tile_cost(config.analog)
+    analog = dataclasses.replace(config.analog, program_time_per_tile_us=cost.time_us,
+                                 program_energy_per_tile_nj=cost.energy_nj)
+    return dataclasses.replace(config, analog=analog)
 
 
 def _build(cls, prefix: str, leaves: dict[str, _Leaf], **extra):
