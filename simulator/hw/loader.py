@@ -302,10 +302,8 @@ def _resolve_programming(config: HwConfig, leaves: dict[str, _Leaf]) -> HwConfig
         raise UserError(f"{origin}: {exc}" if origin else str(exc)) from None
     if config.analog.programming.model == "fixed":
         return config
-    for key in ("analog.program_time_per_tile_us", "analog.program_energy_per_tile_nj"):
-        if key in leaves:
-            raise UserError(f"{leaves[key].location}: is computed by analog.programming.model verify; "
-                            f"remove it or set analog.programming.model: fixed")
+    # The fixed figures (possibly inherited through extends:) are replaced, not an error:
+    # a preset that states them can still be switched to verify with --set.
     cost = programming.expected_tile_cost(config.analog)
     analog = dataclasses.replace(config.analog, program_time_per_tile_us=cost.time_us,
                                  program_energy_per_tile_nj=cost.energy_nj)

@@ -88,8 +88,9 @@ class PeripheryConfig:
 @dataclass(frozen=True)
 class ProgrammingConfig:
     """How programming a tile is costed: `fixed` takes program_time_per_tile_us and
-    program_energy_per_tile_nj as given; `verify` computes them from the program-and-verify
-    model (simulator/analog/programming.py) on the pulsed device of analog.device.pulsed."""
+    program_energy_per_tile_nj as given; `verify` replaces them by the program-and-verify
+    model's expected per-tile figures (simulator/analog/programming.py) on the pulsed
+    device of analog.device.pulsed."""
 
     model: str = "fixed"  # fixed | verify
     tolerance: float = 0.02  # accept |G_read - G_target| <= tolerance * g_max
