@@ -8,7 +8,7 @@ import sys
 
 from simulator.errors import UserError
 
-COMMANDS = ("run", "compare", "hw", "accuracy", "profile", "search", "sweep")
+COMMANDS = ("run", "compare", "hw", "accuracy", "profile", "search", "sweep", "train", "program")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -59,6 +59,7 @@ class LsqRun:
     algorithm: str
     seed: int
     losses: list  # mean training loss after each epoch (effective weight)
+    error_curve: list  # |W - W_opt|_F / |W_opt|_F at the start and after each epoch
     final_error: float  # |W_final - W_opt|_F / |W_opt|_F
     averaged_error: float  # same for W averaged over the last half of the run
     trajectory: np.ndarray  # [epochs + 1, tracked] effective weights of a few devices
@@ -83,6 +84,8 @@ def run_lsq(algorithm: str, device: PulsedDeviceConfig, pulses: PulseSettings, s
     flat_opt = problem.w_opt.ravel()
     track = np.argsort(-np.abs(flat_opt))[:tracked]  # the largest weights show the pull best
     trajectory = [np.asarray(opt.weight()).ravel()[track].copy()]
+    norm = np.linalg.norm(problem.w_opt)
+    errors = [float(np.linalg.norm(np.asarray(opt.weight()) - problem.w_opt) / norm)]
     losses, average, averaged_steps = [loss(problem, np.asarray(opt.weight()))], np.zeros_like(init), 0
     samples = problem.x.shape[0]
     for epoch in range(epochs):
@@ -94,17 +97,17 @@ def run_lsq(algorithm: str, device: PulsedDeviceConfig, pulses: PulseSettings, s
                 average += opt.weight()
                 averaged_steps += 1
         losses.append(loss(problem, np.asarray(opt.weight())))
+        errors.append(float(np.linalg.norm(np.asarray(opt.weight()) - problem.w_opt) / norm))
         trajectory.append(np.asarray(opt.weight()).ravel()[track].copy())
         if progress:
             progress()
-    norm = np.linalg.norm(problem.w_opt)
     final = np.asarray(opt.weight(), dtype=np.float64)
     symmetric = _symmetric_of(opt, init)
     predicted = None
     if algorithm == "sgd":
         predicted = float(np.linalg.norm(predicted_sgd_point(opt.tile.devices, device.dw_min, problem)
                                          - problem.w_opt) / norm)
-    return LsqRun(algorithm, seed, losses, float(np.linalg.norm(final - problem.w_opt) / norm),
+    return LsqRun(algorithm, seed, losses, errors, float(np.linalg.norm(final - problem.w_opt) / norm),
                   float(np.linalg.norm(average / max(averaged_steps, 1) - problem.w_opt) / norm),
                   np.array(trajectory), flat_opt[track], symmetric.ravel()[track], opt.pulses(), predicted)
 
