@@ -186,3 +186,64 @@ def pcm_sigma_uS(target_uS: np.ndarray, g_max_uS: float) -> np.ndarray:
     from simulator.analog.device import pcm_programming_sigma_uS
     return pcm_programming_sigma_uS(np.asarray(target_uS) / g_max_uS, g_max_uS)
 
+
+
+# ---------------------------------------------------------------- whole layers
+
+@dataclass(frozen=True)
+class ProgrammedWeight:
+    """A Linear weight after program-and-verify, and the cost of each of its tiles."""
+
+    weight: np.ndarray  # [out, in]: (G+ - G-) / g_max x max|W| of each tile/column
+    tiles: tuple[TileCost, ...]
+    errors_uS: np.ndarray  # programmed - target conductance of every nonzero-target device
+    targets_uS: np.ndarray  # the matching targets
+
+
+def program_weight(weight: np.ndarray, analog: AnalogConfig, seed: int, keep_errors: int = 0) -> ProgrammedWeight:
+    """Program W (out x in) tile by tile (rows inputs x cols outputs, the analog layer's
+    cut and weight scaling), each tile by program-and-verify with its own seed."""
+    from simulator.analog.device import weight_max_abs
+    weight = np.ascontiguousarray(weight, dtype=np.float32)
+    out_features, in_features = weight.shape
+    rows, cols, g_max = analog.rows, analog.cols, analog.device.g_max_uS
+    weight_max = weight_max_abs(weight, rows, cols, analog.periphery.weight_scaling)  # [row_blocks, out]
+    programmed = np.empty_like(weight)
+    tiles, errors, targets_kept = [], [], []
+    for block in range(weight_max.shape[0]):
+        inputs = slice(block * rows, min((block + 1) * rows, in_features))
+        for start in range(0, out_features, cols):
+            outputs = slice(start, min(start + cols, out_features))
+            scale = weight_max[block, outputs]
+            normalised = weight[outputs, inputs].T / scale[None, :]  # [tile rows, tile cols]
+            targets = pair_targets_uS(normalised, g_max)
+            result = program_and_verify(targets, analog.device.pulsed, analog.programming, g_max,
+                                        seed=seed * 1_000_003 + block * 4099 + start)
+            width = normalised.shape[1]
+            achieved = (result.g_uS[:, :width] - result.g_uS[:, width:]) / g_max
+            programmed[outputs, inputs] = (achieved * scale[None, :]).T
+            tiles.append(tile_cost(result))
+            if keep_errors > sum(e.size for e in errors):
+                used = targets > 0
+                errors.append((result.g_uS - targets)[used])
+                targets_kept.append(targets[used])
+    return ProgrammedWeight(programmed, tuple(tiles),
+                            np.concatenate(errors) if errors else np.empty(0),
+                            np.concatenate(targets_kept) if targets_kept else np.empty(0))
+
+
+def error_versus_pcm(errors_uS: np.ndarray, targets_uS: np.ndarray, g_max_uS: float, bins: int = 5) -> list[dict]:
+    """Spread of programmed - target per target-conductance bin, beside the fitted PCM
+    programming-noise polynomial's sigma at the bin centre."""
+    edges = np.linspace(0.0, g_max_uS, bins + 1)
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (targets_uS > low) & (targets_uS <= high)
+        if not inside.any():
+            continue
+        e = errors_uS[inside]
+        rows.append({"g_low_uS": float(low), "g_high_uS": float(high), "devices": int(inside.sum()),
+                     "mean_uS": float(e.mean()), "std_uS": float(e.std()),
+                     "p99_abs_uS": float(np.quantile(np.abs(e), 0.99)),
+                     "pcm_sigma_uS": float(pcm_sigma_uS(np.array(0.5 * (low + high)), g_max_uS))})
+    return rows

@@ -5,15 +5,16 @@ pass uses) and `step(x, d)` (d = dLoss/dy for input x: the gradient is d x^T).
 
 * `fp`: plain floating-point SGD, W -= lr d x^T (the reference).
 * `sgd`: Analog SGD: the same update asked of one pulsed tile. With asymmetric responses
-  its expected step is -lr (g F(W) + |g| G(W)) with F = (q+ + q-)/2, G = (q+ - q-)/2 in
-  step units, so it settles where g F = -|g| G: biased toward the symmetric point (Wu et al.,
+  its expected step is -lr (g F(W) - |g| G(W)) with F = (q+ + q-)/2, G = (q+ - q-)/2 in
+  step units, so it settles where g F = |g| G: biased toward the symmetric point (Wu et al.,
   arXiv 2502.06309).
 * `tiki-taka`: array A takes the gradient pulses; every `transfer_every` steps one column
   of A is read (one-hot input, read noise) relative to A's symmetric point (a reference
-  array programmed to it, as in Tiki-Taka practice) and added to C by a pulse update of
-  rate `transfer_lr`. The forward pass uses W = C.
+  array programmed to it, as in Tiki-Taka practice; the range centre for a device with no
+  interior symmetric point) and added to C by a pulse update of rate `transfer_lr`. The
+  forward pass uses W = C.
 * `residual`: residual learning: the same two arrays, but the forward pass and the
-  gradient use W = C + gamma (A - A_sp), gamma > 0, so A learns the residual that C
+  gradient use W = C + gamma (A - A_ref), gamma > 0, so A learns the residual that C
   still misses (the bilevel scheme of arXiv 2502.06309).
 """
 from __future__ import annotations
@@ -91,7 +92,7 @@ class TikiTaka:
     def weight(self) -> np.ndarray:
         if self.gamma == 0:
             return self.c.weights
-        return self.c.weights + self.gamma * (self.a.weights - self.a.symmetric)
+        return self.c.weights + self.gamma * (self.a.weights - self.a.reference)
 
     def step(self, x: np.ndarray, d: np.ndarray) -> None:
         self.a.update(x, d, self.settings.lr)
@@ -101,7 +102,7 @@ class TikiTaka:
 
     def _transfer(self) -> None:
         j = self.next_column
-        value = self.a.read_column(j, self.settings.read_noise) - self.a.symmetric[:, j]
+        value = self.a.read_column(j, self.settings.read_noise) - self.a.reference[:, j]
         self._one_hot[j] = 1.0
         self.c.update(self._one_hot, -value, self.settings.transfer_lr)  # C += transfer_lr A e_j^T
         self._one_hot[j] = 0.0

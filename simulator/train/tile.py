@@ -40,21 +40,29 @@ class AnalogTile:
     read_rng: np.random.Generator
     updates: int = 0
     pulses: int = 0
-    symmetric: np.ndarray = field(init=False)
+    symmetric: np.ndarray = field(init=False)  # each device's symmetric point (NaN: none)
+    reference: np.ndarray = field(init=False)  # where a reference array reads zero
 
     def __post_init__(self):
-        self.symmetric = np.nan_to_num(pulsed.symmetric_point(self.devices), nan=0.0).astype(np.float32)
+        """The reference is the symmetric point where it lies inside the range; a device
+        without one (a constant step drifts to a bound) is referenced to its range centre."""
+        self.symmetric = pulsed.symmetric_point(self.devices)
+        span = self.devices.w_max - self.devices.w_min
+        inside = (np.isfinite(self.symmetric) & (self.symmetric > self.devices.w_min + 1e-3 * span)
+                  & (self.symmetric < self.devices.w_max - 1e-3 * span))
+        centre = 0.5 * (self.devices.w_min + self.devices.w_max)
+        self.reference = np.where(inside, self.symmetric, centre).astype(np.float32)
 
     @classmethod
     def create(cls, cfg: PulsedDeviceConfig, shape: tuple[int, int], settings: PulseSettings, seed: int,
                name: int, init: np.ndarray | str = "symmetric") -> "AnalogTile":
         """A tile with its own device draw and streams (seed, name); starts at `init`:
-        given weights (clipped to each device's bounds) or each device's symmetric point."""
+        given weights (clipped to each device's bounds) or each device's reference point."""
         rng = np.random.default_rng([seed, name, 0])
         devices = pulsed.sample_array(cfg, shape, rng)
         tile = cls(np.zeros(shape, dtype=np.float32), devices, cfg.dw_min, settings,
                    pulse_update.base_key(seed, name, 1), np.random.default_rng([seed, name, 2]))
-        start = tile.symmetric if isinstance(init, str) else np.asarray(init, dtype=np.float32)
+        start = tile.reference if isinstance(init, str) else np.asarray(init, dtype=np.float32)
         tile.weights[...] = np.clip(start, devices.w_min, devices.w_max)
         return tile
 
