@@ -186,6 +186,13 @@ def write_program_h5(summary: dict, path: str) -> None:
                 f.create_dataset(f"model/{key}", data=np.array([r[key] for r in summary["sweep"]]))
 
 
+def _log_percent_axis(ax) -> None:
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_sweep(summary: dict, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -198,11 +205,14 @@ def plot_sweep(summary: dict, path: str) -> None:
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8), squeeze=False)
     ax = axes[0, 0]
     ax.plot(tolerances * 100, tile_ms, "o-", color="tab:blue", label="time per tile")
-    ax.set_xscale("log")
+    _log_percent_axis(ax)
+    ax.set_xticks(tolerances * 100)
     ax.set_xlabel("verify tolerance (% of g_max)")
     ax.set_ylabel("program time per tile (ms)", color="tab:blue")
     energy = ax.twinx()
-    energy.plot(tolerances * 100, [r["tile"]["energy_nj"] / 1e3 for r in summary["sweep"]], "s--", color="tab:red")
+    energy.plot(tolerances * 100, [r["tile"]["energy_nj"] / 1e3 for r in summary["sweep"]], "s--", color="tab:red",
+                label="energy per tile")
+    ax.legend(handles=ax.get_lines() + energy.get_lines(), fontsize=7, loc="upper right")
     energy.set_ylabel("program energy per tile (uJ)", color="tab:red")
     ax.set_title(f"{summary['hw']}: {summary['rows']}x{summary['cols']} tile, {summary['device']['model']}", fontsize=9)
     if summary["model"]:
@@ -219,7 +229,8 @@ def plot_sweep(summary: dict, path: str) -> None:
         for t, v, r in zip(tolerances, values, summary["sweep"]):
             ax2.annotate(f"{r['model_program_time_s']:.2f} s", (t * 100, v), fontsize=7,
                          textcoords="offset points", xytext=(4, 4))
-        ax2.set_xscale("log")
+        _log_percent_axis(ax2)
+        ax2.set_xticks(tolerances * 100)
         ax2.set_xlabel("verify tolerance (% of g_max)")
         ax2.set_ylabel(f"{summary['model']} {ref['metric']}")
         ax2.set_title("accuracy at t = 0 (labels: whole-model programming time)", fontsize=9)
