@@ -101,28 +101,32 @@ def _train_masks(values, scale, bl, key, stream):
     return masks
 
 
-_BLOCK = 16  # devices whose pulses are interleaved: independent chains hide the latency
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _pulse_rounds(model, v, counts, up, s_up, s_down, w_min, w_max, params, rounds, step_sq):
-    """Pulses of a row, block by block: round k gives pulse k to every device of the block
-    with more than k coincidences. Branch-free inside a block, so _BLOCK devices' pulse
-    chains run side by side; step_sq accumulates each device's squared steps."""
-    for start in range(0, v.size, _BLOCK):
-        stop = min(start + _BLOCK, v.size)
-        block_rounds = 0
-        for j in range(start, stop):
-            block_rounds = max(block_rounds, counts[j])
-        for k in range(block_rounds):
-            for j in range(start, stop):
-                a = v[j]
-                rise = s_up[j] * q_up_scalar(model, a, w_min[j], w_max[j], params)
-                fall = s_down[j] * q_down_scalar(model, a, w_min[j], w_max[j], params)
-                step = rise if up[j] else -fall
-                step = step if counts[j] > k else 0.0
-                step_sq[j] += step * step
-                v[j] = min(max(a + step, w_min[j]), w_max[j])
+    """Pulses of a row in rounds over a compacted list of the devices still owed pulses:
+    round k gives pulse k to each of them, so consecutive iterations touch independent
+    devices (their chains overlap in the pipeline) and the work is the pulse count, not
+    rows x the longest train. Branch-free per device; step_sq accumulates squared steps."""
+    owed = np.empty(v.size, dtype=np.int32)
+    m = 0
+    for j in range(v.size):
+        owed[m] = j
+        m += counts[j] > 0
+    k = 0
+    while m > 0:
+        kept = 0
+        for t in range(m):
+            j = owed[t]
+            a = v[j]
+            rise = s_up[j] * q_up_scalar(model, a, w_min[j], w_max[j], params)
+            fall = s_down[j] * q_down_scalar(model, a, w_min[j], w_max[j], params)
+            step = rise if up[j] else -fall
+            step_sq[j] += step * step
+            v[j] = min(max(a + step, w_min[j]), w_max[j])
+            owed[kept] = j
+            kept += counts[j] > k + 1
+        m = kept
+        k += 1
 
 
 @njit(cache=True, nogil=True)
