@@ -103,30 +103,34 @@ def _train_masks(values, scale, bl, key, stream):
 
 @njit(cache=True, nogil=True, inline="always")
 def _pulse_rounds(model, v, counts, up, s_up, s_down, w_min, w_max, params, rounds, step_sq):
-    """Pulses of a row in rounds over a compacted list of the devices still owed pulses:
-    round k gives pulse k to each of them, so consecutive iterations touch independent
-    devices (their chains overlap in the pipeline) and the work is the pulse count, not
-    rows x the longest train. Branch-free per device; step_sq accumulates squared steps."""
+    """Pulses of a row: the up and the down devices each in rounds over a compacted list
+    of those still owed pulses. Round k gives pulse k to each of them, so consecutive
+    iterations touch independent devices (their chains overlap in the pipeline), each
+    list evaluates one response only, and the work is the pulse count, not row length x
+    the longest train. step_sq accumulates each device's squared steps."""
     owed = np.empty(v.size, dtype=np.int32)
-    m = 0
-    for j in range(v.size):
-        owed[m] = j
-        m += counts[j] > 0
-    k = 0
-    while m > 0:
-        kept = 0
-        for t in range(m):
-            j = owed[t]
-            a = v[j]
-            rise = s_up[j] * q_up_scalar(model, a, w_min[j], w_max[j], params)
-            fall = s_down[j] * q_down_scalar(model, a, w_min[j], w_max[j], params)
-            step = rise if up[j] else -fall
-            step_sq[j] += step * step
-            v[j] = min(max(a + step, w_min[j]), w_max[j])
-            owed[kept] = j
-            kept += counts[j] > k + 1
-        m = kept
-        k += 1
+    for direction in range(2):
+        rising = direction == 0
+        m = 0
+        for j in range(v.size):
+            owed[m] = j
+            m += (counts[j] > 0) & (up[j] == rising)
+        k = 0
+        while m > 0:
+            kept = 0
+            for t in range(m):
+                j = owed[t]
+                a = v[j]
+                if rising:
+                    step = s_up[j] * q_up_scalar(model, a, w_min[j], w_max[j], params)
+                else:
+                    step = -s_down[j] * q_down_scalar(model, a, w_min[j], w_max[j], params)
+                step_sq[j] += step * step
+                v[j] = min(max(a + step, w_min[j]), w_max[j])
+                owed[kept] = j
+                kept += counts[j] > k + 1
+            m = kept
+            k += 1
 
 
 @njit(cache=True, nogil=True)
