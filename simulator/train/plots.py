@@ -25,7 +25,7 @@ def plot_training(summary: dict, path: str) -> None:
             colour = COLOURS.get(algorithm, None)
             key = "error_curve" if lsq else "losses"
             curves = np.array([run[key] for run in runs])
-            epochs = np.arange(curves.shape[1])
+            epochs = np.arange(curves.shape[1]) + (0 if lsq else 1)  # lsq: from the start; digits: per epoch
             loss_ax.plot(epochs, curves.mean(axis=0), color=colour, label=algorithm)
             if lsq:
                 trajectory = np.array(runs[0]["trajectory"])
