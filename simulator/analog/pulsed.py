@@ -13,8 +13,10 @@ with xi ~ N(0, 1) fresh per pulse (cycle-to-cycle noise) and per-device constant
     w_max' = w_max * (1 + w_bound_dtod * xi_3),  w_min' = w_min * (1 + w_bound_dtod * xi_4)
 
 (relative factors clipped at 0.05 so no step or bound changes sign). The responses q+, q-
-(dimensionless, 1 at the centre of the range for the nominal device, so dw_min is the
-step there) follow the device families of aihwkit's pulsed devices (facts only; our code):
+are dimensionless: 1 everywhere for the constant step, at w = 0 for the linear step and
+soft bounds, at the range centre for the power step, so dw_min is the step there (the
+exponential step's q approaches 1 far from its saturating side). They follow the device
+families of aihwkit's pulsed devices (facts only; our code):
 
     constant_step  q+ = 1                          q- = 1
     linear_step    q+ = max(1 - gamma_up w / w_max, 0)   q- = max(1 - gamma_down w / w_min, 0)
