@@ -165,20 +165,34 @@ def tile_cost(result: VerifyResult) -> TileCost:
                     float(result.iterations.mean()), float(result.converged.mean()))
 
 
-def random_tile_weights(rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian weights scaled by the tile's max |W| (per-tile scaling): a typical layer."""
+def random_tile_weights(rows: int, cols: int, rng: np.random.Generator,
+                        weight_scaling: str = "per_tile") -> np.ndarray:
+    """Gaussian weights [rows (inputs), cols (outputs)] normalised as the tile maps them:
+    by the tile's max |W| (`per_tile`) or by each column's (`per_column`)."""
     w = rng.standard_normal((rows, cols))
-    return w / np.abs(w).max()
+    scale = np.abs(w).max(axis=0, keepdims=True) if weight_scaling == "per_column" else np.abs(w).max()
+    return w / scale
 
 
 @functools.lru_cache(maxsize=64)
 def expected_tile_cost(analog: AnalogConfig) -> TileCost:
-    """Time and energy to program one full tile of random Gaussian weights (seeded by
-    analog.programming.seed): what the timing model charges a program task under `verify`."""
+    """Time and energy to program one full tile of random Gaussian weights, normalised by
+    the config's weight scaling (seeded by analog.programming.seed): what the timing model
+    charges a program task under `verify`."""
+    return tile_cost(sample_tile_programming(analog))
+
+
+def sample_tile_programming(analog: AnalogConfig) -> VerifyResult:
+    """Program-and-verify of the random reference tile of `expected_tile_cost`."""
+    targets = sample_tile_targets_uS(analog)
     prog = analog.programming
-    rng = np.random.default_rng([prog.seed, 47])
-    targets = pair_targets_uS(random_tile_weights(analog.rows, analog.cols, rng), analog.device.g_max_uS)
-    return tile_cost(program_and_verify(targets, analog.device.pulsed, prog, analog.device.g_max_uS, prog.seed))
+    return program_and_verify(targets, analog.device.pulsed, prog, analog.device.g_max_uS, prog.seed)
+
+
+def sample_tile_targets_uS(analog: AnalogConfig) -> np.ndarray:
+    rng = np.random.default_rng([analog.programming.seed, 47])
+    weights = random_tile_weights(analog.rows, analog.cols, rng, analog.periphery.weight_scaling)
+    return pair_targets_uS(weights, analog.device.g_max_uS)
 
 
 def pcm_sigma_uS(target_uS: np.ndarray, g_max_uS: float) -> np.ndarray:

@@ -62,11 +62,8 @@ def run(args) -> int:
     for tolerance in tolerances:
         hw_tol = with_tolerance(hw, tolerance)
         print(f"tolerance {tolerance:g}: programming a {hw.analog.rows}x{hw.analog.cols} tile", file=sys.stderr)
-        rng = np.random.default_rng([hw.analog.programming.seed, 47])
-        targets = programming.pair_targets_uS(programming.random_tile_weights(hw.analog.rows, hw.analog.cols, rng),
-                                              hw.analog.device.g_max_uS)
-        result = programming.program_and_verify(targets, hw.analog.device.pulsed, hw_tol.analog.programming,
-                                                hw.analog.device.g_max_uS, hw.analog.programming.seed)
+        targets = programming.sample_tile_targets_uS(hw_tol.analog)  # the tile the timing model charges
+        result = programming.sample_tile_programming(hw_tol.analog)
         used = targets > 0
         row = {"tolerance": tolerance, "tile": dataclasses.asdict(programming.tile_cost(result)),
                "error_vs_pcm": programming.error_versus_pcm((result.g_uS - targets)[used], targets[used],
