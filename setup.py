@@ -25,6 +25,7 @@ setup(
         "safetensors>=0.4",
         "dask[distributed]>=2024.1",
         "tqdm>=4.66",
+        "scikit-learn>=1.4",  # aimcsim train --task digits: the bundled 8x8 digits set
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "transformers>=4.40"],

@@ -16,7 +16,7 @@ import sys
 from simulator import __version__, atomic
 from simulator.errors import UserError
 
-COMMANDS = ("run", "compare", "hw", "accuracy", "profile", "search", "sweep", "adapt")
+COMMANDS = ("run", "compare", "hw", "accuracy", "profile", "search", "sweep", "adapt", "train", "program")
 DESCRIPTION = ("aimcsim: a cycle-level simulator of heterogeneous analog in-memory computing "
                "accelerators (crossbar tiles, digital cores, NoC, DRAM). It answers how fast, how "
                "much energy and how accurate a transformer is on a given chip. With no command it "

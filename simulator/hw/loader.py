@@ -40,9 +40,12 @@ ENUMS = {
     "interconnect.topology": ("mesh", "bus"),
     "interconnect.flow_control": ("cut_through", "store_and_forward"),
     "analog.multiplexing": ("reprogram_per_pass", "resident_subset"),
+    "analog.device.pulsed.model": ("constant_step", "linear_step", "soft_bounds", "exp_step", "pow_step"),
+    "analog.programming.model": ("fixed", "verify"),
 }
 INT_RANGES = {"analog.dac_bits": (2, 16), "analog.adc_bits": (2, 16)}  # 2^(bits-1) - 1 >= 1 level
-FRACTIONS = {"analog.device.stuck_at_zero_frac", "analog.device.stuck_at_gmax_frac"}
+FRACTIONS = {"analog.device.stuck_at_zero_frac", "analog.device.stuck_at_gmax_frac",
+             "analog.programming.usable_range"}
 POSITIVE = {
     "system.clock_ghz",
     "analog.rows", "analog.cols", "analog.adcs_per_tile", "analog.mvm_latency_ns",
@@ -54,7 +57,16 @@ POSITIVE = {
     "digital.weight_bytes", "digital.sram_bytes_per_cycle",
     "interconnect.mesh_cols", "interconnect.link_bytes_per_cycle",
     "memory.dram_bandwidth_gb_s",
-}  # every other number must be >= 0
+    "analog.device.pulsed.dw_min", "analog.device.pulsed.pow_gamma",
+    "analog.programming.tolerance", "analog.programming.max_iterations",
+    "analog.programming.max_pulses_per_iteration", "analog.programming.pulse_ns",
+    "analog.programming.verify_read_ns",
+}  # every other number must be >= 0, except:
+SIGNED = {  # pulsed-device coordinates and asymmetries may take either sign
+    "analog.device.pulsed.w_min", "analog.device.pulsed.w_max", "analog.device.pulsed.up_down",
+    "analog.device.pulsed.pow_up_down", "analog.device.pulsed.exp_a", "analog.device.pulsed.exp_b",
+    "analog.device.pulsed.gamma_up", "analog.device.pulsed.gamma_down",
+}
 
 # Upper bounds: counts a chip could plausibly have (every array the simulator allocates
 # grows with them, so they also bound memory), and rates, times and energies a few orders
@@ -111,7 +123,8 @@ def load_hw(path_or_name, overrides: dict[str, object] | None = None) -> HwConfi
         raise UserError(f"{_display(path)}: missing required section '{missing[0]}' "
                         f"(required: {', '.join(REQUIRED_SECTIONS)})")
     _check_converters(leaves)
-    return _build(HwConfig, "", leaves, name=path.stem, source=_display(path))
+    config = _build(HwConfig, "", leaves, name=path.stem, source=_display(path))
+    return _resolve_programming(config, leaves)
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
@@ -250,6 +263,8 @@ def _is_valid(key: str, base_type, value) -> bool:
         return 0 <= value <= 1
     if value > MAXIMA.get(key, DEFAULT_MAXIMUM):
         return False
+    if key in SIGNED:
+        return True
     return value > 0 if key in POSITIVE else value >= 0
 
 
@@ -274,6 +289,8 @@ def _expectation(key: str, base_type) -> str:
         return f"{noun} in {low}..{high}"
     if key in FRACTIONS:
         return f"{noun} in 0..1"
+    if key in SIGNED:
+        return f"a finite {'integer' if base_type is int else 'number'}"
     sign = "positive" if key in POSITIVE else "non-negative"
     return f"a {sign} {'integer' if base_type is int else 'number'}"
 
@@ -319,6 +336,27 @@ def _check_converters(leaves: dict[str, _Leaf]) -> None:
         if needed not in written:
             raise UserError(f"{location}: {what} {section}.{needed}, which is not given; "
                             "set it (docs/hwconfigs.md)")
+
+
+def _resolve_programming(config: HwConfig, leaves: dict[str, _Leaf]) -> HwConfig:
+    """Check the pulsed device; under `programming.model: verify` replace the per-tile
+    program time and energy by the program-and-verify model's expected figures."""
+    from simulator.analog import programming, pulsed  # physics lives above hw/: import on use
+    pulsed_keys = [leaf for key, leaf in leaves.items() if key.startswith("analog.device.pulsed.")]
+    try:
+        pulsed.check_pulsed(config.analog.device.pulsed)
+    except UserError as exc:
+        origin = pulsed_keys[-1].location.split(": ")[0] if pulsed_keys else ""
+        origin = "--set" if origin.startswith("--set") else origin
+        raise UserError(f"{origin}: {exc}" if origin else str(exc)) from None
+    if config.analog.programming.model == "fixed":
+        return config
+    # The fixed figures (possibly inherited through extends:) are replaced, not an error:
+    # a preset that states them can still be switched to verify with --set.
+    cost = programming.expected_tile_cost(config.analog)
+    analog = dataclasses.replace(config.analog, program_time_per_tile_us=cost.time_us,
+                                 program_energy_per_tile_nj=cost.energy_nj)
+    return dataclasses.replace(config, analog=analog)
 
 
 def _build(cls, prefix: str, leaves: dict[str, _Leaf], **extra):

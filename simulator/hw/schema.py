@@ -21,6 +21,32 @@ class SystemConfig:
 
 
 @dataclass(frozen=True)
+class PulsedDeviceConfig:
+    """A device written by pulses (training, program-and-verify); formulas in
+    simulator/analog/pulsed.py. Weights in device units, bounds w_min < w_max."""
+
+    model: str = "soft_bounds"  # constant_step | linear_step | soft_bounds | exp_step | pow_step
+    dw_min: float = 0.001  # step of one pulse where the response is 1 (the range centre)
+    w_min: float = -1.0
+    w_max: float = 1.0
+    up_down: float = 0.0  # asymmetry: up steps dw_min (1 + up_down), down dw_min (1 - up_down)
+    dw_min_dtod: float = 0.3  # device-to-device relative std of the step
+    up_down_dtod: float = 0.01  # device-to-device std of up_down
+    w_bound_dtod: float = 0.3  # device-to-device relative std of w_min and w_max
+    dw_min_std: float = 0.3  # cycle-to-cycle relative std of each pulse's step
+    gamma_up: float = 0.5  # linear_step slopes (1 = soft bounds)
+    gamma_down: float = 0.5
+    exp_a_up: float = 0.00081  # exp_step: q+ = 1 - A_up exp(gamma_up z), z = 2 a w / range + b
+    exp_a_down: float = 0.36833
+    exp_gamma_up: float = 12.44625
+    exp_gamma_down: float = 12.78785
+    exp_a: float = 0.244
+    exp_b: float = 0.2425
+    pow_gamma: float = 1.5  # pow_step exponent
+    pow_up_down: float = 0.0  # pow_step exponent asymmetry
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     """Non-volatile device model behind each crossbar cell (differential pairs)."""
 
@@ -44,6 +70,7 @@ class DeviceConfig:
     # Faults, sampled once per chip realisation
     stuck_at_zero_frac: float = 0.0
     stuck_at_gmax_frac: float = 0.0
+    pulsed: PulsedDeviceConfig = field(default_factory=PulsedDeviceConfig)
 
 
 @dataclass(frozen=True)
@@ -59,6 +86,26 @@ class PeripheryConfig:
     weight_scaling: str = "per_tile"  # per_tile | per_column
     drift_compensation: str = "global"  # global | per_column | none
     read_noise_gemm: bool = False  # per-MVM read noise as a second GEMM
+
+
+@dataclass(frozen=True)
+class ProgrammingConfig:
+    """How programming a tile is costed: `fixed` takes program_time_per_tile_us and
+    program_energy_per_tile_nj as given; `verify` replaces them by the program-and-verify
+    model's expected per-tile figures (simulator/analog/programming.py) on the pulsed
+    device of analog.device.pulsed."""
+
+    model: str = "fixed"  # fixed | verify
+    tolerance: float = 0.02  # accept |G_read - G_target| <= tolerance * g_max
+    max_iterations: int = 20  # pulse + verify rounds per device before giving up
+    max_pulses_per_iteration: int = 32  # pulses of one round (burst sized to the error)
+    pulse_ns: float = 50.0  # one programming pulse on a row
+    verify_read_ns: float = 200.0  # one verify read of a row
+    pulse_energy_pj: float = 10.0  # per device pulse
+    verify_energy_pj: float = 0.5  # per device verify read
+    read_noise: float = 0.005  # verify-read noise std, fraction of g_max
+    usable_range: float = 0.8  # g_max sits this fraction of the way from w_min to w_max
+    seed: int = 0  # seed of the expected-cost run on random targets
 
 
 @dataclass(frozen=True)
@@ -117,6 +164,7 @@ class AnalogConfig:
     program_energy_per_tile_nj: float = 0.0
     device: DeviceConfig = field(default_factory=DeviceConfig)
     periphery: PeripheryConfig = field(default_factory=PeripheryConfig)
+    programming: ProgrammingConfig = field(default_factory=ProgrammingConfig)
 
 
 @dataclass(frozen=True)
