@@ -8,6 +8,7 @@ so targets are a plain projection -> 'analog' | 'digital' dict or a Mapping.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -48,12 +49,14 @@ class AccuracyResult:
 
 def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times_s: list[float],
                       seeds: list[int] | int, *, max_batches: int | None = None,
-                      metric: str | None = None, max_tokens: int | None = None) -> AccuracyResult:
+                      metric: str | None = None, max_tokens: int | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> AccuracyResult:
     """Metric of `loaded_model` with `targets` analog on `hw`, at each time in `times_s`.
 
     `seeds`: chip realisations (an int n means seeds 0..n-1). `metric`: for GPT-2
     perplexity (default), kl or top1; for encoders cosine. `max_tokens` / `max_batches`
-    cut the LM eval to a prefix of the held-out text for quick looks.
+    cut the LM eval to a prefix of the held-out text for quick looks. `progress(done,
+    total)` is called as the analog forwards finish (time x eval batch).
     """
     family = loaded_model.family
     metric = _check_metric(family, metric)
@@ -66,11 +69,11 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
     analog_model, set_time = _analog_copy(fp_model, analog_names, hw, seed_list)
     if eval_set is not None:
         scores = evaluate_lm(fp_model, analog_model, set_time, eval_set, list(times_s),
-                             len(seed_list), metric, max_batches=max_batches)
+                             len(seed_list), metric, max_batches=max_batches, progress=progress)
         fp_value, values, eval_tokens = scores.fp, scores.values, scores.tokens
     else:
         fp_value, values = _evaluate_encoder(loaded_model, analog_model, set_time, list(times_s),
-                                             len(seed_list))
+                                             len(seed_list), progress)
         eval_tokens = None
     return AccuracyResult(
         metric=metric, fp=float(fp_value),
@@ -121,7 +124,7 @@ def _analog_copy(fp_model, analog_names, hw, seeds):
 
 
 @torch.no_grad()
-def _evaluate_encoder(loaded_model, analog_model, set_time, times_s, replicas):
+def _evaluate_encoder(loaded_model, analog_model, set_time, times_s, replicas, progress=None):
     """Embedding cosine to FP on the family's eval batch, per (time, realisation).
 
     Padding positions (attention_mask 0) are left out: their hidden states mean nothing.
@@ -141,6 +144,8 @@ def _evaluate_encoder(loaded_model, analog_model, set_time, times_s, replicas):
         outputs = analog_model(**repeated).view(replicas, *fp_output.shape)
         values[time_index] = [embedding_cosine(fp_output[keep], outputs[k][keep])
                               for k in range(replicas)]
+        if progress:
+            progress(time_index + 1, len(times_s))
     return 1.0, values
 
 

@@ -33,27 +33,39 @@ def plot_profile(profile: dict, path: str) -> None:
     save_figure(fig, path)
 
 
+_FRONT_KEY = {"latency_ns": "on_latency_front", "energy_pj": "on_energy_front"}
+_REFERENCE_STYLE = {"greedy": ("s", "tab:green"), "all_analog": ("^", "tab:red"), "all_digital": ("v", "tab:blue")}
+
+
 def plot_pareto(search: dict, path: str) -> None:
-    """Latency and energy against degradation for the budget sweep and the reference mappings."""
-    points = search["pareto"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, key, label in ((axes[0], "latency_ns", "latency (ns)"), (axes[1], "energy_pj", "energy (pJ)")):
-        for kind, marker in (("verified", "o"), ("proxy", "x")):
-            chosen = [p for p in points if p["delta_kind"] == kind]
-            if chosen:
-                ax.scatter([p["delta"] for p in chosen], [p[key] for p in chosen], marker=marker,
-                           label=f"MILP, {kind} delta")
-        front = sorted((p for p in points if p["on_front"]), key=lambda p: p["delta"])
-        ax.plot([p["delta"] for p in front], [p[key] for p in front], "k--", lw=0.8, label="front")
-        for name in ("greedy", "all_analog", "all_digital"):
+    """Latency and energy against the verified degradation of every mapping the search
+    measured; each panel's non-dominated front as a step line, the chosen mapping starred."""
+    points = search["pareto"]["verified"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, key, label, scale in ((axes[0], "latency_ns", "latency (us)", 1e-3),
+                                  (axes[1], "energy_pj", "energy (uJ)", 1e-6)):
+        rest = [p for p in points if not p[_FRONT_KEY[key]]]
+        ax.scatter([p["delta"] for p in rest], [p[key] * scale for p in rest], s=12, color="0.7",
+                   label=f"verified, dominated ({len(rest)})")
+        front = sorted((p for p in points if p[_FRONT_KEY[key]]), key=lambda p: p["delta"])
+        ax.step([p["delta"] for p in front], [p[key] * scale for p in front], where="post", color="k", lw=1.0)
+        ax.scatter([p["delta"] for p in front], [p[key] * scale for p in front], s=18, color="k",
+                   label=f"Pareto front ({len(front)})")
+        for name, (marker, colour) in _REFERENCE_STYLE.items():
             ref = search[name]
             if "latency_ns" in ref:
-                ax.scatter([ref.get("verified_delta", 0.0)], [ref[key]], marker="s", label=name)
-        ax.axvline(search["budget"], color="grey", lw=0.8, ls=":")
-        ax.set_xlabel(f"delta {search['metric']} at t = {search['t_s']:g} s")
+                ax.scatter([ref.get("verified_delta", 0.0)], [ref[key] * scale], marker=marker, s=60,
+                           facecolors="none", edgecolors=colour, linewidths=1.5, label=name.replace("_", " "))
+        ax.scatter([search["verified_delta"]], [search[key] * scale], marker="*", s=200, color="gold",
+                   edgecolors="k", zorder=5, label=f"chosen ({search['source']})")
+        ax.axvline(search["budget"], color="grey", lw=0.8, ls=":", label=f"budget {search['budget']:g}")
+        ax.set_xscale("symlog", linthresh=max(search["budget"], 1e-3))
+        ax.set_xlabel(f"verified delta {search['metric']} at t = {search['t_s']:g} s (symlog)")
         ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{search['model']} on {search['hw']}: objective {search['objective']}")
+    fig.suptitle(f"{search['model']} on {search['hw']}: objective {search['objective']}, "
+                 f"{len(points)} verified mappings")
     save_figure(fig, path)
 
 

@@ -14,6 +14,7 @@ the blocks from the first analog projection on, with all seeds batched in one fo
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
@@ -137,20 +138,40 @@ def _aggregate(entries: list[dict], key: str) -> list[dict]:
     return sorted(groups.values(), key=lambda g: -g["analog_alone_delta_sum"])
 
 
-def profile_sensitivity(probe: Probe, times_s: Sequence[float],
-                        progress: Callable[[str], None] | None = None) -> ProfileResult:
-    """Measure (a) analog alone and (b) digital alone for every projection of the probe's model."""
-    everything = frozenset(probe.projections)
-    analog_alone, digital_alone = [], []
-    for name in probe.projections:
+def profile_sets(projections: Sequence[str]) -> list[frozenset[str]]:
+    """The runs of a profile: each projection analog alone, each digital alone, all analog."""
+    everything = frozenset(projections)
+    return ([frozenset({name}) for name in projections] + [everything - {name} for name in projections]
+            + [everything])
+
+
+def measure_sets(probe: Probe, analog_sets: Sequence[frozenset[str]], times_s: Sequence[float],
+                 progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
+    """probe.degradation of every set ([times, seeds] each), through the probe's batched
+    `degradations` when it has one; `progress(n)` as n more (set, time) runs finish."""
+    if hasattr(probe, "degradations"):
+        return probe.degradations(analog_sets, times_s, progress=lambda: progress and progress(1))
+    results = []
+    for names in analog_sets:
+        results.append(probe.degradation(names, times_s))
         if progress:
-            progress(name)
-        analog_alone.append(probe.degradation(frozenset({name}), times_s))
-        digital_alone.append(probe.degradation(everything - {name}, times_s))
+            progress(len(times_s))
+    return results
+
+
+def profile_result(probe: Probe, times_s: Sequence[float], measured: Sequence[np.ndarray]) -> ProfileResult:
+    """Assemble the measurements of `profile_sets(probe.projections)` (in that order)."""
+    count = len(probe.projections)
     return ProfileResult(metric=probe.metric, fp=probe.fp, times_s=tuple(float(t) for t in times_s),
                          projections=tuple(probe.projections),
-                         analog_alone=np.stack(analog_alone), digital_alone=np.stack(digital_alone),
-                         all_analog=probe.degradation(everything, times_s))
+                         analog_alone=np.stack(measured[:count]), digital_alone=np.stack(measured[count:2 * count]),
+                         all_analog=measured[2 * count])
+
+
+def profile_sensitivity(probe: Probe, times_s: Sequence[float],
+                        progress: Callable[[int], None] | None = None) -> ProfileResult:
+    """Measure (a) analog alone and (b) digital alone for every projection of the probe's model."""
+    return profile_result(probe, times_s, measure_sets(probe, profile_sets(probe.projections), times_s, progress))
 
 
 class LmSuffixProbe:
@@ -161,41 +182,97 @@ class LmSuffixProbe:
     analog projection in block i costs only blocks i..end. All seeds go in one forward:
     the cached batch is repeated len(seeds) times along the batch dimension, slice k
     running on chip realisation k (the AnalogLinear convention).
+
+    Each projection is programmed once (`layer_factory(linear, hw, seeds, name)`, one
+    realisation per seed) and moved to each drift time once: a projection's state for
+    (seed, t) does not depend on which other projections are analog, so a run swaps the
+    programmed layers of its set into the FP model, runs, and swaps the FP ones back.
+    The layers' `set_time(t)` must restart their per-run noise, so a run's numbers equal
+    those of a freshly converted copy.
+
+    The hidden state entering block i depends only on t and on which projections *before*
+    block i are analog. The all-analog run's block inputs are kept per time, so a run
+    whose projections before block i are all analog (each digital-alone run of the
+    profile) starts at block i from them, like the FP cache serves runs whose
+    projections before block i are all digital.
     """
 
     metric = "perplexity"
 
     def __init__(self, model: torch.nn.Module, hw, seeds: Sequence[int], input_ids: torch.Tensor,
-                 targets: torch.Tensor, *, windows_per_batch: int = 4,
-                 convert=None, set_time=None):
-        from simulator.analog import layer as analog_layer
+                 targets: torch.Tensor, *, windows_per_batch: int = 4, layer_factory=None):
         self.model = model.eval()
         self.hw = hw
         self.seeds = list(seeds)
         self.projections = tuple(model.projection_names())
-        self._convert = convert or analog_layer.convert_to_analog
-        self._set_time = set_time or analog_layer.set_time
+        self._make_layer = layer_factory or _analog_layer_factory()
+        self._layers: dict[str, torch.nn.Module] = {}  # programmed once, on first use
         self._n_blocks = len(model.transformer.h)
+        self._before = [frozenset(name for name in self.projections if self._block_of(name) < block)
+                        for block in range(self._n_blocks + 1)]  # projections before each block input
+        self._analog_inputs: dict[tuple[int, float], list[torch.Tensor]] = {}  # all-analog run's, per block
         self._batches = [(input_ids[i:i + windows_per_batch], targets[i:i + windows_per_batch])
                          for i in range(0, input_ids.shape[0], windows_per_batch)]
         self._block_inputs = [self._capture_block_inputs(ids) for ids, _ in self._batches]
         self._tokens = int(targets.numel())
-        fp_nll = sum(self._nll_per_seed(self.model, inputs, tgt, start=0, repeats=1)[0]
+        fp_nll = sum(self._nll_per_seed(inputs[0], tgt, start=0)[0]
                      for inputs, (_, tgt) in zip(self._block_inputs, self._batches))
         self.fp = float(np.exp(fp_nll / self._tokens))
 
+    @property
+    def tokens(self) -> int:
+        """Held-out tokens each run scores."""
+        return self._tokens
+
     def degradation(self, analog_names: frozenset[str], times_s: Sequence[float]) -> np.ndarray:
-        if not analog_names:
-            return np.zeros((len(times_s), len(self.seeds)))
-        start = min(self._block_of(name) for name in analog_names)
-        model = self._convert(self.model, sorted(analog_names), self.hw, self.seeds)
-        rows = []
-        for t_s in times_s:
-            self._set_time(model, float(t_s))
-            nll = sum(self._nll_per_seed(model, inputs, tgt, start, len(self.seeds))
-                      for inputs, (_, tgt) in zip(self._block_inputs, self._batches))
-            rows.append(np.exp(nll / self._tokens) - self.fp)
-        return np.array(rows)
+        return self.degradations([analog_names], times_s)[0]
+
+    def degradations(self, analog_sets: Sequence[frozenset[str]], times_s: Sequence[float],
+                     progress: Callable[[], None] | None = None) -> list[np.ndarray]:
+        """degradation() of every set, [times, seeds] each. Times are the outer loop, so each
+        programmed projection moves to each time once; `progress()` after every run."""
+        results = [np.zeros((len(times_s), len(self.seeds))) for _ in analog_sets]
+        everything = frozenset(self.projections)
+        order = sorted(range(len(analog_sets)), key=lambda j: analog_sets[j] != everything)  # its cache first
+        for k, t_s in enumerate(times_s):
+            for j in order:
+                if analog_sets[j]:
+                    results[j][k] = np.exp(self.nll_per_batch(analog_sets[j], float(t_s)).sum(axis=0)
+                                           / self._tokens) - self.fp
+                if progress:
+                    progress()
+        return results
+
+    def nll_per_batch(self, analog_names: frozenset[str], t_s: float) -> np.ndarray:
+        """Summed next-token NLL per (eval batch, seed) with `analog_names` analog at t_s."""
+        start, cached = self._start(analog_names, t_s)
+        recorded = [] if analog_names == frozenset(self.projections) and not cached else None
+        layers = {name: self._layer(name) for name in sorted(analog_names)}
+        for layer in layers.values():
+            layer.set_time(t_s)  # cheap when already there: only restarts the noise stream
+        with _swapped(self.model, layers):
+            nll = []
+            for batch, (inputs, (_, targets)) in enumerate(zip(self._block_inputs, self._batches)):
+                hidden = (self._analog_inputs[start, t_s][batch] if cached
+                          else inputs[start].repeat(len(self.seeds), 1, 1))
+                nll.append(self._nll_per_seed(hidden, targets, start, recorded))
+        if recorded is not None:  # recorded[batch][block - start]
+            for offset, block in enumerate(range(start, self._n_blocks + 1)):
+                self._analog_inputs[block, t_s] = [per_block[offset] for per_block in recorded]
+        return np.stack(nll)
+
+    def _start(self, analog_names: frozenset[str], t_s: float) -> tuple[int, bool]:
+        """(first block to run, whether its input comes from the all-analog cache)."""
+        first_analog = min(self._block_of(name) for name in analog_names)
+        for block in range(self._n_blocks, first_analog, -1):
+            if (block, t_s) in self._analog_inputs and self._before[block] <= analog_names:
+                return block, True
+        return first_analog, False
+
+    def _layer(self, name: str) -> torch.nn.Module:
+        if name not in self._layers:
+            self._layers[name] = self._make_layer(self.model.get_submodule(name), self.hw, self.seeds, name)
+        return self._layers[name]
 
     def _block_of(self, name: str) -> int:
         layer = projection_layer(name)
@@ -216,16 +293,44 @@ class LmSuffixProbe:
         return captured
 
     @torch.no_grad()
-    def _nll_per_seed(self, model, block_inputs: list[torch.Tensor], targets: torch.Tensor,
-                      start: int, repeats: int) -> np.ndarray:
-        """Summed next-token NLL per seed, running `model` from block `start` on."""
-        hidden = block_inputs[start].repeat(repeats, 1, 1)
+    def _nll_per_seed(self, hidden: torch.Tensor, targets: torch.Tensor, start: int,
+                      recorded: list | None = None) -> np.ndarray:
+        """Summed next-token NLL per seed, running the (swapped) model on the input `hidden`
+        of block `start` ([seeds * windows, T, d]); `recorded` gets the block inputs."""
+        model = self.model
+        repeats = hidden.shape[0] // targets.shape[0]
+        inputs = [hidden]
         for block in model.transformer.h[start:]:
             hidden = block(hidden)
+            if recorded is not None:
+                inputs.append(hidden)
+        if recorded is not None:
+            recorded.append(inputs)
         logits = model.lm_head(model.transformer.ln_f(hidden))
         nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.repeat(repeats, 1).flatten(),
                               reduction="none")
         return nll.view(repeats, -1).sum(dim=1).double().numpy()
+
+
+def _analog_layer_factory():
+    """AnalogLinear.from_linear with one scratch Workspace for all layers (they run in turn)."""
+    from simulator.analog.layer import AnalogLinear
+    from simulator.analog.periphery import Workspace
+    workspace = Workspace()
+    return lambda linear, hw, seeds, name: AnalogLinear.from_linear(linear, hw, seeds, name, workspace)
+
+
+@contextlib.contextmanager
+def _swapped(model: torch.nn.Module, layers: dict[str, torch.nn.Module]):
+    """`model` with the modules at the dotted paths in `layers` replaced, restored on exit."""
+    originals = {name: model.get_submodule(name) for name in layers}
+    try:
+        for name, layer in layers.items():
+            model.set_submodule(name, layer)
+        yield model
+    finally:
+        for name, original in originals.items():
+            model.set_submodule(name, original)
 
 
 class EvaluateProbe:

@@ -123,6 +123,25 @@ def schedule_cost(tg: TaskGraph, schedule: Schedule) -> Cost:
     return Cost(latency_ns, float(tg.energy_pj.sum()) + static_pj)
 
 
+class CachedCost:
+    """A cost function memoised by analog set: greedy, the MILP rounds, the local search, the
+    budget sweep and the front all re-cost mappings another stage has already costed."""
+
+    def __init__(self, cost: CostFn):
+        self._cost = cost
+        self._known: dict[frozenset[str], Cost] = {}
+
+    def __call__(self, analog: frozenset[str]) -> Cost:
+        analog = frozenset(analog)
+        if analog not in self._known:
+            self._known[analog] = self._cost(analog)
+        return self._known[analog]
+
+    @property
+    def evaluations(self) -> int:
+        return len(self._known)
+
+
 class EngineCost:
     """Cost of a set of analog projections on one graph and config: place, lower, fast engine.
 
@@ -217,14 +236,16 @@ def group_gains(problem: Problem, cost: CostFn) -> tuple[Cost, np.ndarray]:
 
 
 def solve_milp(problem: Problem, gains: np.ndarray, calibration: float, proxy_budget: float,
-               excluded: Sequence[frozenset[str]] = ()) -> frozenset[str]:
+               excluded: Sequence[frozenset[str]] = (), deltas: np.ndarray | None = None) -> frozenset[str]:
     """Groups maximising the summed gain with calibration * sum(delta) <= proxy_budget.
 
-    Negative profile deltas (noise that happened to help) count as zero, so no group can
-    buy budget for another. `excluded` are exact sets already refuted by verification.
+    `deltas`: per-group degradations (default: the profile's). Negative ones (noise that
+    happened to help) count as zero, so no group can buy budget for another. `excluded`
+    are exact sets already refuted by verification.
     """
     n = len(problem.groups)
-    deltas = np.array([max(g.delta, 0.0) for g in problem.groups]) * calibration
+    deltas = np.array([g.delta for g in problem.groups]) if deltas is None else np.asarray(deltas, dtype=float)
+    deltas = np.maximum(deltas, 0.0) * calibration
     rows, upper = [deltas], [proxy_budget]
     if problem.tile_capacity is not None:
         rows.append(np.array([g.tiles for g in problem.groups], dtype=float))
@@ -450,15 +471,21 @@ def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Cand
     return LocalSearchResult(state, tuple(steps), f"verification budget ({max_verifications}) spent")
 
 
-def verified_points(greedy: GreedyResult, optimised: OptimiseResult,
-                    all_analog: Candidate | None) -> list[tuple[frozenset[str], float]]:
-    """(group set, measured delta) of every functional run so far: greedy's trials, MILP rounds, all-analog."""
+def greedy_trials(greedy: GreedyResult) -> list[tuple[frozenset[str], float]]:
+    """(group set, measured delta) of each set greedy measured: the accepted groups so far plus one."""
     points, accepted = [], []
     for group, keep, measured in greedy.tried:
         if not math.isnan(measured):
             points.append((frozenset(accepted + [group]), measured))
         if keep:
             accepted.append(group)
+    return points
+
+
+def verified_points(greedy: GreedyResult, optimised: OptimiseResult,
+                    all_analog: Candidate | None) -> list[tuple[frozenset[str], float]]:
+    """(group set, measured delta) of every functional run so far: greedy's trials, MILP rounds, all-analog."""
+    points = greedy_trials(greedy)
     points += [(frozenset(r.groups), r.measured_delta) for r in optimised.rounds]
     if all_analog is not None:
         points.append((all_analog.groups, all_analog.delta))
@@ -545,6 +572,11 @@ def _candidate_dict(candidate: Candidate, objective: str) -> dict:
             "latency_ns": candidate.cost.latency_ns, "energy_pj": candidate.cost.energy_pj,
             "objective_value": candidate.cost.objective(objective),
             "analog_projections": sorted(candidate.projections)}
+
+
+def search_runs_at_most(problem: Problem, max_rounds: int, max_verifications: int) -> int:
+    """An upper bound on run_search's functional runs: greedy, all analog, MILP rounds, local moves."""
+    return len(problem.groups) + 1 + max_rounds + max_verifications
 
 
 def run_search(problem: Problem, cost: CostFn, measure: MeasureFn, rng: np.random.Generator,

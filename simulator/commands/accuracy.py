@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 from simulator.atomic import atomic_output
 from simulator.commands.common import (
@@ -110,6 +111,27 @@ def write_h5_atomic(path: str, payload: dict) -> None:
         f.create_dataset("values", data=np.asarray([entry["values"] for entry in payload["results"]]))
 
 
+class TotalBar:
+    """A tqdm bar on stderr, opened at the first `update(done, total)`: the total of a
+    long evaluation is only known once its inputs are prepared."""
+
+    def __init__(self, desc: str, unit: str):
+        self._desc, self._unit, self._bar = desc, unit, None
+
+    def update(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+        if self._bar is None:
+            self._bar = tqdm(total=total, desc=self._desc, unit=self._unit, file=sys.stderr, dynamic_ncols=True)
+        self._bar.update(done - self._bar.n)
+
+    def __enter__(self) -> "TotalBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def run(args) -> int:
     times_s = parse_times(args.t)
     hw = load_hw_arg(args)
@@ -117,8 +139,9 @@ def run(args) -> int:
     from workloads.registry import load_model
     loaded_model = load_model(args.model)
     targets = mapping_targets(args.mapping, projection_names(loaded_model.model))
-    result = evaluate_accuracy(loaded_model, hw, targets, times_s, args.seeds,
-                               metric=args.metric, max_tokens=args.max_tokens)
+    with TotalBar("accuracy", "forward") as bar:
+        result = evaluate_accuracy(loaded_model, hw, targets, times_s, args.seeds,
+                                   metric=args.metric, max_tokens=args.max_tokens, progress=bar.update)
     print(format_table(result))
     payload = result.to_dict()
     if args.json:

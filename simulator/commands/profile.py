@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import sys
 
+from tqdm import tqdm
+
 from simulator.commands.accuracy import format_time, parse_times
 from simulator.commands.common import add_accuracy_args, add_hw_args, load_hw_arg, write_json_atomic
 from simulator.errors import UserError
@@ -55,14 +57,14 @@ def run(args) -> int:
     check_output(args.h5, "--h5", (".h5", ".hdf5"))
     check_output(args.plot, "--plot", PLOT_FORMATS)
     hw = load_hw_arg(args)
-    from simulator.analysis.profile import make_probe, profile_sensitivity, write_profile_h5
+    from simulator.analysis.profile import make_probe, measure_sets, profile_result, profile_sets, write_profile_h5
     from workloads.registry import load_model
     probe = make_probe(load_model(args.model), hw, list(range(args.seeds)), args.max_tokens)
-    total = len(probe.projections)
-    done = iter(range(1, total + 1))
-    result = profile_sensitivity(probe, times_s, progress=lambda name: print(
-        f"\r[{next(done)}/{total}] {name:<40}", end="", file=sys.stderr, flush=True))
-    print(file=sys.stderr)
+    sets = profile_sets(probe.projections)
+    with tqdm(total=len(sets) * len(times_s), unit="run", desc="profile", file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        measured = measure_sets(probe, sets, times_s, progress=bar.update)
+    result = profile_result(probe, times_s, measured)
     summary = result.to_dict() | {"model": args.model, "hw": hw.name}
     print(format_profile(summary))
     if args.json:
