@@ -180,8 +180,9 @@ def test_reused_analog_layers_equal_fresh_conversions():
     probe = LmSuffixProbe(model, hw, seeds, ids, targets, windows_per_batch=3)  # one MVM call per run
     everything = frozenset(probe.projections)
     sets = [frozenset({"transformer.h.1.mlp.c_fc"}), frozenset({"transformer.h.0.attn.c_attn", "lm_head"}),
-            everything - {"transformer.h.1.mlp.c_fc"}, everything - {"lm_head"}, everything]  # the
-    # last three start from the all-analog run's block inputs
+            everything - {"transformer.h.1.mlp.c_fc"}, everything - {"lm_head"}, everything,
+            frozenset({"transformer.h.0.attn.c_attn", "lm_head", "transformer.h.1.mlp.c_fc"})]
+    # 2 and 3 resume from the all-analog run (run first), 5 from run 1 at block 1
     times = [0.0, 86400.0]
     measured = probe.degradations(sets, times)
     measured_again = probe.degradation(sets[0], times[::-1])  # layers already at the other time
@@ -191,5 +192,8 @@ def test_reused_analog_layers_equal_fresh_conversions():
             set_time(fresh, t_s)
             np.testing.assert_allclose(result[k], full_forward_ppl(fresh, model, seeds) - probe.fp, rtol=1e-5)
     np.testing.assert_allclose(measured_again, measured[0][::-1], rtol=1e-6)
-    assert probe._start(sets[2], 0.0) == (1, True) and probe._start(sets[3], 0.0) == (2, True)
+    assert probe._start(everything - {"transformer.h.1.attn.c_proj"}, 0.0)[0] == 1
+    assert probe._start(everything - {"lm_head", "transformer.h.1.mlp.c_proj"}, 0.0)[0] == 1
+    assert probe._start(sets[3], 0.0)[0] == 2  # kept itself: only ln_f + lm_head re-run
+    assert probe._start(frozenset({"transformer.h.0.mlp.c_fc"}), 0.0) == (0, None)
     assert all(type(m) is nn.Linear for _, m in model.named_modules() if "c_fc" in _ or _ == "lm_head")

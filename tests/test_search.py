@@ -153,12 +153,27 @@ def test_edp_gains_are_relative_changes():
     assert gains[0] == pytest.approx(10 / 100 + 100 / 1000)
 
 
+def test_gains_around_a_reference_see_a_shared_overhead():
+    """One fixed overhead of 15 ns once anything is analog, 10 ns saved per analog group: alone,
+    every group looks 5 ns slower; around {A} the others gain their true 10 ns."""
+    problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
+    cost = lambda analog: Cost(100.0 + 15.0 * bool(analog) - 10.0 * len(analog), 1.0)  # noqa: E731
+    base, around_digital = group_gains(problem, cost)
+    assert base.latency_ns == 100.0 and list(around_digital) == [-5.0, -5.0, -5.0]
+    base, around_a = group_gains(problem, cost, frozenset({"A"}))
+    assert base.latency_ns == 105.0 and list(around_a) == [-5.0, 10.0, 10.0]
+    row = additivity_check(problem, cost, np.random.default_rng(0), 1, frozenset({"A"}))[0]
+    assert row["latency_ns_gain_predicted"] == -5.0 * row["groups"]
+
+
 def test_additivity_check_is_exact_on_additive_costs():
     problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
     cost, _ = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
     rows = additivity_check(problem, cost, np.random.default_rng(0), samples=3)
     assert len(rows) == 3
     assert all(r["latency_ns_rel_error"] < 1e-12 and r["energy_pj_rel_error"] < 1e-12 for r in rows)
+    rows = additivity_check(problem, cost, np.random.default_rng(0), samples=3, reference=frozenset({"B"}))
+    assert all(r["latency_ns_rel_error_around_reference"] < 1e-12 for r in rows)
 
 
 def test_budget_sweep_gives_one_mapping_per_budget_from_the_refitted_proxy():

@@ -14,6 +14,7 @@ the blocks from the first analog projection on, with all seeds batched in one fo
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import re
 from dataclasses import dataclass
@@ -191,16 +192,18 @@ class LmSuffixProbe:
     those of a freshly converted copy.
 
     The hidden state entering block i depends only on t and on which projections *before*
-    block i are analog. The all-analog run's block inputs are kept per time, so a run
-    whose projections before block i are all analog (each digital-alone run of the
-    profile) starts at block i from them, like the FP cache serves runs whose
-    projections before block i are all digital.
+    block i are analog. The block inputs of recent runs are kept (least recently used
+    first out, within `cache_bytes`), so a run that agrees with a kept one on every
+    projection before block i starts at block i from its inputs, as the FP cache serves
+    runs with nothing analog before block i: each digital-alone run of the profile resumes
+    from the all-analog run, a local-search move from the mapping it modifies.
     """
 
     metric = "perplexity"
 
     def __init__(self, model: torch.nn.Module, hw, seeds: Sequence[int], input_ids: torch.Tensor,
-                 targets: torch.Tensor, *, windows_per_batch: int = 4, layer_factory=None):
+                 targets: torch.Tensor, *, windows_per_batch: int = 4, layer_factory=None,
+                 cache_bytes: int = 1 << 30):
         self.model = model.eval()
         self.hw = hw
         self.seeds = list(seeds)
@@ -210,7 +213,10 @@ class LmSuffixProbe:
         self._n_blocks = len(model.transformer.h)
         self._before = [frozenset(name for name in self.projections if self._block_of(name) < block)
                         for block in range(self._n_blocks + 1)]  # projections before each block input
-        self._analog_inputs: dict[tuple[int, float], list[torch.Tensor]] = {}  # all-analog run's, per block
+        # (t, analog set) -> (first block kept, [block - first][batch] inputs), least recent first
+        self._kept_runs: collections.OrderedDict[tuple[float, frozenset[str]], tuple[int, list]] = \
+            collections.OrderedDict()
+        self._cache_bytes = cache_bytes
         self._batches = [(input_ids[i:i + windows_per_batch], targets[i:i + windows_per_batch])
                          for i in range(0, input_ids.shape[0], windows_per_batch)]
         self._block_inputs = [self._capture_block_inputs(ids) for ids, _ in self._batches]
@@ -245,29 +251,45 @@ class LmSuffixProbe:
 
     def nll_per_batch(self, analog_names: frozenset[str], t_s: float) -> np.ndarray:
         """Summed next-token NLL per (eval batch, seed) with `analog_names` analog at t_s."""
-        start, cached = self._start(analog_names, t_s)
-        recorded = [] if analog_names == frozenset(self.projections) and not cached else None
+        start, kept = self._start(analog_names, t_s)
         layers = {name: self._layer(name) for name in sorted(analog_names)}
         for layer in layers.values():
             layer.set_time(t_s)  # cheap when already there: only restarts the noise stream
+        recorded = []  # [batch][block - start]
         with _swapped(self.model, layers):
             nll = []
             for batch, (inputs, (_, targets)) in enumerate(zip(self._block_inputs, self._batches)):
-                hidden = (self._analog_inputs[start, t_s][batch] if cached
-                          else inputs[start].repeat(len(self.seeds), 1, 1))
+                hidden = kept[batch] if kept is not None else inputs[start].repeat(len(self.seeds), 1, 1)
                 nll.append(self._nll_per_seed(hidden, targets, start, recorded))
-        if recorded is not None:  # recorded[batch][block - start]
-            for offset, block in enumerate(range(start, self._n_blocks + 1)):
-                self._analog_inputs[block, t_s] = [per_block[offset] for per_block in recorded]
+        self._keep(t_s, analog_names, start, [list(per_block) for per_block in zip(*recorded)])
         return np.stack(nll)
 
-    def _start(self, analog_names: frozenset[str], t_s: float) -> tuple[int, bool]:
-        """(first block to run, whether its input comes from the all-analog cache)."""
-        first_analog = min(self._block_of(name) for name in analog_names)
-        for block in range(self._n_blocks, first_analog, -1):
-            if (block, t_s) in self._analog_inputs and self._before[block] <= analog_names:
-                return block, True
-        return first_analog, False
+    def _start(self, analog_names: frozenset[str], t_s: float) -> tuple[int, list | None]:
+        """The deepest block whose input is known for this run, and those inputs per batch
+        (None: the FP ones). A kept run serves block i if it agrees on every projection before i."""
+        best, inputs, best_key = min(self._block_of(name) for name in analog_names), None, None
+        for (kept_t_s, kept_names), (first, per_block) in self._kept_runs.items():
+            if kept_t_s != t_s:
+                continue
+            for block in range(first + len(per_block) - 1, max(best, first - 1), -1):
+                before = self._before[block]
+                if before & kept_names == before & analog_names:
+                    best, inputs, best_key = block, per_block[block - first], (kept_t_s, kept_names)
+                    break
+        if best_key is not None:
+            self._kept_runs.move_to_end(best_key)
+        return best, inputs
+
+    def _keep(self, t_s: float, analog_names: frozenset[str], start: int, per_block: list) -> None:
+        """Keep a run's block inputs, dropping the least recently used runs beyond cache_bytes."""
+        run_bytes = sum(h.numel() * h.element_size() for block in per_block for h in block)
+        if run_bytes > self._cache_bytes:
+            return
+        self._kept_runs[t_s, analog_names] = (start, per_block)
+        self._kept_runs.move_to_end((t_s, analog_names))
+        while sum(h.numel() * h.element_size() for first, blocks in self._kept_runs.values()
+                  for block in blocks for h in block) > self._cache_bytes:
+            self._kept_runs.popitem(last=False)
 
     def _layer(self, name: str) -> torch.nn.Module:
         if name not in self._layers:
@@ -302,8 +324,7 @@ class LmSuffixProbe:
         inputs = [hidden]
         for block in model.transformer.h[start:]:
             hidden = block(hidden)
-            if recorded is not None:
-                inputs.append(hidden)
+            inputs.append(hidden)
         if recorded is not None:
             recorded.append(inputs)
         logits = model.lm_head(model.transformer.ln_f(hidden))

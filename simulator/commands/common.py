@@ -43,7 +43,7 @@ def add_phase_args(parser) -> None:
 EMBEDDED_MODEL = "gpt2-pydoc"
 
 
-def add_accuracy_args(parser, *, times: str, times_help: str, seeds: int) -> None:
+def add_accuracy_args(parser, *, times: str, times_help: str, seeds: int, max_tokens: int | None = None) -> None:
     """--model, --t, --seeds, --max-tokens: the functional-run flags of accuracy, profile, search."""
     parser.add_argument("--model", default=EMBEDDED_MODEL,
                         help=f"gpt2-pydoc (embedded), minilm, or a checkpoint folder (default {EMBEDDED_MODEL})")
@@ -52,8 +52,9 @@ def add_accuracy_args(parser, *, times: str, times_help: str, seeds: int) -> Non
                              f"mo, y (e.g. 1h, 1d, 1mo, 10y; default {times})")
     parser.add_argument("--seeds", type=positive_int, default=seeds,
                         help=f"chip realisations, seeds 0..N-1 (default {seeds})")
-    parser.add_argument("--max-tokens", type=positive_int, default=None,
-                        help="LMs: score only the first N held-out tokens (default: the whole split)")
+    parser.add_argument("--max-tokens", type=positive_int, default=max_tokens,
+                        help="LMs: score only the first N held-out tokens (default: "
+                             + ("the whole split)" if max_tokens is None else f"{max_tokens})"))
 
 
 def graph_kwargs(args) -> dict:

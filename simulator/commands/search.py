@@ -135,7 +135,7 @@ def run(args) -> int:
         outcome = run_search(problem, cost, measure, np.random.default_rng(0), max_rounds=args.max_rounds,
                              max_verifications=args.max_verifications)
         search_runs = measure.runs
-        _, gains = group_gains(problem, cost)
+        _, gains = group_gains(problem, cost, outcome.greedy.chosen.groups)
         points = verified_points(outcome.greedy, outcome.optimised, outcome.all_analog)
         sweep = budget_sweep(problem, cost, None if args.pareto_proxy else measure, gains, points, budgets)
     front = verified_front(verified_mappings(outcome, [(frozenset({n}), d) for n, d in deltas.items()], sweep),
