@@ -1,14 +1,14 @@
 """How much held-out text does the sensitivity profile need? Rank stability against the full split.
 
 Measures every projection's analog-alone perplexity degradation at one drift time on the
-whole held-out split of the embedded model, one window per eval batch, and keeps the NLL
+whole held-out split of the embedded model (or a long prefix of it, `--max-tokens`), one window per eval batch, and keeps the NLL
 per (window, seed). The profile of any prefix of k windows is then the same computation
 cut at k (the noise of window w does not depend on the windows after it), so one pass
 gives the ranking for every prefix length. Prints, per prefix, the Spearman rank
-correlation of the analog-alone means with the full split's, the overlap of the top 5,
+correlation of the analog-alone means with the reference text's, the overlap of the top 5,
 and the largest |delta| change.
 
-    python benchmarks/profile_tokens.py [--seeds 3] [--t 1y] [--json F]
+    python benchmarks/profile_tokens.py [--seeds 3] [--t 1y] [--max-tokens N] [--json F]
 """
 from __future__ import annotations
 
@@ -37,11 +37,13 @@ def main() -> int:
     parser.add_argument("--model", default="gpt2-pydoc")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--t", default="1y")
+    parser.add_argument("--max-tokens", type=int, default=None,
+                        help="the reference text: this prefix instead of the whole split")
     parser.add_argument("--json", help="write the per-prefix figures and the raw NLL sums")
     args = parser.parse_args()
     t_s = parse_duration_s(args.t)
     loaded = load_model(args.model)
-    eval_set = lm_eval_set(loaded)
+    eval_set = lm_eval_set(loaded, max_tokens=args.max_tokens)
     window = eval_set.inputs.shape[1]
     probe = LmSuffixProbe(loaded.model, load_hw(args.hw), list(range(args.seeds)),
                           torch.from_numpy(eval_set.inputs), torch.from_numpy(eval_set.targets),
@@ -61,7 +63,7 @@ def main() -> int:
                      "top5_overlap": top, "max_abs_change": float(np.abs(deltas - full).max()),
                      "top1": probe.projections[int(np.argmax(deltas))]})
     print(f"{args.model} on {args.hw}, analog alone at {args.t}, {args.seeds} seeds, "
-          f"{len(probe.projections)} projections, full split {len(fp_nll) * window} tokens "
+          f"{len(probe.projections)} projections, reference text {len(fp_nll) * window} tokens "
           f"({elapsed_s:.0f} s)")
     print(f"{'tokens':>7} {'spearman':>9} {'top-5 shared':>13} {'max |change|':>13}  top-1")
     for row in rows:

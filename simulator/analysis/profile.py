@@ -236,10 +236,12 @@ class LmSuffixProbe:
     def degradations(self, analog_sets: Sequence[frozenset[str]], times_s: Sequence[float],
                      progress: Callable[[], None] | None = None) -> list[np.ndarray]:
         """degradation() of every set, [times, seeds] each. Times are the outer loop, so each
-        programmed projection moves to each time once; `progress()` after every run."""
+        programmed projection moves to each time once; `progress()` after every run. The
+        results do not depend on the order the sets run in."""
         results = [np.zeros((len(times_s), len(self.seeds))) for _ in analog_sets]
-        everything = frozenset(self.projections)
-        order = sorted(range(len(analog_sets)), key=lambda j: analog_sets[j] != everything)  # its cache first
+        # largest sets first: the all-analog run is then kept (and refreshed by every
+        # digital-alone run that resumes from it) before the analog-alone runs come
+        order = sorted(range(len(analog_sets)), key=lambda j: -len(analog_sets[j]))
         for k, t_s in enumerate(times_s):
             for j in order:
                 if analog_sets[j]:

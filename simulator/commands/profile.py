@@ -11,13 +11,16 @@ from simulator.commands.common import add_accuracy_args, add_hw_args, load_hw_ar
 from simulator.errors import UserError
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
+# Held-out tokens per run of profile and search: the analog-alone ranking on this prefix
+# matches the whole split's (benchmarks/profile_tokens.py, docs/analysis.md).
+PROFILE_TOKENS = 1024
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("profile", help="per-projection sensitivity to analog execution",
                        description=__doc__.split("\n")[0])
     add_hw_args(p, default="hermes64")
-    add_accuracy_args(p, times="0,1y", seeds=10,
+    add_accuracy_args(p, times="0,1y", seeds=10, max_tokens=PROFILE_TOKENS,
                       times_help="drift times, comma separated; the last is the horizon the ranking uses")
     p.add_argument("--json", metavar="FILE", help="write the profile as JSON")
     p.add_argument("--h5", metavar="FILE", help="write the per-seed values as HDF5")

@@ -12,7 +12,7 @@ from simulator.commands.accuracy import parse_duration_s
 from simulator.commands.common import (
     add_accuracy_args, add_hw_args, add_phase_args, load_hw_arg, positive_int, write_json_atomic,
 )
-from simulator.commands.profile import PLOT_FORMATS, check_output
+from simulator.commands.profile import PLOT_FORMATS, PROFILE_TOKENS, check_output
 from simulator.errors import UserError
 from simulator.ir.graph import OpKind
 
@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("search", help="accuracy-constrained analog/digital mapping search",
                        description=__doc__.split("\n")[0])
     add_hw_args(p, default="hermes64")
-    add_accuracy_args(p, times="1y", times_help="drift horizon", seeds=5)
+    add_accuracy_args(p, times="1y", times_help="drift horizon", seeds=3, max_tokens=PROFILE_TOKENS)
     p.add_argument("--objective", choices=OBJECTIVES, default="latency")
     p.add_argument("--budget", type=non_negative_float, default=1.0,
                    help="allowed degradation of the metric at the horizon, e.g. delta perplexity (default 1.0)")
