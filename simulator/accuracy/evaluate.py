@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from simulator.accuracy.lm import LM_METRICS, evaluate_lm, lm_eval_set
+from simulator.accuracy.lm import LM_METRICS, evaluate_lm, forward_count, lm_eval_set
 from simulator.accuracy.metrics import embedding_cosine, mean_std
 from simulator.errors import UserError
 from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping
@@ -66,6 +66,9 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
     analog_names = analog_projection_names(loaded_model.model, targets)
     eval_set = lm_eval_set(loaded_model, max_tokens=max_tokens) if family == "gpt2" else None
     fp_model = loaded_model.model.eval()
+    if progress and analog_names:  # shown before programming, which takes a while too
+        progress(0, forward_count(eval_set, len(seed_list), len(times_s), max_batches) if eval_set is not None
+                 else len(times_s))
     analog_model, set_time = _analog_copy(fp_model, analog_names, hw, seed_list)
     if eval_set is not None:
         scores = evaluate_lm(fp_model, analog_model, set_time, eval_set, list(times_s),

@@ -70,6 +70,11 @@ def _batches(eval_set: LMEvalSet, replicas: int, max_batches: int | None):
              torch.from_numpy(eval_set.targets[first:first + batch_windows])) for first in starts]
 
 
+def forward_count(eval_set: LMEvalSet, replicas: int, times: int, max_batches: int | None = None) -> int:
+    """Analog forwards `evaluate_lm` runs: one per (drift time, eval batch)."""
+    return times * len(_batches(eval_set, replicas, max_batches))
+
+
 def _metric_sum(metric: str, fp_logits, logits, targets) -> float:
     """The metric's per-token mean on one batch, times its tokens, so batches add up."""
     tokens = targets.numel()
