@@ -55,14 +55,15 @@ def test_exponent_floats_without_a_dot_are_numbers(in_tmp):
 
 
 @pytest.mark.parametrize("snippet, expected", [
-    ("analog:\n  tiles: 4\n  adc_bits: eight\n", "a.yaml: analog.adc_bits: expected an integer in 1..16, got 'eight'"),
-    ("analog:\n  adc_bits: 17\n", "a.yaml: analog.adc_bits: expected an integer in 1..16, got 17"),
+    ("analog:\n  tiles: 4\n  adc_bits: eight\n", "a.yaml: analog.adc_bits: expected an integer in 2..16, got 'eight'"),
+    ("analog:\n  adc_bits: 17\n", "a.yaml: analog.adc_bits: expected an integer in 2..16, got 17"),
     ("analog:\n  tiles: 2.5\n", "a.yaml: analog.tiles: expected a non-negative integer, got 2.5"),
     ("analog:\n  rows: 0\n", "a.yaml: analog.rows: expected a positive integer, got 0"),
-    ("analog:\n  array_energy_pj: -1\n", "a.yaml: analog.array_energy_pj: expected a non-negative number, got -1"),
+    ("analog:\n  cell_read_power_uw: -1\n", "a.yaml: analog.cell_read_power_uw: expected a non-negative number, got -1"),
     ("analog:\n  allow_time_multiplexing: 1\n", "a.yaml: analog.allow_time_multiplexing: expected true or false, got 1"),
     ("analog:\n  tiles: true\n", "a.yaml: analog.tiles: expected a non-negative integer, got True"),
-    ("analog:\n  input_encoding: thermometer\n", "a.yaml: analog.input_encoding: expected one of pwm, bit_serial, got 'thermometer'"),
+    ("analog:\n  dac:\n    encoding: thermometer\n", "a.yaml: analog.dac.encoding: expected one of pwm, bit_serial, multi_level, got 'thermometer'"),
+    ("analog:\n  adc:\n    type: pipeline\n", "a.yaml: analog.adc.type: expected one of sar, flash, ramp, cco, got 'pipeline'"),
     ("analog:\n  device:\n    model: mram\n", "a.yaml: analog.device.model: expected one of pcm, gaussian, reram, ideal, got 'mram'"),
     ("analog:\n  device:\n    stuck_at_zero_frac: 1.5\n", "a.yaml: analog.device.stuck_at_zero_frac: expected a number in 0..1, got 1.5"),
     ("analog:\n  mvm_latency_ns: 0\n", "a.yaml: analog.mvm_latency_ns: expected a positive number or null, got 0"),
@@ -148,20 +149,27 @@ def test_malformed_override():
         parse_overrides(["analog.tiles"])
 
 
-@pytest.mark.parametrize("model, bits, energy_pj", [
-    ("survey", 8, 0.36), ("survey", 6, 0.09),
-    ("walden", 8, 1.56), ("walden", 4, 1.56 / 16),
-    ("capacitive", 8, (800 + 0.001 * 65536) * 0.64 / 1e3),
+@pytest.mark.parametrize("snippet, expected", [
+    ("adc:\n    type: cco\n", "a.yaml: analog.adc.type: cco is timed by analog.adc.ns_per_lsb, which is not given"),
+    ("adc:\n    ns_per_bit: 1.0\n", "a.yaml: analog.adc.ns_per_bit: analog.adc.type is not given, so it is flash, "
+                                    "timed by analog.adc.conversion_ns, which is not given"),
+    ("dac:\n    encoding: bit_serial\n    ns_per_step: 0.2\n",
+     "a.yaml: analog.dac.encoding: bit_serial is timed by analog.dac.phase_ns, which is not given"),
+    ("adc_conversion_ns: 8\n", "a.yaml: analog.adc_conversion_ns: no longer a key: use analog.adc.type with"),
+    ("array_energy_pj: 100\n", "a.yaml: analog.array_energy_pj: no longer a key: use analog.cell_read_power_uw"),
 ])
-def test_adc_energy_models(in_tmp, model, bits, energy_pj):
-    path = write(in_tmp, "a.yaml", MINIMAL.replace("tiles: 4", f"tiles: 4\n  adc_model: {model}\n  adc_bits: {bits}"))
-    assert load_hw(path).analog.adc_energy_pj == pytest.approx(energy_pj)
+def test_converter_without_its_per_unit_time_or_a_retired_key_is_one_line(in_tmp, snippet, expected):
+    message = error_of(write(in_tmp, "a.yaml", MINIMAL.replace("tiles: 4", "tiles: 4\n  " + snippet.rstrip())))
+    assert message.startswith(expected)
 
 
-def test_adc_energy_given_under_a_computing_model_is_a_conflict(in_tmp):
-    message = error_of("hermes64", {"analog.adc_model": "survey"})
-    assert message.endswith("analog.adc_energy_pj: is computed by adc_model 'survey'; "
-                            "remove it or set analog.adc_model: fixed")
+def test_parameters_of_other_types_may_stay_so_a_type_can_be_swept():
+    hw = load_hw("hermes64", {"analog.adc.type": "sar", "analog.adc.ns_per_bit": 2.0})
+    assert (hw.analog.adc.type, hw.analog.adc.ns_per_bit, hw.analog.adc.ns_per_lsb) == ("sar", 2.0, 0.3)
+    assert error_of("hermes64", {"analog.adc.type": "sar"}).startswith(
+        "--set analog.adc.type: sar is timed by analog.adc.ns_per_bit, which is not given")
+    assert error_of("hermes64", {"analog.input_phase_ns": 1}).startswith(
+        "--set analog.input_phase_ns: no longer a key: use analog.dac.ns_per_step (pwm)")
 
 
 def test_loading_is_deterministic():
@@ -169,7 +177,7 @@ def test_loading_is_deterministic():
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["hw", "tiny", "--set", "analog.adc_bits=eight"], "aimcsim: error: --set analog.adc_bits: expected an integer in 1..16, got 'eight'\n"),
+    (["hw", "tiny", "--set", "analog.adc_bits=eight"], "aimcsim: error: --set analog.adc_bits: expected an integer in 2..16, got 'eight'\n"),
     (["hw", "no_such_preset"], "aimcsim: error: no_such_preset: hardware config not found; presets: "),
     (["hw", "tiny", "--set", "oops"], "aimcsim: error: --set oops: expected KEY=VALUE"),
 ])

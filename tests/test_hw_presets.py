@@ -20,6 +20,12 @@ def test_hermes64_reproduces_the_64_core_chip_within_2_percent():
     assert figures["weight_capacity"] == 64 * 256 * 256
 
 
+def test_hermes64_latency_parts_follow_its_published_per_unit_times():
+    parts = summarize(load_hw("hermes64"))["mvm_latency_parts_ns"]
+    assert parts["conversion"] == pytest.approx(256 * 0.3)  # [KA22] CCO, 300 ps per LSB
+    assert parts["input"] == pytest.approx(256 * 0.2)  # 8-bit pulse width, 200 ps steps
+
+
 def test_hermes64_adc_share_is_a_minority_but_the_largest_periphery_part():
     breakdown = summarize(load_hw("hermes64"))["mvm_energy_breakdown_pj"]
     assert breakdown["adc"] > breakdown["dac"]
@@ -47,6 +53,7 @@ def test_fewer_adc_bits_cost_less_on_the_fabric():
     six = summarize(load_hw("analog_fabric", {"analog.adc_bits": 6}))
     eight = summarize(load_hw("analog_fabric"))
     assert six["mvm_energy_breakdown_pj"]["adc"] == pytest.approx(eight["mvm_energy_breakdown_pj"]["adc"] / 4)
+    assert six["mvm_latency_ns"] == pytest.approx(eight["mvm_latency_ns"] - 2.0)  # SAR: 1 ns per bit
 
 
 def test_digital_is_hermes64_without_tiles():
@@ -62,6 +69,8 @@ def test_tiny_matches_its_hand_computed_comment():
     figures = summarize(load_hw("tiny"))
     assert figures["mvm_latency_ns"] == 50.0
     assert figures["mvm_energy_breakdown_pj"] == {"array": 80.0, "dac": 64.0, "adc": 128.0, "static": 50.0}
+    assert figures["mvm_energy_parts_pj"] == {"array_read": 64.0, "periphery": 16.0, "control": 0.0,
+                                              "dac": 64.0, "adc": 128.0, "static": 50.0}
     assert load_hw("tiny_digital").analog.tiles == 0
 
 
@@ -76,6 +85,8 @@ def test_hw_command_prints_a_table_and_writes_json(tmp_path, capsys):
     assert main(["hw", "hermes64", "--set", "analog.tiles=32", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "peak_tops" in printed and "31.55" in printed
+    assert "input 51.2, integration 4.94, conversion 76.8" in printed  # the derived parts
+    assert "array_read 4,550, periphery 1,200, control 0, dac 2,560, adc 5,120" in printed
     written = json.loads(out.read_text())
     assert written["tiles"] == 32 and written["peak_tops"] == pytest.approx(63.1 / 2, rel=0.02)
     assert [p.name for p in tmp_path.iterdir()] == ["hermes.json"]  # no temp file left behind

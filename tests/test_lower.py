@@ -8,7 +8,7 @@ from simulator.engine import des, fast
 from simulator.engine.lower import lower
 from simulator.engine.taskgraph import ENERGY_COMPONENTS, TASK_KINDS
 from simulator.errors import UserError
-from simulator.hw.schema import AnalogConfig, DigitalConfig, HwConfig, InterconnectConfig, MemoryConfig
+from simulator.hw.schema import AdcConfig, AnalogConfig, DacConfig, DigitalConfig, HwConfig, InterconnectConfig, MemoryConfig
 from simulator.ir.graph import Graph, Op, OpKind, Projection
 from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping, Placement
 
@@ -37,8 +37,10 @@ def _analog(name, tiles, row_blocks=1, col_blocks=1, core=0, program_round=0):
                      program_round=program_round)
 
 
-TILE_HW = HwConfig(analog=AnalogConfig(tiles=1, mvm_latency_ns=133.3, array_energy_pj=13000.0, dac_energy_pj=0.5,
-                                       adc_energy_pj=1.5, periphery_energy_pj=200.0,
+# 13000 pJ of array read for a full 256x256 MVM: 13000e3 fJ / 65536 cells over a 1 ns input phase
+TILE_HW = HwConfig(analog=AnalogConfig(tiles=1, mvm_latency_ns=133.3, cell_read_power_uw=13000e3 / 65536,
+                                       dac=DacConfig(encoding="multi_level", phase_ns=1.0, energy_pj_per_row=0.5),
+                                       adc=AdcConfig(energy_pj=1.5), control_energy_pj=200.0,
                                        allow_time_multiplexing=True, program_time_per_tile_us=2.0,
                                        program_energy_per_tile_nj=50.0),
                    digital=DigitalConfig(cores=1), interconnect=InterconnectConfig(mesh_cols=3))
@@ -215,7 +217,8 @@ def test_digital_linear_on_a_core_group_splits_output_columns():
 
 
 def test_replicas_split_tokens():
-    hw = HwConfig(analog=AnalogConfig(tiles=2, mvm_latency_ns=134.0, array_energy_pj=1000.0),
+    hw = HwConfig(analog=AnalogConfig(tiles=2, mvm_latency_ns=134.0, cell_read_power_uw=1000e3 / 65536,
+                                      dac=DacConfig(encoding="multi_level", phase_ns=1.0)),
                   digital=DigitalConfig(cores=1))
     graph = Graph("toy", "prefill", 1, 3, (_linear(0, "fc", 256, 256, tokens=3),), (Projection("fc", 256, 256, False),))
     placement = Placement("fc", ANALOG, cores=(0,), tiles=(0, 1), row_blocks=1, col_blocks=1, replicas=2)

@@ -103,8 +103,10 @@ def test_plot_is_written_next_to_the_results(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--set", "analog.tilez=1,2"], "--set analog.tilez: unknown key; valid keys: tiles,"),
-    (["--set", "analog.adc_bits=8,20"], "--set analog.adc_bits: expected an integer in 1..16, got 20"),
+    (["--set", "analog.adc_bits=8,20"], "--set analog.adc_bits: expected an integer in 2..16, got 20"),
     (["--set", "analog.tiles=1", "--accuracy", "--t", "soon"], "--t: cannot read time 'soon'"),
+    (["--set", "analog.tiles=1", "--accuracy", "--model", "gpt9"], "--model: unknown workload 'gpt9'"),
+    (["--set", "analog.adc.type=sar,cco"], "--set analog.adc.type: sar is timed by analog.adc.ns_per_bit"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, argv, message):
     out = tmp_path / "s.h5"
@@ -204,3 +206,39 @@ def test_cli_sweeps_on_a_local_dask_cluster(tmp_path):
                     "--workload", str(checkpoint), "--tokens", "8", "--workers", "1", "--out", str(out)],
                    check=True, capture_output=True, text=True)
     assert sorted(p["status"] for p in read_points(str(out))) == ["ok", "ok"]
+
+
+def accuracy_evaluate(calls, digital_at_tiles=None):
+    """fake_evaluate with accuracy: the metric follows adc_bits only; counts accuracy runs."""
+    def evaluate(spec, overrides):
+        result = dict(fake_evaluate(spec, overrides))
+        tiles = overrides["analog.tiles"]
+        result["analog_projections"] = ["fc"] if tiles != digital_at_tiles else []
+        if spec.accuracy_seeds and result["status"] == "ok":
+            calls.append(overrides)
+            value = 100.0 / overrides["analog.adc_bits"] + (1.0 if tiles == digital_at_tiles else 0.0)
+            result["accuracy"] = {"metric": "perplexity", "fp": 10.0, "t_s": [0.0], "mean": [value],
+                                  "std": [0.0], "values": [[value]]}
+        return result
+    return evaluate
+
+
+def test_accuracy_is_evaluated_once_per_accuracy_relevant_config(tmp_path):
+    spec = SweepSpec(hw="tiny", axes=(("analog.tiles", (4, 8, 16)), ("analog.adc_bits", (6, 8))),
+                     workload="gpt2-pydoc", accuracy_seeds=1, accuracy_times_s=(0.0,))
+    calls = []
+    counts = run_sweep(spec, str(tmp_path / "s.h5"), run_in_process, evaluate=accuracy_evaluate(calls))
+    assert (counts.evaluated, counts.failed) == (6, 0)
+    assert sorted(c["analog.adc_bits"] for c in calls) == [6, 8]  # tiles do not change accuracy
+    points = read_points(str(tmp_path / "s.h5"))
+    assert {(p["overrides"]["analog.adc_bits"], p["accuracy"]["mean"][0]) for p in points} == {(6, 100 / 6), (8, 12.5)}
+
+
+def test_a_point_whose_mapping_differs_gets_its_own_accuracy(tmp_path):
+    spec = SweepSpec(hw="tiny", axes=(("analog.tiles", (4, 8)), ("analog.adc_bits", (8,))),
+                     workload="gpt2-pydoc", accuracy_seeds=1, accuracy_times_s=(0.0,))
+    calls = []
+    run_sweep(spec, str(tmp_path / "s.h5"), run_in_process, evaluate=accuracy_evaluate(calls, digital_at_tiles=8))
+    assert [c["analog.tiles"] for c in calls] == [4, 8]
+    means = {p["overrides"]["analog.tiles"]: p["accuracy"]["mean"][0] for p in read_points(str(tmp_path / "s.h5"))}
+    assert means == {4: 12.5, 8: 13.5}

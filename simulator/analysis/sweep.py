@@ -8,6 +8,12 @@ all its data, so a run killed at any moment resumes by skipping exactly the fini
 (a half-written group is dropped and recomputed). Points whose mapping does not fit the
 config are recorded as failures with the one-line reason, not raised.
 
+Accuracy depends on fewer keys than timing: only on what the functional tile model reads
+(`ACCURACY_KEYS`) and on which projections the mapping puts on tiles. Points that agree on
+both share one accuracy evaluation (a sweep over tiles x adc_bits evaluates accuracy once per
+adc_bits): the first such point evaluates it, the others run timing only and are stored
+with its result once it is in.
+
 File layout: root attribute `settings` (JSON of everything but the axes; a resume with other
 settings is refused), and `points/<key>` groups with attributes `overrides` (JSON), `status`
 (`ok` | `failed`), `error`, the scalar figures of `FIGURES`, a sub-group
@@ -15,6 +21,7 @@ settings is refused), and `points/<key>` groups with attributes `overrides` (JSO
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -28,6 +35,10 @@ from simulator.hw.loader import load_hw
 
 FORMAT = "aimcsim-sweep/1"
 FIGURES = ("latency_ns", "energy_pj", "tokens_per_s", "tiles_used")
+# The HwConfig fields the functional tile model reads (simulator/analog/layer.py, periphery.py,
+# device.py); tests/test_scaling_laws.py checks that the other tile keys leave outputs unchanged.
+ACCURACY_KEYS = ("analog.rows", "analog.cols", "analog.dac_bits", "analog.adc_bits", "analog.device",
+                 "analog.periphery")
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,8 @@ class SweepSpec:
     graph_kw: dict = field(default_factory=dict)  # batch, seq, new_tokens, chunk_tokens
     accuracy_seeds: int = 0  # 0: timing only
     accuracy_times_s: tuple[float, ...] = ()
+    accuracy_max_tokens: int | None = None  # LMs: score only this many held-out tokens
+    accuracy_model: str | None = None  # model whose accuracy is measured (None: the workload)
 
     def settings(self) -> dict:
         """The fixed part of the sweep; points of one file must share it to be comparable."""
@@ -58,6 +71,17 @@ def expand_grid(axes) -> list[dict]:
     """Cartesian product of the axes, first axis slowest, as override dicts."""
     keys = [key for key, _ in axes]
     return [dict(zip(keys, combo)) for combo in itertools.product(*(values for _, values in axes))]
+
+
+def accuracy_fingerprint(hw) -> str:
+    """Points with the same fingerprint (and analog projections) have the same accuracy."""
+    values = {}
+    for key in ACCURACY_KEYS:
+        value = hw
+        for part in key.split("."):
+            value = getattr(value, part)
+        values[key] = asdict(value) if dataclasses.is_dataclass(value) else value
+    return json.dumps(values, sort_keys=True)
 
 
 def point_key(overrides: dict) -> str:
@@ -82,7 +106,9 @@ def evaluate_point(spec: SweepSpec, overrides: dict) -> dict:
         return {"status": "failed", "error": str(exc)}
     figures = sim.report.to_dict()
     result = {"status": "ok", **{name: figures[name] for name in FIGURES},
-              "energy_breakdown_pj": dict(figures["energy_breakdown_pj"])}
+              "energy_breakdown_pj": dict(figures["energy_breakdown_pj"]),
+              "analog_projections": sorted(name for name, target in sim.mapping.targets().items()
+                                           if target == "analog")}
     if accuracy is not None:
         result["accuracy"] = accuracy
     return result
@@ -95,8 +121,9 @@ def _evaluate_accuracy(spec: SweepSpec, hw, targets: dict[str, str]) -> dict:
     from workloads.registry import load_model
 
     torch.set_num_threads(1)  # workers share the machine's cores
-    result = evaluate_accuracy(load_model(spec.workload), hw, targets,
-                               list(spec.accuracy_times_s), spec.accuracy_seeds)
+    result = evaluate_accuracy(load_model(spec.accuracy_model or spec.workload), hw, targets,
+                               list(spec.accuracy_times_s), spec.accuracy_seeds,
+                               max_tokens=spec.accuracy_max_tokens)
     return {"metric": result.metric, "fp": result.fp,
             "t_s": [entry["t_s"] for entry in result.results],
             "mean": [entry["mean"] for entry in result.results],
@@ -209,30 +236,101 @@ def run_sweep(spec: SweepSpec, out_path: str, submit_all, *, evaluate=evaluate_p
               on_plan=None, on_point=None) -> SweepCounts:
     """Evaluate the unfinished points of `spec` and store each one as it finishes.
 
-    `submit_all(evaluate, spec, todo)` yields `(overrides, result)` pairs in completion
-    order (`run_on_dask(client)`, or `run_in_process`). Progress hooks: `on_plan(total,
-    skipped)` once before any work, `on_point(overrides, result)` after each point is stored.
+    `submit_all(evaluate, jobs)` takes `(spec, overrides)` pairs and yields `(overrides,
+    result)` pairs in completion order (`run_on_dask(client)`, or `run_in_process`).
+    Progress hooks: `on_plan(total, skipped)` once before any work, `on_point(overrides,
+    result)` after each point is stored.
     """
     points = spec.points()
-    for overrides in points:  # bad keys or values fail here, before any worker starts
-        load_hw(spec.hw, overrides)
+    fingerprints = {point_key(o): accuracy_fingerprint(load_hw(spec.hw, o)) for o in points}  # bad keys fail here
     with SweepStore(out_path, spec.settings()) as store:
         finished = store.finished_keys()
         todo = [overrides for overrides in points if point_key(overrides) not in finished]
         if on_plan is not None:
             on_plan(len(points), len(points) - len(todo))
         failed = 0
-        for overrides, result in submit_all(evaluate, spec, todo):
+
+        def store_point(overrides, result):
+            nonlocal failed
+            result = {k: v for k, v in result.items() if k != "analog_projections"}
             store.write_point(overrides, result)
             failed += result["status"] != "ok"
             if on_point is not None:
                 on_point(overrides, result)
+
+        sharing = _AccuracySharing(spec, todo, fingerprints)
+        for overrides, result in submit_all(evaluate, sharing.jobs()):
+            for done_overrides, done_result in sharing.finished(overrides, result):
+                store_point(done_overrides, done_result)
+        retry = sharing.unresolved()
+        for overrides, result in submit_all(evaluate, [(spec, o) for o in retry]):
+            store_point(overrides, result)
     return SweepCounts(len(points), len(points) - len(todo), len(todo), failed)
 
 
-def run_in_process(evaluate, spec: SweepSpec, todo: list[dict]):
+class _AccuracySharing:
+    """Which points evaluate accuracy, and which take it from an equal point.
+
+    The first point of each accuracy fingerprint evaluates it; the others run timing
+    only and wait for it. A waiting point whose analog projections differ from the
+    evaluating point's (or whose evaluating point failed) is evaluated again in full.
+    """
+
+    def __init__(self, spec: SweepSpec, todo: list[dict], fingerprints: dict[str, str]):
+        self._spec = spec
+        self._todo = todo
+        self._fingerprint = fingerprints
+        self._leader: dict[str, str] = {}  # fingerprint -> point key of the point evaluating it
+        if spec.accuracy_seeds:
+            for overrides in todo:
+                self._leader.setdefault(fingerprints[point_key(overrides)], point_key(overrides))
+        self._leader_result: dict[str, dict] = {}  # fingerprint -> its leader's result
+        self._waiting: dict[str, list] = {}  # fingerprint -> [(overrides, timing result)]
+        self._retry: list[dict] = []
+
+    def jobs(self) -> list[tuple[SweepSpec, dict]]:
+        timing_only = dataclasses.replace(self._spec, accuracy_seeds=0, accuracy_times_s=())
+        return [(self._spec if self._leads(o) or not self._spec.accuracy_seeds else timing_only, o)
+                for o in self._todo]
+
+    def _leads(self, overrides: dict) -> bool:
+        key = point_key(overrides)
+        return self._leader.get(self._fingerprint[key]) == key
+
+    def finished(self, overrides: dict, result: dict):
+        """The points that can be stored now that `overrides` finished."""
+        if not self._spec.accuracy_seeds or result["status"] != "ok":
+            return [(overrides, result)]
+        fingerprint = self._fingerprint[point_key(overrides)]
+        if not self._leads(overrides):
+            if fingerprint not in self._leader_result:
+                self._waiting.setdefault(fingerprint, []).append((overrides, result))
+                return []
+            return self._share(fingerprint, [(overrides, result)])
+        self._leader_result[fingerprint] = result
+        return [(overrides, result)] + self._share(fingerprint, self._waiting.pop(fingerprint, []))
+
+    def _share(self, fingerprint: str, members: list) -> list:
+        leader = self._leader_result[fingerprint]
+        ready = []
+        for overrides, result in members:
+            if leader["status"] == "ok" and result["analog_projections"] == leader["analog_projections"]:
+                ready.append((overrides, dict(result, accuracy=leader["accuracy"])))
+            else:
+                self._retry.append(overrides)
+        return ready
+
+    def unresolved(self) -> list[dict]:
+        """Points to evaluate again with accuracy: no usable result to share."""
+        for members in self._waiting.values():  # their leader failed
+            self._retry.extend(overrides for overrides, _ in members)
+        self._waiting = {}
+        return self._retry
+
+
+def run_in_process(evaluate, jobs):
     """Synchronous evaluation in this process, in grid order."""
-    for overrides in todo:
+    for spec, overrides in jobs:
         yield overrides, evaluate(spec, overrides)
 
 
@@ -240,9 +338,10 @@ def run_on_dask(client):
     """A `submit_all` that maps points onto a Dask client and yields them as they complete."""
     from distributed import as_completed
 
-    def submit_all(evaluate, spec: SweepSpec, todo: list[dict]):
-        futures = {client.submit(evaluate, spec, overrides, key=f"sweep-point-{point_key(overrides)}",
-                                 pure=False): overrides for overrides in todo}
+    def submit_all(evaluate, jobs):
+        futures = {client.submit(evaluate, spec, overrides, pure=False,
+                                 key=f"sweep-point-{point_key(overrides)}-{'a' if spec.accuracy_seeds else 't'}"):
+                   overrides for spec, overrides in jobs}
         for future in as_completed(futures):
             yield futures[future], future.result()
     return submit_all
@@ -257,41 +356,62 @@ def plot_sweep(points: list[dict], axes, png_path: str) -> None:
     import matplotlib.pyplot as plt
 
     from simulator.analysis.plots import save_figure  # also selects the Agg backend
+    from simulator.commands.accuracy import format_time
 
     swept = [(key, list(values)) for key, values in axes if len(values) > 1] or list(axes)
     done = [p for p in points if p["status"] == "ok"]
     metrics = [("latency_ns", "latency (ns)"), ("energy_pj", "energy (pJ)")]
+    scale = {"latency_ns": _unit(done, "latency_ns", ("ns", "us", "ms", "s")),
+             "energy_pj": _unit(done, "energy_pj", ("pJ", "nJ", "uJ", "mJ"))}
+    metrics = [(name, f"{name.split('_')[0]} ({scale[name][1]})") for name, _ in metrics]
     if any("accuracy" in p for p in done):
         metric = next(p["accuracy"]["metric"] for p in done if "accuracy" in p)
-        metrics.append(("accuracy", f"{metric} at t = {_last_time(done):g} s"))
+        metrics.append(("accuracy", f"{metric} at t = {format_time(_last_time(done))}"))
     fig, grid = plt.subplots(len(metrics), len(swept), squeeze=False,
                              figsize=(4.5 * len(swept), 3.2 * len(metrics)))
     for col, (key, values) in enumerate(swept):
         for row, (metric, label) in enumerate(metrics):
             axis = grid[row][col]
-            for series_label, series in _series(done, key, values, [k for k, _ in swept if k != key]):
+            for series_label, series in _series(done, key, values, [(k, v) for k, v in swept if k != key]):
                 xs = [values.index(p["overrides"][key]) if not _numeric(values) else p["overrides"][key]
                       for p in series]
-                axis.plot(xs, [_metric(p, metric) for p in series], marker="o", label=series_label)
+                divisor = scale[metric][0] if metric in scale else 1.0
+                axis.plot(xs, [_metric(p, metric) / divisor for p in series], marker="o", label=series_label)
             if not _numeric(values):
                 axis.set_xticks(range(len(values)), [str(v) for v in values])
             elif min(values) > 0 and max(values) / min(values) >= 10:
                 axis.set_xscale("log")
             axis.set_xlabel(key)
             axis.set_ylabel(label)
-            if row == 0 and len(axis.get_lines()) > 1:
+            if metric == "accuracy":
+                fp = next(p["accuracy"]["fp"] for p in done if "accuracy" in p)
+                reference = axis.axhline(fp, color="gray", linestyle="--", linewidth=1)
+                axis.legend([reference], ["FP (all digital)"], fontsize="small")
+            elif row == 0 and len(axis.get_lines()) > 1:
                 axis.legend(fontsize="small")
     save_figure(fig, png_path)
 
 
-def _series(points, key, values, other_keys):
-    """Points grouped by the values of the other swept keys, each sorted along `key`."""
+def _series(points, key, values, others):
+    """Points grouped by the values of the other swept keys (in axis order), each sorted along `key`."""
+    other_keys = [k for k, _ in others]
     groups: dict[tuple, list] = {}
     for point in points:
         groups.setdefault(tuple(point["overrides"].get(k) for k in other_keys), []).append(point)
-    for combo, members in groups.items():
+
+    def order(combo):
+        return [list(vals).index(v) if v in vals else -1 for (_, vals), v in zip(others, combo)]
+
+    for combo in sorted(groups, key=order):
         label = ", ".join(f"{k}={v}" for k, v in zip(other_keys, combo)) or None
-        yield label, sorted(members, key=lambda p: values.index(p["overrides"][key]))
+        yield label, sorted(groups[combo], key=lambda p: values.index(p["overrides"][key]))
+
+
+def _unit(points: list[dict], name: str, units: tuple[str, ...]) -> tuple[float, str]:
+    """(divisor, unit) putting the largest value of `name` between 1 and 1000."""
+    largest = max((abs(p[name]) for p in points), default=1.0)
+    power = min(len(units) - 1, max(0, int(np.floor(np.log10(largest) / 3)) if largest > 0 else 0))
+    return 1000.0 ** power, units[power]
 
 
 def _metric(point: dict, metric: str) -> float:

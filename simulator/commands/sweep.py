@@ -38,6 +38,11 @@ def add_parser(sub) -> None:
     parser.add_argument("--seeds", type=positive_int, default=3, help="chip realisations for --accuracy (default 3)")
     parser.add_argument("--t", dest="times", default="1y",
                         help="drift times for --accuracy, e.g. 0,1h,1d,1y (units s min h d w mo y; default 1y)")
+    parser.add_argument("--model", default=None,
+                        help="--accuracy: the trained model to score, with the workload's projection names "
+                             "(e.g. gpt2-pydoc for the gpt2 shapes; default: the workload itself)")
+    parser.add_argument("--max-tokens", type=positive_int, default=None,
+                        help="--accuracy on LMs: score only the first N held-out tokens (default: all)")
     parser.add_argument("--out", required=True, help="HDF5 file; re-running resumes it")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a local cluster)")
     parser.add_argument("--workers", type=positive_int, default=2, help="local cluster worker processes (default 2)")
@@ -49,8 +54,15 @@ def run(args) -> int:
     spec = SweepSpec(hw=args.hw, axes=parse_axes(args.axes), workload=args.workload, phase=args.phase,
                      mapping=args.mapping, engine=args.engine, graph_kw=graph_kwargs(args),
                      accuracy_seeds=args.seeds if args.accuracy else 0,
-                     accuracy_times_s=tuple(parse_times(args.times)) if args.accuracy else ())
+                     accuracy_times_s=tuple(parse_times(args.times)) if args.accuracy else (),
+                     accuracy_max_tokens=args.max_tokens if args.accuracy else None,
+                     accuracy_model=args.model if args.accuracy else None)
     model_config(spec.workload)  # an unknown workload is one error, not a failure per point
+    if spec.accuracy_model is not None:
+        try:
+            model_config(spec.accuracy_model)
+        except UserError as exc:
+            raise UserError(f"--model: {exc}") from None
     if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise UserError(f"--out {args.out}: folder does not exist")
     progress = _Progress()
@@ -101,6 +113,8 @@ class _Progress:
         label = " ".join(f"{key}={value}" for key, value in overrides.items())
         if result["status"] == "ok":
             outcome = f"latency {result['latency_ns']:.4g} ns, energy {result['energy_pj']:.4g} pJ"
+            if "accuracy" in result:
+                outcome += f", {result['accuracy']['metric']} {result['accuracy']['mean'][-1]:.4g}"
         else:
             outcome = f"failed: {result['error']}"
         tqdm.write(f"{label}: {outcome}")

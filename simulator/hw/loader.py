@@ -17,16 +17,19 @@ from pathlib import Path
 
 import yaml
 
+from simulator.analog.tile_cost import (ADC_ENERGY_MODELS, ADC_TIME_KEY, ADC_TYPES, DAC_TIME_KEY,
+                                        INPUT_ENCODINGS)
 from simulator.errors import UserError, where
-from simulator.hw.schema import AnalogConfig, HwConfig
+from simulator.hw.schema import AdcConfig, DacConfig, HwConfig
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "hwconfigs"
 PRESET_DIR_ENV = "AIMCSIM_HWCONFIGS"
 REQUIRED_SECTIONS = ("analog", "digital")  # the two compute halves must be stated explicitly
 
 ENUMS = {
-    "analog.input_encoding": ("pwm", "bit_serial"),
-    "analog.adc_model": ("fixed", "walden", "capacitive", "survey"),
+    "analog.adc.type": ADC_TYPES,
+    "analog.adc.energy_model": ADC_ENERGY_MODELS,
+    "analog.dac.encoding": INPUT_ENCODINGS,
     "analog.device.model": ("pcm", "gaussian", "reram", "ideal"),
     "analog.device.gaussian_kind": ("additive", "proportional"),
     "analog.periphery.noise_management": ("abs_max", "none"),
@@ -35,7 +38,7 @@ ENUMS = {
     "analog.periphery.drift_compensation": ("global", "per_column", "none"),
     "interconnect.topology": ("mesh", "bus"),
 }
-INT_RANGES = {"analog.dac_bits": (1, 16), "analog.adc_bits": (1, 16)}
+INT_RANGES = {"analog.dac_bits": (2, 16), "analog.adc_bits": (2, 16)}  # 2^(bits-1) - 1 >= 1 level
 FRACTIONS = {"analog.device.stuck_at_zero_frac", "analog.device.stuck_at_gmax_frac"}
 POSITIVE = {
     "system.clock_ghz",
@@ -50,14 +53,16 @@ POSITIVE = {
     "memory.dram_bandwidth_gb_s",
 }  # every other number must be >= 0
 
-# ADC energy per conversion (pJ) as a function of its resolution; see docs/hwconfigs.md.
-WALDEN_FOM_FJ_PER_STEP = 1.56e3 / 2 ** 8  # ISAAC's 8-bit ADC, 1.56 pJ (REFERENCES.md)
-SURVEY_8BIT_14NM_PJ = 0.36  # Murmann-survey regression at 14 nm (REFERENCES.md)
-CAPACITIVE_VDD_V = 0.8  # assumed supply of a 14 nm node
-ADC_ENERGY_MODELS_PJ = {
-    "walden": lambda bits: WALDEN_FOM_FJ_PER_STEP * 2 ** bits / 1e3,
-    "capacitive": lambda bits: (100.0 * bits + 0.001 * 4 ** bits) * CAPACITIVE_VDD_V ** 2 / 1e3,
-    "survey": lambda bits: SURVEY_8BIT_14NM_PJ * 2.0 ** (bits - 8),
+# Per-MVM totals of the first cost model, now composed from per-unit keys (docs/hwconfigs.md).
+RETIRED_KEYS = {
+    "analog.input_encoding": "analog.dac.encoding",
+    "analog.input_phase_ns": "analog.dac.ns_per_step (pwm) or analog.dac.phase_ns",
+    "analog.adc_conversion_ns": "analog.adc.type with its per-unit time (ns_per_bit, ns_per_lsb, conversion_ns)",
+    "analog.adc_model": "analog.adc.energy_model",
+    "analog.adc_energy_pj": "analog.adc.energy_pj (energy_model fixed)",
+    "analog.dac_energy_pj": "analog.dac.energy_pj_per_row",
+    "analog.array_energy_pj": "analog.cell_read_power_uw (per cell, over the input window)",
+    "analog.periphery_energy_pj": "analog.periphery_energy_pj_per_col and analog.control_energy_pj",
 }
 
 
@@ -90,7 +95,7 @@ def load_hw(path_or_name, overrides: dict[str, object] | None = None) -> HwConfi
     if missing:
         raise UserError(f"{_display(path)}: missing required section '{missing[0]}' "
                         f"(required: {', '.join(REQUIRED_SECTIONS)})")
-    _resolve_adc_energy(leaves)
+    _check_converters(leaves)
     return _build(HwConfig, "", leaves, name=path.stem, source=_display(path))
 
 
@@ -184,6 +189,8 @@ def _flatten_section(raw: dict, cls, prefix: str, origin: str, sections: set[str
     flat = {}
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
+        if dotted in RETIRED_KEYS:
+            raise UserError(f"{where(origin, dotted)}: {_retired(dotted)}")
         if key not in fields:
             valid = ", ".join(fields) + (", extends" if cls is HwConfig else "")
             raise UserError(f"{where(origin, dotted)}: unknown key; valid keys: {valid}")
@@ -250,6 +257,8 @@ def _expectation(key: str, base_type) -> str:
 
 def _field_type_at(key: str, location: str):
     """The schema type behind a dotted key; unknown keys list their valid siblings."""
+    if key in RETIRED_KEYS:
+        raise UserError(f"{location}: {_retired(key)}")
     cls = HwConfig
     for part in key.split("."):
         fields = _settable_fields(cls) if dataclasses.is_dataclass(cls) else {}
@@ -259,17 +268,34 @@ def _field_type_at(key: str, location: str):
     return cls
 
 
-def _resolve_adc_energy(leaves: dict[str, _Leaf]) -> None:
-    """Replace `adc_energy_pj` by the selected ADC model's figure at `adc_bits`."""
-    model = leaves.get("analog.adc_model", _Leaf(AnalogConfig.adc_model, "")).value
-    if model == "fixed":
-        return
-    given = leaves.get("analog.adc_energy_pj")
-    if given is not None:
-        raise UserError(f"{given.location}: is computed by "
-                        f"adc_model {model!r}; remove it or set analog.adc_model: fixed")
-    bits = leaves.get("analog.adc_bits", _Leaf(AnalogConfig.adc_bits, "")).value
-    leaves["analog.adc_energy_pj"] = _Leaf(ADC_ENERGY_MODELS_PJ[model](bits), f"adc_model {model}")
+def _retired(key: str) -> str:
+    return f"no longer a key: use {RETIRED_KEYS[key]} (docs/hwconfigs.md)"
+
+
+def _check_converters(leaves: dict[str, _Leaf]) -> None:
+    """A converter whose type (or encoding) is written needs that type's per-unit time.
+
+    Parameters of the other types may be present, so one config can be swept over types;
+    only the chosen type's apply. An unset type with a parameter written for some type
+    would silently cost nothing, so that is an error too.
+    """
+    for section, type_key, time_keys, defaults in (
+            ("analog.adc", "type", ADC_TIME_KEY, AdcConfig()),
+            ("analog.dac", "encoding", DAC_TIME_KEY, DacConfig())):
+        written = {key: leaves[f"{section}.{key}"] for key in (type_key, *dict.fromkeys(time_keys.values()))
+                   if f"{section}.{key}" in leaves}
+        if not written:
+            continue
+        if type_key in written:
+            chosen, location = written[type_key].value, written[type_key].location
+            what = f"{chosen} is timed by"
+        else:
+            chosen, location = getattr(defaults, type_key), next(iter(written.values())).location
+            what = f"{section}.{type_key} is not given, so it is {chosen}, timed by"
+        needed = time_keys[chosen]
+        if needed not in written:
+            raise UserError(f"{location}: {what} {section}.{needed}, which is not given; "
+                            "set it (docs/hwconfigs.md)")
 
 
 def _build(cls, prefix: str, leaves: dict[str, _Leaf], **extra):

@@ -59,6 +59,30 @@ class PeripheryConfig:
 
 
 @dataclass(frozen=True)
+class AdcConfig:
+    """The column converter. Its type sets how conversion time follows `adc_bits`, its
+    energy model how the energy per conversion does (simulator.analog.tile_cost)."""
+
+    type: str = "flash"  # sar | flash | ramp | cco
+    ns_per_bit: float = 0.0  # sar: one bit decision after another, adc_bits of them
+    ns_per_lsb: float = 0.0  # ramp, cco: counts 2^adc_bits LSB periods
+    conversion_ns: float = 0.0  # flash: all comparators at once, whatever the bits
+    energy_model: str = "fixed"  # fixed | walden | survey | capacitive
+    energy_pj: float = 0.0  # fixed: per conversion, whatever the bits
+    fom_fj_per_step: float = 1.56e3 / 2 ** 8  # walden: fom * 2^adc_bits (ISAAC's 8-bit ADC)
+
+
+@dataclass(frozen=True)
+class DacConfig:
+    """The row drivers. The encoding sets how the input window follows `dac_bits`."""
+
+    encoding: str = "pwm"  # pwm | bit_serial | multi_level
+    ns_per_step: float = 0.0  # pwm: one pulse of up to 2^dac_bits steps
+    phase_ns: float = 0.0  # bit_serial: per bit (dac_bits phases); multi_level: the one phase
+    energy_pj_per_row: float = 0.0  # per driven row per input phase (pwm: one pulse)
+
+
+@dataclass(frozen=True)
 class AnalogConfig:
     tiles: int = 0  # 0 means a purely digital system
     rows: int = 256  # inputs per tile
@@ -66,19 +90,15 @@ class AnalogConfig:
     dac_bits: int = 8
     adc_bits: int = 8
     adcs_per_tile: int = 256  # columns share ADCs: ceil(cols / adcs_per_tile) conversion rounds
-    input_encoding: str = "pwm"  # pwm (one input phase) | bit_serial (one phase per input bit)
-    # Timing. If mvm_latency_ns is given it is the whole MVM; otherwise it is composed as
-    # input phase(s) + integration + conversion rounds * adc_conversion_ns.
-    mvm_latency_ns: float | None = None
-    input_phase_ns: float = 0.0  # per phase (pwm: 1 phase, bit_serial: dac_bits phases)
-    integration_ns: float = 0.0
-    adc_conversion_ns: float = 0.0  # one conversion round
-    # Energy, per full-size MVM (all rows and columns active); scaled by the active fraction.
-    array_energy_pj: float = 0.0
-    dac_energy_pj: float = 0.0  # per input row driven, per MVM
-    adc_energy_pj: float = 0.0  # per conversion; resolved from the ADC model by the loader
-    adc_model: str = "fixed"  # fixed | walden | capacitive | survey (see loader)
-    periphery_energy_pj: float = 0.0  # per MVM: accumulators, scaling, control
+    adc: AdcConfig = field(default_factory=AdcConfig)
+    dac: DacConfig = field(default_factory=DacConfig)
+    # Timing: input window (dac) + integration + conversion rounds * conversion time (adc).
+    integration_ns: float = 0.0  # after the input window; constant in rows (see tile_cost)
+    mvm_latency_ns: float | None = None  # a measured total that replaces the composed latency
+    # Energy per MVM from per-unit figures, for the rows x cols actually driven.
+    cell_read_power_uw: float = 0.0  # per active cell while the input window lasts (uW * ns = fJ)
+    periphery_energy_pj_per_col: float = 0.0  # per converted column: accumulate, scale, correct
+    control_energy_pj: float = 0.0  # per MVM, whatever its size: sequencing, control
     static_power_mw: float = 0.0  # per tile, while the system runs
     # Weight (re)programming, used when a mapping time-multiplexes tiles
     allow_time_multiplexing: bool = False

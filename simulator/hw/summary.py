@@ -2,10 +2,13 @@
 
 Peak figures assume every tile runs full-size MVMs back to back; TOPS/W counts one
 multiply-accumulate as two operations and includes the tile static power over the MVM,
-so it is the figure a chip paper quotes for its analog cores at full utilisation.
+so it is the figure a chip paper quotes for its analog cores at full utilisation. The
+per-MVM figures are derived from the per-unit keys at the config's bits and geometry and
+are printed with their parts, so a sweep's moves can be read off one config at a time.
 """
 from __future__ import annotations
 
+from simulator.analog import tile_cost
 from simulator.analog.tile_cost import mvm_energy_pj, mvm_latency_ns, tile_static_power_mw
 from simulator.hw.schema import HwConfig
 
@@ -28,10 +31,20 @@ def summarize(hw: HwConfig) -> dict:
         "tile_shape": [analog.rows, analog.cols],
         "weight_capacity": analog.tiles * analog.rows * analog.cols,
         "mvm_latency_ns": latency_ns if has_tiles else None,
+        "mvm_latency_from": ("analog.mvm_latency_ns (a fixed total)" if analog.mvm_latency_ns is not None
+                             else "input + integration + conversion"),
+        "mvm_latency_parts_ns": tile_cost.mvm_latency_parts_ns(analog) if has_tiles else None,
         "mvm_energy_nj": (dynamic_pj + static_pj) / 1e3 if has_tiles else None,
         "mvm_energy_breakdown_pj": (dict(breakdown_pj, static=static_pj) if has_tiles else None),
-        "adc_model": analog.adc_model,
-        "adc_energy_pj": analog.adc_energy_pj,
+        "mvm_energy_parts_pj": (dict(tile_cost.mvm_energy_parts_pj(analog, analog.rows, analog.cols),
+                                     static=static_pj) if has_tiles else None),
+        "input": (f"{analog.dac.encoding}, {analog.dac_bits} bits: "
+                  f"{tile_cost.input_window_ns(analog):.4g} ns window, {tile_cost.input_phases(analog)} phase(s)"
+                  if has_tiles else None),
+        "adc": (f"{analog.adc.type}, {analog.adc_bits} bits: {tile_cost.adc_conversion_ns(analog):.4g} ns "
+                f"x {tile_cost.adc_conversion_rounds(analog)} round(s)" if has_tiles else None),
+        "adc_energy_model": analog.adc.energy_model if has_tiles else None,
+        "adc_energy_pj": tile_cost.adc_energy_per_conversion_pj(analog) if has_tiles else None,
         "peak_tops": analog.tiles * ops_per_mvm / latency_ns / 1e3 if has_tiles else 0.0,
         "tops_per_w": ops_per_mvm / (dynamic_pj + static_pj) if has_tiles else None,
         "analog_peak_power_w": analog.tiles * (dynamic_pj + static_pj) / latency_ns / 1e3,
