@@ -60,7 +60,10 @@ def plot_pareto(search: dict, path: str) -> None:
                    edgecolors="k", zorder=5, label=f"chosen ({search['source']})")
         ax.axvline(search["budget"], color="grey", lw=0.8, ls=":", label=f"budget {search['budget']:g}")
         ax.set_xscale("symlog", linthresh=max(search["budget"], 1e-3))
-        ax.set_xlabel(f"verified delta {search['metric']} at t = {search['t_s']:g} s (symlog)")
+        deltas = [p["delta"] for p in points]
+        ax.set_xlim(min(deltas) - 0.2 * search["budget"], max(deltas) * 1.6)  # room for the end markers
+        horizon = (f"{search['t_s'] / 31536000:g} y" if search["t_s"] >= 31536000 else f"{search['t_s']:g} s")
+        ax.set_xlabel(f"verified delta {search['metric']} at t = {horizon} (symlog)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
