@@ -52,12 +52,19 @@ def test_time_lists_and_labels():
         parse_times(" , ")
 
 
-def test_named_mapping_strategies():
-    names = ["transformer.h.0.attn.c_attn", "lm_head"]
-    assert mapping_targets("all-analog", names) == {name: "analog" for name in names}
-    assert mapping_targets("all-digital", names) == {}
-    with pytest.raises(UserError, match="--mapping: 'half-analog' is neither"):
-        mapping_targets("half-analog", names)
+def test_named_mapping_strategies_follow_the_capacity_rule_of_run():
+    """all-analog is what the tiles hold, exactly as `aimcsim run` maps it (one rule)."""
+    from simulator.hw.loader import load_hw
+    from simulator.run import simulate_workload
+    tiny = load_hw("tiny")
+    timed = simulate_workload(tiny, "gpt2-pydoc", mapping_strategy="all-analog", seq=8).mapping.targets()
+    assert mapping_targets("all-analog", "gpt2-pydoc", tiny) == timed
+    assert 0 < sum(t == "analog" for t in timed.values()) < len(timed)
+    no_tiles = load_hw("tiny", {"analog.tiles": 0})
+    assert set(mapping_targets("all-analog", "gpt2-pydoc", no_tiles).values()) == {"digital"}
+    assert set(mapping_targets("all-digital", "gpt2-pydoc", tiny).values()) == {"digital"}
+    with pytest.raises(UserError, match="--mapping: expected all-analog, all-digital"):
+        mapping_targets("half-analog", "gpt2-pydoc", tiny)
 
 
 def test_accuracy_command_writes_json_and_h5(tiny_checkpoint, tmp_path, capsys):
@@ -93,7 +100,7 @@ def test_mapping_file_picks_the_analog_projections(tiny_checkpoint, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--t", "1parsec"], "cannot read time '1parsec'"),
     (["--seeds", "0"], "expected a positive integer, got '0'"),
-    (["--mapping", "nowhere.yaml"], "--mapping: 'nowhere.yaml' is neither"),
+    (["--mapping", "nowhere.yaml"], "--mapping: expected all-analog, all-digital or an existing mapping YAML file, got 'nowhere.yaml'"),
     (["--metric", "bleu"], "'bleu' is not available for gpt2 models"),
     (["--model", "gpt2"], "shape-only name"),
     (["--json", "/no/such/folder/a.json"], "folder /no/such/folder does not exist"),

@@ -73,7 +73,13 @@ def test_a_file_without_placements_is_placed_for_the_hardware(tmp_path):
     ("default: maybe\n", "mapping.yaml: default: expected analog or digital"),
     ("projections: [lm_head]\n", "projections: expected a mapping of name or glob"),
     ("projection:\n  lm_head: analog\n", "projection: unknown key; valid keys are strategy, default"),
-    ("projections:\n  lm_head: analog\n bad: [\n", r"invalid YAML: line \d+"),
+    ("projections:\n  lm_head: analog\n bad: [\n", r"YAML syntax error at line \d+"),
+    ("program_rounds: many\n", r"program_rounds: expected a positive integer <= \d+, got 'many'"),
+    ("program_rounds: -3\n", "program_rounds: expected a positive integer"),
+    ("program_rounds: 0\n", "program_rounds: expected a positive integer"),
+    ("program_rounds: 2.5\n", "program_rounds: expected a positive integer"),
+    ("strategy: [a]\n", "strategy: expected a label string"),
+    ("projections:\n  lm_head: analog\n  lm_head: digital\n", "duplicate key 'lm_head' at lines 2 and 3"),
     ("- lm_head\n", "expected a mapping with keys"),
 ])
 def test_bad_mapping_files_name_the_file_and_key(tmp_path, text, message):
@@ -83,7 +89,7 @@ def test_bad_mapping_files_name_the_file_and_key(tmp_path, text, message):
 
 
 def test_missing_file_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="cannot read mapping file"):
+    with pytest.raises(UserError, match="none.yaml: cannot read"):
         load_mapping_targets(tmp_path / "none.yaml", NAMES)
     with pytest.raises(UserError, match="does not exist"):
         save_mapping(map_workload(GRAPH, HW, "all-digital"), tmp_path / "no" / "m.yaml")

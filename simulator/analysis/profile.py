@@ -390,6 +390,13 @@ def write_profile_h5(result: ProfileResult, path: str) -> None:
         f["analog_alone"] = result.analog_alone
         f["digital_alone"] = result.digital_alone
         f["all_analog"] = result.all_analog
+        from simulator.report.h5 import describe_file, label_axes
+        describe_file(f, "aimcsim profile: change of the metric vs FP per projection run analog "
+                         "alone (rest FP) and digital alone (rest analog)")
+        label_axes(f, {"times_s": ("time",), "projections": ("projection",),
+                       "analog_alone": ("projection", "time", "seed"),
+                       "digital_alone": ("projection", "time", "seed"), "all_analog": ("time", "seed")},
+                   units={"times_s": "s"})
 
 
 def make_probe(loaded_model, hw, seeds: Sequence[int], max_tokens: int | None = None) -> Probe:

@@ -151,6 +151,10 @@ class SweepStore:
         if "settings" not in self._file.attrs:
             self._file.attrs["format"] = FORMAT
             self._file.attrs["settings"] = wanted
+            from simulator.report.h5 import describe_file
+            describe_file(self._file, "aimcsim sweep: one group per grid point under points/, its "
+                                      "overrides (JSON), status and figures (latency_ns, energy_pj, ...) "
+                                      "as attributes")
             return
         if self._file.attrs.get("format") != FORMAT:
             raise UserError(f"{self.path}: not an aimcsim sweep file; choose another --out")
@@ -348,79 +352,6 @@ def run_on_dask(client):
 
 
 def plot_sweep(points: list[dict], axes, png_path: str) -> None:
-    """Latency, energy (and accuracy at the last drift time) against each swept key.
-
-    One panel column per key with more than one value; one line per combination of the
-    other keys' values. Written through a temporary file, so no half-written PNG remains.
-    """
-    import matplotlib.pyplot as plt
-
-    from simulator.analysis.plots import save_figure  # also selects the Agg backend
-    from simulator.commands.accuracy import format_time
-
-    swept = [(key, list(values)) for key, values in axes if len(values) > 1] or list(axes)
-    done = [p for p in points if p["status"] == "ok"]
-    metrics = [("latency_ns", "latency (ns)"), ("energy_pj", "energy (pJ)")]
-    scale = {"latency_ns": _unit(done, "latency_ns", ("ns", "us", "ms", "s")),
-             "energy_pj": _unit(done, "energy_pj", ("pJ", "nJ", "uJ", "mJ"))}
-    metrics = [(name, f"{name.split('_')[0]} ({scale[name][1]})") for name, _ in metrics]
-    if any("accuracy" in p for p in done):
-        metric = next(p["accuracy"]["metric"] for p in done if "accuracy" in p)
-        metrics.append(("accuracy", f"{metric} at t = {format_time(_last_time(done))}"))
-    fig, grid = plt.subplots(len(metrics), len(swept), squeeze=False,
-                             figsize=(4.5 * len(swept), 3.2 * len(metrics)))
-    for col, (key, values) in enumerate(swept):
-        for row, (metric, label) in enumerate(metrics):
-            axis = grid[row][col]
-            for series_label, series in _series(done, key, values, [(k, v) for k, v in swept if k != key]):
-                xs = [values.index(p["overrides"][key]) if not _numeric(values) else p["overrides"][key]
-                      for p in series]
-                divisor = scale[metric][0] if metric in scale else 1.0
-                axis.plot(xs, [_metric(p, metric) / divisor for p in series], marker="o", label=series_label)
-            if not _numeric(values):
-                axis.set_xticks(range(len(values)), [str(v) for v in values])
-            elif min(values) > 0 and max(values) / min(values) >= 10:
-                axis.set_xscale("log")
-            axis.set_xlabel(key)
-            axis.set_ylabel(label)
-            if metric == "accuracy":
-                fp = next(p["accuracy"]["fp"] for p in done if "accuracy" in p)
-                reference = axis.axhline(fp, color="gray", linestyle="--", linewidth=1)
-                axis.legend([reference], ["FP (all digital)"], fontsize="small")
-            elif row == 0 and len(axis.get_lines()) > 1:
-                axis.legend(fontsize="small")
-    save_figure(fig, png_path)
-
-
-def _series(points, key, values, others):
-    """Points grouped by the values of the other swept keys (in axis order), each sorted along `key`."""
-    other_keys = [k for k, _ in others]
-    groups: dict[tuple, list] = {}
-    for point in points:
-        groups.setdefault(tuple(point["overrides"].get(k) for k in other_keys), []).append(point)
-
-    def order(combo):
-        return [list(vals).index(v) if v in vals else -1 for (_, vals), v in zip(others, combo)]
-
-    for combo in sorted(groups, key=order):
-        label = ", ".join(f"{k}={v}" for k, v in zip(other_keys, combo)) or None
-        yield label, sorted(groups[combo], key=lambda p: values.index(p["overrides"][key]))
-
-
-def _unit(points: list[dict], name: str, units: tuple[str, ...]) -> tuple[float, str]:
-    """(divisor, unit) putting the largest value of `name` between 1 and 1000."""
-    largest = max((abs(p[name]) for p in points), default=1.0)
-    power = min(len(units) - 1, max(0, int(np.floor(np.log10(largest) / 3)) if largest > 0 else 0))
-    return 1000.0 ** power, units[power]
-
-
-def _metric(point: dict, metric: str) -> float:
-    return point["accuracy"]["mean"][-1] if metric == "accuracy" else point[metric]
-
-
-def _last_time(points: list[dict]) -> float:
-    return next(p["accuracy"]["t_s"][-1] for p in points if "accuracy" in p)
-
-
-def _numeric(values) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    """Latency, energy (and accuracy) against each swept key; see simulator.analysis.plots."""
+    from simulator.analysis.plots import plot_sweep as plot
+    plot(points, axes, png_path)

@@ -1,21 +1,21 @@
 """`aimcsim accuracy`: how a model's accuracy holds up on analog tiles over drift time.
 
-Maps the chosen projections to analog (per-tile physics only; tile capacity does not
-matter for accuracy), evaluates several chip realisations at each drift time, and
-prints the metric's mean +- std and its change against the FP model.
+Maps the projections the mapping strategy puts on analog tiles (the same capacity rule
+as `aimcsim run`: with all-analog, what the tiles hold), evaluates several chip
+realisations at each drift time, and prints the metric's mean +- std and its change
+against the FP model, naming the analog and the digital projections.
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 
-from simulator.atomic import atomic_output
+from simulator.atomic import HDF5, JSON, atomic_output
 from simulator.commands.common import (
-    add_accuracy_args, add_hw_args, load_hw_arg, write_json_atomic,
+    add_accuracy_args, add_hw_args, check_max_tokens, check_outputs, load_hw_arg, write_json_atomic,
+    wrote,
 )
 from simulator.errors import UserError
-from simulator.mapping.mapping import ANALOG
 
 DEFAULT_TIMES = "0,1h,1d,1y"
 SECONDS_PER_UNIT = {
@@ -31,12 +31,14 @@ def add_parser(sub) -> None:
     add_hw_args(p, default="hermes64")
     add_accuracy_args(p, times=DEFAULT_TIMES, times_help="drift times after programming, comma separated",
                       seeds=5)
-    p.add_argument("--mapping", default="all-analog",
-                   help="all-analog | all-digital | mapping YAML (default all-analog)")
+    p.add_argument("--mapping", default="all-analog", metavar="MAPPING",
+                   help="all-analog (every projection the tiles hold, as in `aimcsim run`) | "
+                        "all-digital | mapping YAML (default all-analog)")
     p.add_argument("--metric", default=None,
-                   help="GPT-2: perplexity (default), kl, top1; BERT family: cosine")
-    p.add_argument("--json", metavar="FILE", help="write the result as JSON")
-    p.add_argument("--h5", metavar="FILE", help="write the result as HDF5")
+                   help="GPT-2: perplexity (default), kl (nats/token), top1 (fraction agreeing "
+                        "with FP); BERT family: cosine (default)")
+    p.add_argument("--json", metavar="FILE", help="write the result as JSON (.json; - for stdout)")
+    p.add_argument("--h5", metavar="FILE", help="write the result as HDF5 (.h5; see docs/outputs.md)")
     p.set_defaults(func=run)
 
 
@@ -58,17 +60,40 @@ def parse_times(text: str) -> list[float]:
     return [parse_duration_s(part) for part in parts]
 
 
-def mapping_targets(strategy: str, projections: list[str]) -> dict[str, str]:
-    """projection -> 'analog' | 'digital' for a named strategy or a mapping file."""
-    if strategy == "all-analog":
-        return {name: ANALOG for name in projections}
-    if strategy == "all-digital":
-        return {}
-    if os.path.isfile(strategy):
-        from simulator.mapping.io import load_mapping_targets
-        return load_mapping_targets(strategy, projections)
-    raise UserError(f"--mapping: {strategy!r} is neither all-analog, all-digital nor an "
-                    "existing mapping YAML file")
+def mapping_targets(strategy: str, workload: str, hw) -> dict[str, str]:
+    """projection -> 'analog' | 'digital' under the one capacity rule (mapping/resolve.py)."""
+    from simulator.mapping.resolve import resolve_targets
+    return resolve_targets(workload, hw, strategy)
+
+
+def compact_names(names: list[str]) -> str:
+    """`h.{0-11}.attn.c_attn, lm_head`: names that differ only in a layer index, merged."""
+    if not names:
+        return "none"
+    groups: dict[str, list[int]] = {}
+    for name in names:
+        match = re.search(r"\.(\d+)\.", name)
+        pattern, index = (name, -1) if match is None else \
+            (name[:match.start()] + ".{}." + name[match.end():], int(match.group(1)))
+        groups.setdefault(pattern, []).append(index)
+    parts = []
+    for pattern, indices in groups.items():
+        if indices == [-1]:
+            parts.append(pattern)
+        else:
+            parts.append(pattern.replace("{}", "{" + _ranges(sorted(indices)) + "}"))
+    return ", ".join(part.removeprefix("transformer.") for part in parts)
+
+
+def _ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    runs: list[list[int]] = []
+    for value in values:
+        if runs and value == runs[-1][-1] + 1:
+            runs[-1].append(value)
+        else:
+            runs.append([value])
+    return ",".join(f"{run[0]}" if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
 
 
 def format_time(t_s: float) -> str:
@@ -80,12 +105,16 @@ def format_time(t_s: float) -> str:
     return f"{t_s:g}s"
 
 
-def format_table(result) -> str:
+def format_table(result, digital: list[str] | None = None) -> str:
     """Time vs metric mean +- std and the change against FP, one row per drift time."""
+    seeds = len(result.seeds)
     lines = [f"model {result.model} on {result.hw}: {len(result.analog_projections)} analog "
-             f"projection(s), {len(result.seeds)} chip realisation(s)"
+             f"projection(s), {seeds} chip realisation{'s' if seeds != 1 else ''}"
              + (f", {result.eval_tokens} held-out tokens" if result.eval_tokens else ""),
-             f"FP {result.metric}: {result.fp:.4f}",
+             f"analog: {compact_names(list(result.analog_projections))}"]
+    if digital is not None:
+        lines.append(f"digital: {compact_names(digital)}")
+    lines += [f"FP {result.metric}: {result.fp:.4f}",
              f"{'time':>8}  {result.metric + ' mean':>16}  {'std':>10}  {'delta vs FP':>12}"]
     for entry in result.results:
         lines.append(f"{format_time(entry['t_s']):>8}  {entry['mean']:>16.4f}  "
@@ -97,18 +126,34 @@ def write_h5_atomic(path: str, payload: dict) -> None:
     """Result as HDF5: scalars as attributes, one group per drift time with its values."""
     import h5py
     import numpy as np
+
+    from simulator.report.h5 import describe_file, label_axes
     with atomic_output(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
         for key in ("metric", "fp", "model", "hw", "eval_tokens"):
             if payload[key] is not None:
                 f.attrs[key] = payload[key]
+        describe_file(f, "aimcsim accuracy result")
         f.create_dataset("seeds", data=np.asarray(payload["seeds"], dtype=np.int64))
-        f.create_dataset("analog_projections",
-                         data=np.asarray(payload["analog_projections"], dtype=object),
-                         dtype=h5py.string_dtype())
+        for key in ("analog_projections", "digital_projections"):
+            f.create_dataset(key, data=np.asarray(payload.get(key, []), dtype=object),
+                             dtype=h5py.string_dtype())
         f.create_dataset("t_s", data=[entry["t_s"] for entry in payload["results"]])
         for field in ("mean", "std", "delta"):
             f.create_dataset(field, data=[entry[field] for entry in payload["results"]])
         f.create_dataset("values", data=np.asarray([entry["values"] for entry in payload["results"]]))
+        label_axes(f, {"seeds": ("seed",), "analog_projections": ("projection",),
+                       "digital_projections": ("projection",), "t_s": ("time",),
+                       "mean": ("time",), "std": ("time",), "delta": ("time",),
+                       "values": ("time", "seed")},
+                   units={"t_s": "s"})
+
+
+def _check_metric_flag(metric: str | None, family: str) -> None:
+    from simulator.accuracy.evaluate import METRICS_BY_FAMILY
+    valid = METRICS_BY_FAMILY.get(family, ())
+    if metric is not None and valid and metric not in valid:
+        raise UserError(f"--metric: {metric!r} is not available for {family} models; "
+                        f"expected one of {', '.join(valid)}")
 
 
 class TotalBar:
@@ -133,21 +178,26 @@ class TotalBar:
 
 
 def run(args) -> int:
+    check_outputs(("--json", args.json, JSON), ("--h5", args.h5, HDF5))
     times_s = parse_times(args.t)
     hw = load_hw_arg(args)
     from simulator.accuracy.evaluate import evaluate_accuracy, projection_names
     from workloads.registry import load_model
     loaded_model = load_model(args.model)
-    targets = mapping_targets(args.mapping, projection_names(loaded_model.model))
+    check_max_tokens(args.max_tokens, loaded_model)
+    _check_metric_flag(args.metric, loaded_model.family)
+    targets = mapping_targets(args.mapping, args.model, hw)
     with TotalBar("accuracy", "forward") as bar:
         result = evaluate_accuracy(loaded_model, hw, targets, times_s, args.seeds,
                                    metric=args.metric, max_tokens=args.max_tokens, progress=bar.update)
-    print(format_table(result))
-    payload = result.to_dict()
+    analog = set(result.analog_projections)
+    digital = [name for name in projection_names(loaded_model.model) if name not in analog]
+    print(format_table(result, digital))
+    payload = result.to_dict() | {"digital_projections": digital, "mapping": args.mapping}
     if args.json:
         write_json_atomic(args.json, payload)
-        print(f"wrote {args.json} (json)")
+        wrote(args.json, "json")
     if args.h5:
         write_h5_atomic(args.h5, payload)
-        print(f"wrote {args.h5} (h5)")
+        wrote(args.h5, "h5")
     return 0

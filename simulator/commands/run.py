@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+from simulator.atomic import HDF5, JSON
 from simulator.commands.common import (
-    add_hw_args, add_workload_args, graph_kwargs, load_hw_arg, positive_int, write_json_atomic,
+    MAX_SEEDS, add_hw_args, add_workload_args, bounded_int, check_outputs, graph_kwargs, load_hw_arg,
+    write_json_atomic, wrote,
 )
 from simulator.report.h5 import write_run_h5
 from simulator.report.table import format_report
@@ -32,16 +34,23 @@ def add_parser(sub) -> None:
     p.add_argument("--accuracy", action=argparse.BooleanOptionalAction, default=None,
                    help="also measure accuracy of the mapped model "
                         f"(default: on for the embedded {DEFAULT_WORKLOAD})")
-    p.add_argument("--t", default="1d", help="drift time for the accuracy figure (default 1d)")
-    p.add_argument("--seeds", type=positive_int, default=3,
+    p.add_argument("--t", default="1d", metavar="TIME",
+                   help="drift time after programming for the accuracy figure: seconds or a number "
+                        "with a unit s, min, h, d, w, mo, y (default 1d)")
+    p.add_argument("--seeds", type=bounded_int(MAX_SEEDS), default=3, metavar="N",
                    help="chip realisations for the accuracy figure (default 3)")
-    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
-    p.add_argument("--trace", metavar="FILE", help="write a Chrome trace-event timeline (Perfetto)")
-    p.add_argument("--h5", metavar="FILE", help="write the report and per-task schedule to HDF5")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON (.json; - for stdout)")
+    p.add_argument("--trace", metavar="FILE",
+                   help="write a Chrome trace-event timeline, opens in Perfetto (.json)")
+    p.add_argument("--h5", metavar="FILE",
+                   help="write the report and per-task schedule to HDF5 (.h5; see docs/outputs.md)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    check_outputs(("--json", args.json, JSON), ("--trace", args.trace, JSON), ("--h5", args.h5, HDF5))
+    from simulator.commands.accuracy import parse_times
+    parse_times(args.t)  # a bad --t fails now, not after the timing run
     hw = load_hw_arg(args)
     sim = simulate_workload(hw, args.workload, args.phase, args.mapping, engine=args.engine,
                             **graph_kwargs(args))
@@ -55,10 +64,9 @@ def run(args) -> int:
     if args.trace:
         write_chrome_trace(sim.task_graph, sim.schedule, args.trace, graph=sim.graph)
     if args.h5:
-        write_run_h5(sim.report, sim.task_graph, sim.schedule, args.h5)
+        write_run_h5(sim.report, sim.task_graph, sim.schedule, args.h5, graph=sim.graph, hw=hw)
     for path in (args.json, args.trace, args.h5):
-        if path:
-            print(f"wrote {path}")
+        wrote(path)
     return 0
 
 

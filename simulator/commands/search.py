@@ -8,13 +8,16 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from simulator.commands.accuracy import parse_duration_s
+from simulator.atomic import JSON, PLOT, YAML
+from simulator.commands.accuracy import format_time, parse_duration_s
 from simulator.commands.common import (
-    add_accuracy_args, add_hw_args, add_phase_args, load_hw_arg, positive_int, write_json_atomic,
+    add_accuracy_args, add_hw_args, add_phase_args, check_max_tokens, check_outputs, load_hw_arg,
+    positive_int, write_json_atomic, wrote,
 )
-from simulator.commands.profile import PLOT_FORMATS, PROFILE_TOKENS, check_output
+from simulator.commands.profile import PROFILE_TOKENS
 from simulator.errors import UserError
 from simulator.ir.graph import OpKind
+from simulator.report.table import format_energy_pj, format_time_ns
 
 PARETO_BUDGET_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -25,10 +28,15 @@ def add_parser(sub) -> None:
                        description=__doc__.split("\n")[0])
     add_hw_args(p, default="hermes64")
     add_accuracy_args(p, times="1y", times_help="drift horizon", seeds=3, max_tokens=PROFILE_TOKENS)
-    p.add_argument("--objective", choices=OBJECTIVES, default="latency")
+    p.add_argument("--objective", choices=OBJECTIVES, default="latency",
+                   help="what the mapping minimises: latency (ns of the timed phase), energy (pJ) "
+                        "or edp (latency x energy) (default latency)")
     p.add_argument("--budget", type=non_negative_float, default=1.0,
                    help="allowed degradation of the metric at the horizon, e.g. delta perplexity (default 1.0)")
-    p.add_argument("--granularity", choices=GRANULARITIES, default="projection")
+    p.add_argument("--granularity", choices=GRANULARITIES, default="projection",
+                   help="unit the search moves between analog and digital: projection (each "
+                        "one alone), layer (all projections of a transformer block) or type "
+                        "(e.g. every mlp.c_fc) (default projection)")
     add_phase_args(p)
     p.add_argument("--max-rounds", type=positive_int, default=6,
                    help="MILP verify-and-adjust rounds (proxy budget relaxed or tightened; default 6)")
@@ -39,9 +47,11 @@ def add_parser(sub) -> None:
                         + ",".join(f"{f:g}" for f in PARETO_BUDGET_FACTORS) + ")")
     p.add_argument("--pareto-proxy", action="store_true",
                    help="report Pareto points with proxy deltas instead of verifying each one")
-    p.add_argument("--json", metavar="FILE", help="write the search result as JSON")
-    p.add_argument("--out", metavar="FILE", help="write the chosen mapping as YAML (for aimcsim run --mapping)")
-    p.add_argument("--pareto-plot", metavar="FILE", help="Pareto plot (.png, .svg or .pdf)")
+    p.add_argument("--json", metavar="FILE", help="write the search result as JSON (.json; - for stdout)")
+    p.add_argument("--out", metavar="FILE",
+                   help="write the chosen mapping as YAML (.yaml; for aimcsim run --mapping)")
+    p.add_argument("--pareto-plot", metavar="FILE",
+                   help="Pareto plot of latency and energy vs degradation (.png, .svg or .pdf)")
     p.set_defaults(func=run)
 
 
@@ -86,11 +96,10 @@ def projection_macs(graph) -> dict[str, int]:
 
 
 def run(args) -> int:
+    check_outputs(("--json", args.json, JSON), ("--out", args.out, YAML),
+                  ("--pareto-plot", args.pareto_plot, PLOT))
     horizon_s = parse_duration_s(args.t)
     budgets = parse_budgets(args.pareto_budgets, args.budget)
-    check_output(args.json, "--json", (".json",))
-    check_output(args.out, "--out", (".yaml", ".yml"))
-    check_output(args.pareto_plot, "--pareto-plot", PLOT_FORMATS)
     hw = load_hw_arg(args)
     from simulator.analysis.pareto import budget_sweep, verified_front, verified_mappings
     from simulator.analysis.profile import make_probe
@@ -103,6 +112,7 @@ def run(args) -> int:
     engine = EngineCost(graph, hw)
     cost = CachedCost(engine)
     loaded = load_model(args.model)
+    check_max_tokens(args.max_tokens, loaded)
     probe = make_probe(loaded, hw, list(range(args.seeds)), args.max_tokens)
     timed = {p.name for p in graph.projections}
     eligible = [name for name in probe.projections
@@ -150,15 +160,20 @@ def run(args) -> int:
                "engine_evaluations": cost.evaluations,
                **outcome.to_dict(),
                "pareto": {"budgets": [p.to_dict() for p in sweep], "verified": [p.to_dict() for p in front]}}
+    if "latency_ns" not in summary["all_analog"]:
+        summary["all_analog"] = _fitting_all_analog(args, hw, cost, measure, args.objective)
     print(format_search(summary))
     if args.out:
         from simulator.mapping.io import save_mapping
         save_mapping(engine.mapping(outcome.chosen.projections, strategy=f"search-{args.objective}"), args.out)
+        wrote(args.out)
     if args.json:
         write_json_atomic(args.json, summary)
+        wrote(args.json)
     if args.pareto_plot:
         from simulator.analysis.plots import plot_pareto
         plot_pareto(summary, args.pareto_plot)
+        wrote(args.pareto_plot)
     return 0
 
 
@@ -167,12 +182,24 @@ def probe_tokens(probe) -> int | None:
     return getattr(probe, "tokens", None)
 
 
+def _fitting_all_analog(args, hw, cost, measure, objective: str) -> dict:
+    """The all-analog reference as `aimcsim run --mapping all-analog` maps it (the one capacity
+    rule, mapping/resolve.py) when the whole model does not fit the tiles at once."""
+    from simulator.mapping.resolve import analog_names, resolve_targets
+    analog = frozenset(analog_names(resolve_targets(args.model, hw, "all-analog")))
+    figures = cost(analog)
+    return {"verified_delta": float(measure(analog)) if analog else 0.0,
+            "latency_ns": figures.latency_ns, "energy_pj": figures.energy_pj,
+            "objective_value": figures.objective(objective), "analog_projections": sorted(analog),
+            "note": "what the tiles hold, as aimcsim run --mapping all-analog"}
+
+
 def format_search(summary: dict) -> str:
     kind = "verified_delta"
     lines = [f"{summary['model']} on {summary['hw']}: minimise {summary['objective']}, "
-             f"delta {summary['metric']} <= {summary['budget']:g} at t = {summary['t_s']:g} s "
-             f"(FP {summary['fp']:.4f}, {summary['seeds']} seeds)",
-             f"{'mapping':<12} {'analog':>6} {'delta':>10} {'latency ns':>14} {'energy pJ':>14}"]
+             f"delta {summary['metric']} <= {summary['budget']:g} at t = {format_time(summary['t_s'])} "
+             f"(FP {summary['fp']:.4f}, {summary['seeds']} seed{'s' if summary['seeds'] != 1 else ''})",
+             f"{'mapping':<12} {'analog':>6} {'delta':>10} {'latency':>14} {'energy':>14}"]
     rows = [("chosen", summary), ("greedy", summary["greedy"]), ("all analog", summary["all_analog"]),
             ("all digital", summary["all_digital"])]
     for label, row in rows:
@@ -180,7 +207,7 @@ def format_search(summary: dict) -> str:
             lines.append(f"{label:<12} does not fit the tiles")
             continue
         lines.append(f"{label:<12} {len(row['analog_projections']):>6} {row[kind]:>+10.4f} "
-                     f"{row['latency_ns']:>14.0f} {row['energy_pj']:>14.0f}")
+                     f"{format_time_ns(row['latency_ns']):>14} {format_energy_pj(row['energy_pj']):>14}")
     lines.append(f"chosen by {summary['source']}" + (f" ({summary['note']})" if summary["note"] else "")
                  + f"; proxy calibration x{summary['calibration']:.3g}, {len(summary['milp_rounds'])} MILP round(s), "
                  f"local search {summary['local_search']['accepted_moves']} of "

@@ -1,12 +1,15 @@
-"""`aimcsim sweep`: run a grid of config overrides on Dask, resumable, into HDF5 + a PNG plot.
+"""`aimcsim sweep`: time a workload on every point of a grid of config overrides (on Dask),
+resumable, into an HDF5 file plus a PNG plot of latency, energy (and accuracy) per key.
 
     aimcsim sweep --hw analog_fabric --set analog.tiles=64,128,256 --set analog.adc_bits=6,8 \\
         --workload gpt2 --phase prefill --tokens 128 --out sweep.h5
 
 Re-running the same command after an interruption skips the points already in the file.
+The plot is written beside --out with the extension .png (sweep.h5 -> sweep.png).
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -15,17 +18,26 @@ from tqdm import tqdm
 
 from simulator.analysis.sweep import (SweepSpec, plot_sweep, read_points, run_in_process,
                                       run_on_dask, run_sweep)
+from simulator.atomic import HDF5, PLOT
 from simulator.commands.accuracy import parse_times
-from simulator.commands.common import add_workload_args, graph_kwargs, positive_int
+from simulator.commands.common import (
+    MAX_SEEDS, MAX_TOKENS, add_workload_args, bounded_int, check_outputs, graph_kwargs, presets_help,
+)
 from simulator.errors import UserError
 from simulator.hw.loader import parse_overrides
+from simulator.report.table import format_energy_pj, format_time_ns
 from workloads.registry import model_config
 
+MAX_WORKERS = 256
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("sweep", help="sweep config keys over a grid (Dask, resumable, HDF5)")
-    parser.add_argument("--hw", required=True, help="base hardware config: preset name or YAML path")
+    parser = sub.add_parser("sweep", help="sweep config keys over a grid (Dask, resumable, HDF5 + PNG)",
+                            description=__doc__.split("\n\n")[0].replace("`", ""),
+                            epilog="Example: " + __doc__.split("\n\n")[1].strip(),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hw", required=True, metavar="CONFIG",
+                        help=f"base hardware config: a preset name ({presets_help()}) or a YAML path")
     parser.add_argument("--set", dest="axes", action="append", default=[], metavar="KEY=V1,V2,...",
                         help="a swept key and its values, e.g. analog.tiles=64,128 (repeatable; "
                              "one value fixes the key for every point)")
@@ -35,17 +47,20 @@ def add_parser(sub) -> None:
     parser.add_argument("--engine", choices=("fast", "simpy"), default="fast",
                         help="timing engine (default fast; both give the same schedule)")
     parser.add_argument("--accuracy", action="store_true", help="also evaluate accuracy per point")
-    parser.add_argument("--seeds", type=positive_int, default=3, help="chip realisations for --accuracy (default 3)")
+    parser.add_argument("--seeds", type=bounded_int(MAX_SEEDS), default=3, metavar="N",
+                        help="chip realisations for --accuracy (default 3)")
     parser.add_argument("--t", dest="times", default="1y",
                         help="drift times for --accuracy, e.g. 0,1h,1d,1y (units s min h d w mo y; default 1y)")
-    parser.add_argument("--model", default=None,
+    parser.add_argument("--model", default=None, metavar="MODEL",
                         help="--accuracy: the trained model to score, with the workload's projection names "
                              "(e.g. gpt2-pydoc for the gpt2 shapes; default: the workload itself)")
-    parser.add_argument("--max-tokens", type=positive_int, default=None,
+    parser.add_argument("--max-tokens", type=bounded_int(MAX_TOKENS), default=None, metavar="N",
                         help="--accuracy on LMs: score only the first N held-out tokens (default: all)")
-    parser.add_argument("--out", required=True, help="HDF5 file; re-running resumes it")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="HDF5 file (.h5); re-running resumes it; the plot goes beside it as .png")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a local cluster)")
-    parser.add_argument("--workers", type=positive_int, default=2, help="local cluster worker processes (default 2)")
+    parser.add_argument("--workers", type=bounded_int(MAX_WORKERS), default=2, metavar="N",
+                        help="local cluster worker processes (default 2)")
     parser.add_argument("--local", action="store_true", help="evaluate in this process, no Dask (debugging)")
     parser.set_defaults(func=run)
 
@@ -63,8 +78,8 @@ def run(args) -> int:
             model_config(spec.accuracy_model)
         except UserError as exc:
             raise UserError(f"--model: {exc}") from None
-    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
-        raise UserError(f"--out {args.out}: folder does not exist")
+    png = os.path.splitext(args.out)[0] + ".png"
+    check_outputs(("--out", args.out, HDF5), ("the plot beside --out", png, PLOT))
     progress = _Progress()
     if args.local:
         counts = run_sweep(spec, args.out, run_in_process, on_plan=progress.start, on_point=progress.point)
@@ -73,7 +88,6 @@ def run(args) -> int:
             counts = run_sweep(spec, args.out, run_on_dask(client), on_plan=progress.start,
                                on_point=progress.point)
     progress.close()
-    png = os.path.splitext(args.out)[0] + ".png"
     plot_sweep(read_points(args.out), spec.axes, png)
     print(f"{counts.points} points: {counts.skipped} already done, {counts.evaluated} evaluated, "
           f"{counts.failed} failed; results in {args.out}, plot in {png}")
@@ -112,7 +126,8 @@ class _Progress:
     def point(self, overrides: dict, result: dict) -> None:
         label = " ".join(f"{key}={value}" for key, value in overrides.items())
         if result["status"] == "ok":
-            outcome = f"latency {result['latency_ns']:.4g} ns, energy {result['energy_pj']:.4g} pJ"
+            outcome = (f"latency {format_time_ns(result['latency_ns'])}, "
+                       f"energy {format_energy_pj(result['energy_pj'])}")
             if "accuracy" in result:
                 outcome += f", {result['accuracy']['metric']} {result['accuracy']['mean'][-1]:.4g}"
         else:

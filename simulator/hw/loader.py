@@ -21,6 +21,7 @@ from simulator.analog.tile_cost import (ADC_ENERGY_MODELS, ADC_TIME_KEY, ADC_TYP
                                         INPUT_ENCODINGS)
 from simulator.errors import UserError, where
 from simulator.hw.schema import AdcConfig, DacConfig, HwConfig
+from simulator.safe_yaml import DuplicateKey, SafeLoader, read_yaml_file
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "hwconfigs"
 PRESET_DIR_ENV = "AIMCSIM_HWCONFIGS"
@@ -53,6 +54,26 @@ POSITIVE = {
     "memory.dram_bandwidth_gb_s",
 }  # every other number must be >= 0
 
+# Upper bounds: counts a chip could plausibly have (every array the simulator allocates
+# grows with them, so they also bound memory), and rates, times and energies a few orders
+# of magnitude beyond any published design. Any number not listed is bounded by
+# DEFAULT_MAXIMUM, which keeps products such as cycles x energy finite in float64.
+MAXIMA = {
+    "system.clock_ghz": 100.0,
+    "analog.tiles": 65536, "analog.rows": 4096, "analog.cols": 4096, "analog.adcs_per_tile": 4096,
+    "analog.periphery.max_bound_iterations": 100,
+    "analog.static_power_mw": 1e6,
+    "digital.cores": 65536, "digital.macs_per_cycle": 1 << 24, "digital.simd_lanes": 1 << 20,
+    "digital.exp_per_cycle": 1 << 20, "digital.gelu_per_cycle": 1 << 20,
+    "digital.layernorm_elems_per_cycle": 1 << 20, "digital.activation_bytes": 8,
+    "digital.weight_bytes": 8, "digital.sram_kib": 1 << 24, "digital.sram_bytes_per_cycle": 1 << 20,
+    "digital.static_power_mw": 1e6,
+    "interconnect.mesh_cols": 65536 * 2, "interconnect.link_bytes_per_cycle": 1 << 20,
+    "interconnect.hop_cycles": 1_000_000,
+    "memory.dram_bandwidth_gb_s": 1e6, "memory.dram_latency_ns": 1e9,
+}
+DEFAULT_MAXIMUM = 1e12
+
 # Per-MVM totals of the first cost model, now composed from per-unit keys (docs/hwconfigs.md).
 RETIRED_KEYS = {
     "analog.input_encoding": "analog.dac.encoding",
@@ -66,15 +87,7 @@ RETIRED_KEYS = {
 }
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-9` as a float (YAML 1.1 insists on `1.0e-9`)."""
-
-
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
-    list("-+0123456789."),
-)
+_YamlLoader = SafeLoader  # float exponents, duplicate keys refused (simulator/safe_yaml.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +121,10 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
             raise UserError(f"--set {item}: expected KEY=VALUE, e.g. analog.tiles=64")
         try:
             value = yaml.load(text, Loader=_YamlLoader) if text.strip() else text
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             value = text
+        except DuplicateKey as exc:  # in a flow mapping such as {a: 1, a: 2}
+            raise UserError(f"--set {key.strip()}: cannot read value {text!r}: {exc}") from None
         overrides[key.strip()] = value
     return overrides
 
@@ -126,6 +141,9 @@ def preset_names() -> list[str]:
 
 def resolve_config_path(path_or_name: str, relative_to: Path | None = None) -> Path:
     """An existing file, else a preset name; anything else is a `UserError` listing presets."""
+    if not path_or_name.strip():
+        raise UserError(f"hardware config: expected a preset name ({', '.join(preset_names())}) "
+                        "or a YAML path, got ''")
     candidate = Path(path_or_name)
     if relative_to is not None and not candidate.is_absolute():
         candidate = relative_to.parent / candidate
@@ -165,16 +183,7 @@ def _load_layers(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, _Leaf],
 
 def _read_yaml(path: Path) -> dict:
     origin = _display(path)
-    try:
-        with open(path) as f:
-            raw = yaml.load(f, Loader=_YamlLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise UserError(f"{origin}: YAML syntax error{line}: {problem}") from None
-    except OSError as exc:
-        raise UserError(f"{origin}: cannot read: {exc.strerror}") from None
+    raw = read_yaml_file(path, origin)
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -218,7 +227,7 @@ def _validated_leaf(key: str, value, location: str) -> _Leaf:
     base_type = next((t for t in typing.get_args(field_type) if t is not type(None)), field_type)
     if value is None and optional:
         return _Leaf(None, location)
-    expected = _expectation(key, base_type) + (" or null" if optional else "")
+    expected = _expectation(key, base_type) + _bound_text(key, value) + (" or null" if optional else "")
     if not _is_valid(key, base_type, value):
         raise UserError(f"{location}: expected {expected}, got {value!r}")
     return _Leaf(float(value) if base_type is float else value, location)
@@ -237,7 +246,19 @@ def _is_valid(key: str, base_type, value) -> bool:
         return low <= value <= high
     if key in FRACTIONS:
         return 0 <= value <= 1
+    if value > MAXIMA.get(key, DEFAULT_MAXIMUM):
+        return False
     return value > 0 if key in POSITIVE else value >= 0
+
+
+def _bound_text(key: str, value) -> str:
+    """' <= 65536' when `value` is a number above the key's upper bound, else ''."""
+    if key in INT_RANGES or key in FRACTIONS or isinstance(value, bool):
+        return ""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return ""
+    maximum = MAXIMA.get(key, DEFAULT_MAXIMUM)
+    return f" <= {maximum:.15g}" if value > maximum else ""
 
 
 def _expectation(key: str, base_type) -> str:

@@ -32,6 +32,7 @@ from simulator.hw.schema import HwConfig
 from simulator.ir.graph import Graph
 from simulator.mapping.mapping import DIGITAL, Mapping, Placement
 from simulator.mapping.place import check_mapping, check_target, place_targets
+from simulator.safe_yaml import read_yaml_file
 
 TOP_LEVEL_KEYS = ("strategy", "default", "projections", "program_rounds", "placements")
 PLACEMENT_INT_KEYS = ("row_blocks", "col_blocks", "replicas", "program_round")
@@ -40,24 +41,28 @@ GLOB_CHARS = "*?["
 
 
 def _read_document(path) -> dict:
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read mapping file: {exc}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{path}: invalid YAML: {line}{problem}") from None
+    """The checked top level of a mapping file (duplicate keys, decode errors: safe_yaml)."""
+    document = read_yaml_file(path)
     if not isinstance(document, dict):
         raise UserError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}, "
                         f"got {type(document).__name__}")
     unknown = [key for key in document if key not in TOP_LEVEL_KEYS]
     if unknown:
         raise UserError(f"{path}: {unknown[0]}: unknown key; valid keys are {', '.join(TOP_LEVEL_KEYS)}")
+    _program_rounds(document, path)  # checked whether or not placements are given
+    _strategy(document, path)
     return document
+
+
+MAX_PROGRAM_ROUNDS = 1_000_000
+
+
+def _program_rounds(document: dict, source) -> int:
+    rounds = document.get("program_rounds", 1)
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or not 1 <= rounds <= MAX_PROGRAM_ROUNDS:
+        raise UserError(f"{source}: program_rounds: expected a positive integer <= "
+                        f"{MAX_PROGRAM_ROUNDS}, got {rounds!r}")
+    return rounds
 
 
 def _suggest(key: str, names: list[str]) -> str:
@@ -141,10 +146,8 @@ def _explicit_mapping(document: dict, names: list[str], source) -> Mapping:
                 raise UserError(f"{source}: placements: {placement.projection} is "
                                 f"{placement.target} but projections says "
                                 f"{targets[placement.projection]}")
-    rounds = document.get("program_rounds", 1)
-    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
-        raise UserError(f"{source}: program_rounds: expected a positive integer, got {rounds!r}")
-    return Mapping(placements, strategy=_strategy(document, source), program_rounds=rounds)
+    return Mapping(placements, strategy=_strategy(document, source),
+                   program_rounds=_program_rounds(document, source))
 
 
 def _strategy(document: dict, source) -> str:
@@ -180,7 +183,7 @@ def mapping_document(mapping: Mapping) -> dict:
 def save_mapping(mapping: Mapping, path) -> None:
     """Write `mapping` so that `load_mapping` gives it back; atomic (temp file, then rename)."""
     path = Path(path)
-    if not path.parent.is_dir():
+    if not path.parent.is_dir() and str(path) != "-":
         raise UserError(f"{path}: cannot save the mapping: folder {path.parent} does not exist")
     document = mapping_document(mapping)
     placements = {"placements": document.pop("placements")}

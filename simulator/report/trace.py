@@ -15,6 +15,7 @@ import numpy as np
 
 from simulator.engine.taskgraph import TASK_KINDS, Schedule, TaskGraph
 from simulator.ir.graph import Graph
+from simulator import __version__
 from simulator.atomic import atomic_output
 
 DEFAULT_MAX_EVENTS = 200_000  # about 30 MB of JSON
@@ -51,7 +52,17 @@ def write_chrome_trace(tg: TaskGraph, schedule: Schedule, path, *, graph: Graph 
         "traceEvents": trace_events(tg, schedule, graph, max_events),
         "displayTimeUnit": "ns",
         "otherData": {"engine": schedule.engine, "tasks": tg.n_tasks,
-                      "tasks_written": min(tg.n_tasks, max_events), "cycle_ns": tg.cycle_ns},
+                      "tasks_written": min(tg.n_tasks, max_events), "cycle_ns": tg.cycle_ns,
+                      "created_by": f"aimcsim {__version__}", "command_line": _command_line()},
     }
     with atomic_output(path, ".json") as tmp, open(tmp, "w") as f:
         json.dump(payload, f, separators=(",", ":"))
+
+
+def _command_line() -> str:
+    import shlex
+    import sys
+
+    from simulator import cli
+    argv = cli.current_argv if cli.current_argv is not None else sys.argv[1:]
+    return shlex.join(["aimcsim", *map(str, argv)])
