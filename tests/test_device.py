@@ -2,6 +2,7 @@
 import numba
 import numpy as np
 import pytest
+from scipy import integrate, stats
 
 from simulator.analog import device as dev
 from simulator.errors import UserError
@@ -10,10 +11,10 @@ from simulator.hw.schema import DeviceConfig
 N = 200_000  # devices per statistic: relative std error of a std ~ 1 / sqrt(2N) = 0.16 %
 
 
-def _program_uniform(gr: float, config: DeviceConfig, seed: int = 0):
-    """N devices of one polarity all targeted at gr (the negative side stays at 0)."""
-    weight = np.full((1, N), gr, dtype=np.float32)  # one output, one row block of N inputs
-    return dev.program_pair(weight, np.ones((1, 1), np.float32), N, config, np.random.default_rng(seed))
+def _program_uniform(gr: float, config: DeviceConfig, seed: int = 0, devices: int = N):
+    """`devices` devices of one polarity all targeted at gr (the negative side stays at 0)."""
+    weight = np.full((1, devices), gr, dtype=np.float32)  # one output, one row block of all inputs
+    return dev.program_pair(weight, np.ones((1, 1), np.float32), devices, config, np.random.default_rng(seed))
 
 
 def _row_blocks(weight, rows):
@@ -93,9 +94,45 @@ def test_pcm_drift_exponent_statistics(gr):
     pair = _program_uniform(gr, DeviceConfig(model="pcm", drift_scale=2.0))
     mu = np.clip(-0.0155 * np.log(gr) + 0.0244, 0.049, 0.1)
     sd = np.clip(-0.0125 * np.log(gr) - 0.0059, 0.008, 0.045)
-    # clipping at 0 is > 5 sd away here, so the moments are the unclipped ones
+    # folding at 0 is > 5 sd away here, so the moments are the unfolded ones
     assert pair.nu_pos.mean() == pytest.approx(2 * mu, rel=0.005)
     assert pair.nu_pos.std() == pytest.approx(2 * sd, rel=0.01)
+
+
+def _folded_normal_cdf(x, mu, sd):
+    """P(|mu + sd Z| <= x) for x >= 0."""
+    return stats.norm.cdf((x - mu) / sd) - stats.norm.cdf((-x - mu) / sd)
+
+
+def _check_folded_drift_at_low_gr(devices: int, mean_rel: float):
+    """At gr = 0.02, mu + sd N < 0 for 2.4 % of devices: the reference folds those exponents
+    (nu = |mu + sd N|) rather than clipping them to 0. Checks the exponents' distribution (KS
+    against the folded normal) and the 1-year conductance's mean and spread against the
+    folded-normal expectations; clipping moves them by +1.4 % and +3.3 %."""
+    gr, year_s = 0.02, 365.25 * 86400.0
+    config = DeviceConfig(model="pcm", prog_noise_scale=0.0, read_noise_scale=0.0)
+    pair = _program_uniform(gr, config, seed=11, devices=devices)
+    mu, sd = float(dev.pcm_drift_nu_mean(np.float32(gr))), float(dev.pcm_drift_nu_std(np.float32(gr)))
+    assert stats.norm.cdf(-mu / sd) > 0.02  # the regime where folding and clipping differ
+    nu = pair.nu_pos.ravel().astype(np.float64)
+    assert nu.min() >= 0.0 and np.mean(nu == 0.0) < 1e-3  # clipping would put 2.4 % at exactly 0
+    assert stats.kstest(nu, lambda x: _folded_normal_cdf(x, mu, sd)).pvalue > 1e-3
+    log_ratio = np.log(year_s / 20.0)
+    density = lambda x: stats.norm.pdf(x, mu, sd)  # noqa: E731
+    moments = [integrate.quad(lambda x: np.exp(-k * log_ratio * abs(x)) * density(x), mu - 12 * sd, mu + 12 * sd,
+                              points=[0.0])[0] for k in (1, 2)]
+    g_t = _positive_side_uS(pair, year_s, config, read_rng=None) / np.float32(gr * 25.0)
+    assert g_t.mean() == pytest.approx(moments[0], rel=mean_rel)
+    assert g_t.std() == pytest.approx(np.sqrt(moments[1] - moments[0] ** 2), rel=2 * mean_rel)
+
+
+def test_pcm_drift_exponents_fold_at_low_gr():
+    _check_folded_drift_at_low_gr(N, mean_rel=0.005)  # 1 sd of the mean: 0.14 %
+
+
+@pytest.mark.slow
+def test_pcm_drift_exponents_fold_at_low_gr_a_million_devices():
+    _check_folded_drift_at_low_gr(1_000_000, mean_rel=0.0025)  # 1 sd of the mean: 0.06 %
 
 
 def test_pcm_mean_drift_factor_after_a_day():
@@ -229,8 +266,7 @@ def test_fused_programming_equals_the_formulas():
             gr = targets[side] / 30.0
             sigma = dev.pcm_programming_sigma_uS(gr, 30.0) * 1.3
             expected_g = np.maximum(targets[side] + sigma * normals[side, 0], 0.0)
-            expected_nu = np.maximum(1.2 * (dev.pcm_drift_nu_mean(gr) + dev.pcm_drift_nu_std(gr)
-                                            * normals[side, 1]), 0.0)
+            expected_nu = 1.2 * np.abs(dev.pcm_drift_nu_mean(gr) + dev.pcm_drift_nu_std(gr) * normals[side, 1])
             np.testing.assert_allclose(g[block], expected_g, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(nu[block].astype(np.float32), expected_nu, rtol=1e-3)  # float16
 

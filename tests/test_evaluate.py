@@ -67,6 +67,14 @@ def test_ideal_analog_tiles_reproduce_fp(tiny_lm, ideal_hw):
     assert result.results[0]["values"] == pytest.approx([result.fp] * 2, rel=1e-3)
 
 
+def test_progress_counts_every_analog_forward(tiny_lm, ideal_hw):
+    calls = []
+    evaluate_accuracy(tiny_lm, ideal_hw, {"lm_head": "analog"}, [0.0, 3600.0], seeds=2,
+                      max_tokens=EVAL_TOKENS, progress=lambda done, total: calls.append((done, total)))
+    steps = calls[-1][1]
+    assert steps >= 2 and calls == [(k, steps) for k in range(0, steps + 1)]  # 0: before programming
+
+
 def test_noisy_tiles_move_away_from_fp_and_seeds_are_reproducible(tiny_lm):
     pcm_hw = load_hw("tiny")
     targets = {"transformer.h.0.mlp.c_fc": "analog", "lm_head": "analog"}

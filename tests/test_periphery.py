@@ -49,9 +49,9 @@ def test_dac_noise_management_steps_and_padding():
     x_q, in_scale = _dac(x, rows=3)
     step = 2.0 / 254.0
     np.testing.assert_allclose(in_scale[0, :, 0], [2.0, 7.0])
-    expected_0 = np.floor(np.array([0.25, -1.0, 0.15]) / step + 0.5) * step
+    expected_0 = np.rint(np.array([0.25, -1.0, 0.15]) / step) * step
     np.testing.assert_allclose(x_q[0, 0, 0], expected_0, rtol=1e-6)
-    np.testing.assert_allclose(x_q[0, 1, 0], [np.floor(0.01 / 7 / step + 0.5) * step, 1.0, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(x_q[0, 1, 0], [np.rint(0.01 / 7 / step) * step, 1.0, 0.0], rtol=1e-6)
 
 
 def test_dac_without_noise_management_clips_to_inp_bound():
@@ -62,11 +62,20 @@ def test_dac_without_noise_management_clips_to_inp_bound():
     np.testing.assert_allclose(x_q[0, 0, 0], [0.5, -0.5, round(0.26 / step) * step], rtol=1e-6)
 
 
+def test_dac_and_adc_round_ties_to_even():
+    """Exact ties (steps of 1/8 and 1/64) go to the even level, negatives mirroring positives."""
+    halves = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5], np.float32)
+    x_q, _ = _dac((halves / 8).reshape(1, 1, 6), rows=6, inp_bound=7 / 8, bits=4, noise_management=False)
+    np.testing.assert_array_equal(x_q[0, 0, 0] * 8, [0, 2, 2, 0, -2, -2])
+    out, _ = _adc((halves / 64).reshape(1, 1, 1, 6), out_bound=127 / 64, bits=8)
+    np.testing.assert_array_equal(out.ravel() * 64, [0, 2, 2, 0, -2, -2])
+
+
 def test_adc_levels_and_clipping():
     y = np.array([0.0, 0.04, 0.05, -1.3, 9.99, 10.3, -55.0], np.float32).reshape(1, 1, 1, 7)
     out, clipped = _adc(y, out_bound=10.0, bits=8)
     step = 20.0 / 254.0
-    expected = np.clip(np.floor(y.ravel() / step + 0.5), -127, 127) * step
+    expected = np.clip(np.rint(y.ravel() / step), -127, 127) * step
     np.testing.assert_allclose(out.ravel(), expected, rtol=1e-6)
     assert out.ravel()[5] == pytest.approx(10.0) and out.ravel()[6] == pytest.approx(-10.0)
     assert clipped[0, 0, 0]

@@ -37,6 +37,9 @@ class CoarseLinear(nn.Module):
                                   for s in seeds]) * 0.01 * scale
         self.quantised, self.bias, self.t_s = quantised, linear.bias, 0.0
 
+    def set_time(self, t_s):
+        self.t_s = t_s
+
     def forward(self, x):
         weights = self.quantised + self.noise * (1 + self.t_s)
         slices = x.chunk(weights.shape[0], dim=0)
@@ -83,7 +86,7 @@ def eval_data(model, n_windows=3, seq=16):
 def probe_for(model, seeds=(0, 1, 2), windows_per_batch=2):
     ids, targets = eval_data(model)
     return LmSuffixProbe(model, HwConfig(), seeds, ids, targets, windows_per_batch=windows_per_batch,
-                         convert=coarse_convert, set_time=coarse_set_time)
+                         layer_factory=lambda linear, hw, seeds, name: CoarseLinear(linear, seeds))
 
 
 def full_forward_ppl(model, fp_model, seeds):
@@ -164,3 +167,33 @@ def test_name_helpers_and_degradation_direction():
     assert projection_layer("lm_head") == -1 and projection_type("lm_head") == "lm_head"
     np.testing.assert_allclose(degradation("perplexity", 10.0, [12.0, 9.0]), [2.0, -1.0])
     np.testing.assert_allclose(degradation("embedding_cosine", 1.0, [0.9]), [0.1])
+
+
+def test_reused_analog_layers_equal_fresh_conversions():
+    """Programmed once and composed per run (in any order, times interleaved, digital-alone runs
+    resumed from the all-analog block inputs) gives the numbers of a freshly converted copy per
+    set; the FP model is left untouched."""
+    from simulator.analog.layer import convert_to_analog, set_time
+    model, seeds = tiny_gpt2(fragile=False), (0, 1)
+    ids, targets = eval_data(model)
+    hw = HwConfig()
+    probe = LmSuffixProbe(model, hw, seeds, ids, targets, windows_per_batch=3)  # one MVM call per run
+    everything = frozenset(probe.projections)
+    sets = [frozenset({"transformer.h.1.mlp.c_fc"}), frozenset({"transformer.h.0.attn.c_attn", "lm_head"}),
+            everything - {"transformer.h.1.mlp.c_fc"}, everything - {"lm_head"}, everything,
+            frozenset({"transformer.h.0.attn.c_attn", "lm_head", "transformer.h.1.mlp.c_fc"})]
+    # 2 and 3 resume from the all-analog run (run first), 5 from run 1 at block 1
+    times = [0.0, 86400.0]
+    measured = probe.degradations(sets, times)
+    measured_again = probe.degradation(sets[0], times[::-1])  # layers already at the other time
+    for names, result in zip(sets, measured):
+        fresh = convert_to_analog(model, sorted(names), hw, seeds)
+        for k, t_s in enumerate(times):
+            set_time(fresh, t_s)
+            np.testing.assert_allclose(result[k], full_forward_ppl(fresh, model, seeds) - probe.fp, rtol=1e-5)
+    np.testing.assert_allclose(measured_again, measured[0][::-1], rtol=1e-6)
+    assert probe._start(everything - {"transformer.h.1.attn.c_proj"}, 0.0)[0] == 1
+    assert probe._start(everything - {"lm_head", "transformer.h.1.mlp.c_proj"}, 0.0)[0] == 1
+    assert probe._start(sets[3], 0.0)[0] == 2  # kept itself: only ln_f + lm_head re-run
+    assert probe._start(frozenset({"transformer.h.0.mlp.c_fc"}), 0.0) == (0, None)
+    assert all(type(m) is nn.Linear for _, m in model.named_modules() if "c_fc" in _ or _ == "lm_head")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from simulator.analysis.pareto import non_dominated, pareto_sweep
+from simulator.analysis.pareto import budget_sweep, non_dominated, verified_front, verified_mappings
 from simulator.analysis.search import (Candidate, Cost, Group, Problem, additivity_check,
                                        fit_calibration, fit_marginal_proxy, greedy_search, group_gains,
                                        local_search, make_groups, neighbourhood, optimise, run_search,
@@ -153,25 +153,75 @@ def test_edp_gains_are_relative_changes():
     assert gains[0] == pytest.approx(10 / 100 + 100 / 1000)
 
 
+def test_gains_around_a_reference_see_a_shared_overhead():
+    """One fixed overhead of 15 ns once anything is analog, 10 ns saved per analog group: alone,
+    every group looks 5 ns slower; around {A} the others gain their true 10 ns."""
+    problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
+    cost = lambda analog: Cost(100.0 + 15.0 * bool(analog) - 10.0 * len(analog), 1.0)  # noqa: E731
+    base, around_digital = group_gains(problem, cost)
+    assert base.latency_ns == 100.0 and list(around_digital) == [-5.0, -5.0, -5.0]
+    base, around_a = group_gains(problem, cost, frozenset({"A"}))
+    assert base.latency_ns == 105.0 and list(around_a) == [-5.0, 10.0, 10.0]
+    row = additivity_check(problem, cost, np.random.default_rng(0), 1, frozenset({"A"}))[0]
+    assert row["latency_ns_gain_predicted"] == -5.0 * row["groups"]
+
+
 def test_additivity_check_is_exact_on_additive_costs():
     problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
     cost, _ = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
     rows = additivity_check(problem, cost, np.random.default_rng(0), samples=3)
     assert len(rows) == 3
     assert all(r["latency_ns_rel_error"] < 1e-12 and r["energy_pj_rel_error"] < 1e-12 for r in rows)
+    rows = additivity_check(problem, cost, np.random.default_rng(0), samples=3, reference=frozenset({"B"}))
+    assert all(r["latency_ns_rel_error_around_reference"] < 1e-12 for r in rows)
 
 
-def test_pareto_sweep_and_front():
+def test_budget_sweep_gives_one_mapping_per_budget_from_the_refitted_proxy():
     problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
     cost, measure = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
     _, gains = group_gains(problem, cost)
-    points = pareto_sweep(problem, cost, measure, gains, 1.0, [0.0, 0.5, 1.0, 1.9, 5.0])
-    assert [p.delta for p in points] == pytest.approx([0.0, 0.5, 1.0, 1.9, 1.9])
-    assert [p.latency_ns for p in points] == pytest.approx([100.0, 93.0, 86.0, 76.0, 76.0])
-    assert [p.on_front for p in points] == [True, True, True, True, False]  # last repeats the 4th
-    assert all(p.delta_kind == "verified" for p in points)
-    proxy = pareto_sweep(problem, cost, None, gains, 2.0, [1.0])
-    assert proxy[0].delta_kind == "proxy" and proxy[0].delta == pytest.approx(1.0)
+    points = [(frozenset({"A"}), 0.9), (frozenset({"A", "B"}), 1.4), (frozenset({"B", "C"}), 1.0)]
+    sweep = budget_sweep(problem, cost, measure, gains, points, [0.0, 0.5, 1.0, 1.9, 5.0])
+    assert [p.delta for p in sweep] == pytest.approx([0.0, 0.5, 1.0, 1.9, 1.9])
+    assert [p.latency_ns for p in sweep] == pytest.approx([100.0, 93.0, 86.0, 76.0, 76.0])
+    assert all(p.delta_kind == "verified" and p.within_budget for p in sweep)
+    proxy = budget_sweep(problem, cost, None, gains, points, [1.0])
+    assert proxy[0].delta_kind == "proxy" and proxy[0].delta == pytest.approx(1.0, abs=0.02)
+
+
+def test_budget_sweep_tightens_a_choice_that_exceeds_its_budget():
+    problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
+    cost, _ = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
+    _, gains = group_gains(problem, cost)
+    measured = []
+    # every group really costs 0.6, the points (and so the proxy) say 0.5: {B, C} is over 1.0
+    measure = lambda analog: measured.append(analog) or 0.6 * len(analog)  # noqa: E731
+    sweep = budget_sweep(problem, cost, measure, gains, [(frozenset({g}), 0.5) for g in "ABC"], [1.0])
+    assert measured == [frozenset({"B", "C"}), frozenset({"A"})]  # refuted, then tightened
+    assert sweep[0].within_budget and sweep[0].analog_projections == ("A",)
+
+
+def test_verified_front_holds_every_stage_and_marks_the_chosen_mapping():
+    problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
+    cost, measure = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)
+    outcome = run_search(problem, cost, measure, np.random.default_rng(0), additivity_samples=1)
+    profiled = [(frozenset({g.name}), g.delta) for g in MYOPIC]
+    _, gains = group_gains(problem, cost)
+    sweep = budget_sweep(problem, cost, measure, gains, [], [0.5])
+    mappings = verified_mappings(outcome, profiled, sweep)
+    assert set(mappings[frozenset({"A"})][1]) == {"profile", "greedy"}
+    assert "all_analog" in mappings[frozenset("ABC")][1] and "all_digital" in mappings[frozenset()][1]
+    assert "milp" in mappings[frozenset({"B", "C"})][1]
+    front = verified_front(mappings, cost, "latency", outcome.chosen.projections)
+    by_set = {frozenset(p.analog_projections): p for p in front}
+    assert by_set[frozenset({"B", "C"})].chosen and by_set[frozenset({"B", "C"})].on_front
+    # B and C alone tie (0.5, 93 ns): one of them is on the front
+    assert by_set[frozenset({"B"})].on_front != by_set[frozenset({"C"})].on_front
+    on_front = sorted((p.delta, p.latency_ns) for p in front if p.on_front)
+    for delta, latency in on_front:  # a front: latency falls as the degradation grows
+        assert not any(q.delta <= delta and q.latency_ns < latency for q in front)
+    assert [d for d, _ in on_front] == sorted(d for d, _ in on_front)
+    assert [lat for _, lat in on_front] == sorted((lat for _, lat in on_front), reverse=True)
 
 
 def test_non_dominated():
@@ -374,7 +424,8 @@ def test_search_cli_end_to_end(tiny_checkpoint, one_torch_thread, tmp_path, caps
     assert summary["t_s"] == 86400.0 and summary["verified_delta"] <= 0.5
     assert summary["objective_value"] <= summary["greedy"]["objective_value"]
     assert summary["objective_value"] <= summary["all_digital"]["objective_value"]
-    assert [p["budget"] for p in summary["pareto"]] == [0.0, 0.5]
+    assert [p["budget"] for p in summary["pareto"]["budgets"]] == [0.0, 0.5]
+    assert sum(p["chosen"] for p in summary["pareto"]["verified"]) == 1
     graph = build_graph(str(tiny_checkpoint), "prefill", seq=32)
     mapping = load_mapping(out, graph, load_hw("tiny"))
     assert sorted(mapping.analog_projections()) == summary["analog_projections"]

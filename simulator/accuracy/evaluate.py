@@ -8,11 +8,12 @@ so targets are a plain projection -> 'analog' | 'digital' dict or a Mapping.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
-from simulator.accuracy.lm import LM_METRICS, evaluate_lm, lm_eval_set
+from simulator.accuracy.lm import LM_METRICS, evaluate_lm, forward_count, lm_eval_set
 from simulator.accuracy.metrics import embedding_cosine, mean_std
 from simulator.errors import UserError
 from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping
@@ -49,7 +50,8 @@ class AccuracyResult:
 def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times_s: list[float],
                       seeds: list[int] | int, *, max_batches: int | None = None,
                       metric: str | None = None, max_tokens: int | None = None,
-                      adapters=None) -> AccuracyResult:
+                      adapters=None,
+                      progress: Callable[[int, int], None] | None = None) -> AccuracyResult:
     """Metric of `loaded_model` with `targets` analog on `hw`, at each time in `times_s`.
 
     `seeds`: chip realisations (an int n means seeds 0..n-1). `metric`: for GPT-2
@@ -57,7 +59,8 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
     cut the LM eval to a prefix of the held-out text for quick looks. `adapters`: a
     `simulator.adapt.files.AdapterFile`; AHWA weights are programmed instead of the FP
     ones, LoRA adapters run digitally beside their analog projections. The FP reference
-    is always the original model.
+    is always the original model. `progress(done, total)` is called as the analog
+    forwards finish (time x eval batch).
     """
     family = loaded_model.family
     metric = _check_metric(family, metric)
@@ -67,6 +70,9 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
     analog_names = analog_projection_names(loaded_model.model, targets)
     eval_set = lm_eval_set(loaded_model, max_tokens=max_tokens) if family == "gpt2" else None
     fp_model = loaded_model.model.eval()
+    if progress and analog_names:  # shown before programming, which takes a while too
+        progress(0, forward_count(eval_set, len(seed_list), len(times_s), max_batches) if eval_set is not None
+                 else len(times_s))
     programmed = fp_model
     if adapters is not None:
         adapters.check_model(loaded_model)
@@ -76,11 +82,11 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
         adapters.attach(analog_model, analog_names, seed_list)
     if eval_set is not None:
         scores = evaluate_lm(fp_model, analog_model, set_time, eval_set, list(times_s),
-                             len(seed_list), metric, max_batches=max_batches)
+                             len(seed_list), metric, max_batches=max_batches, progress=progress)
         fp_value, values, eval_tokens = scores.fp, scores.values, scores.tokens
     else:
         fp_value, values = _evaluate_encoder(loaded_model, analog_model, set_time, list(times_s),
-                                             len(seed_list))
+                                             len(seed_list), progress)
         eval_tokens = None
     return AccuracyResult(
         metric=metric, fp=float(fp_value),
@@ -131,7 +137,7 @@ def _analog_copy(fp_model, analog_names, hw, seeds):
 
 
 @torch.no_grad()
-def _evaluate_encoder(loaded_model, analog_model, set_time, times_s, replicas):
+def _evaluate_encoder(loaded_model, analog_model, set_time, times_s, replicas, progress=None):
     """Embedding cosine to FP on the family's eval batch, per (time, realisation).
 
     Padding positions (attention_mask 0) are left out: their hidden states mean nothing.
@@ -151,6 +157,8 @@ def _evaluate_encoder(loaded_model, analog_model, set_time, times_s, replicas):
         outputs = analog_model(**repeated).view(replicas, *fp_output.shape)
         values[time_index] = [embedding_cosine(fp_output[keep], outputs[k][keep])
                               for k in range(replicas)]
+        if progress:
+            progress(time_index + 1, len(times_s))
     return 1.0, values
 
 

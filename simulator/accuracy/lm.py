@@ -70,6 +70,11 @@ def _batches(eval_set: LMEvalSet, replicas: int, max_batches: int | None):
              torch.from_numpy(eval_set.targets[first:first + batch_windows])) for first in starts]
 
 
+def forward_count(eval_set: LMEvalSet, replicas: int, times: int, max_batches: int | None = None) -> int:
+    """Analog forwards `evaluate_lm` runs: one per (drift time, eval batch)."""
+    return times * len(_batches(eval_set, replicas, max_batches))
+
+
 def _metric_sum(metric: str, fp_logits, logits, targets) -> float:
     """The metric's per-token mean on one batch, times its tokens, so batches add up."""
     tokens = targets.numel()
@@ -89,13 +94,15 @@ def _finish(metric: str, total: np.ndarray | float, tokens: int):
 def evaluate_lm(fp_model: torch.nn.Module, analog_model: torch.nn.Module | None,
                 set_time: Callable[[torch.nn.Module, float], None], eval_set: LMEvalSet,
                 times_s: list[float], replicas: int, metric: str = "perplexity",
-                max_batches: int | None = None) -> LMScores:
+                max_batches: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> LMScores:
     """Score the FP model once, then every (drift time, realisation) of the analog copy.
 
     Times are the outer loop because moving the analog copy to a new time is costly.
     KL and top-1 need the FP logits of each batch: they are recomputed per time rather
     than held for the whole split (tokens x vocab floats); the FP forward is a small
     fraction of the R-fold analog one. `analog_model` None: every realisation equals FP.
+    `progress(done, total)` after each analog (time, batch) forward.
     """
     batches = _batches(eval_set, replicas, max_batches)
     tokens = sum(targets.numel() for _, targets in batches)
@@ -107,12 +114,15 @@ def evaluate_lm(fp_model: torch.nn.Module, analog_model: torch.nn.Module | None,
     if analog_model is None:
         return LMScores(fp_value, np.full((len(times_s), replicas), fp_value), tokens)
     totals = np.zeros((len(times_s), replicas))
+    steps = len(times_s) * len(batches)
     for time_index, t_s in enumerate(times_s):
         set_time(analog_model, t_s)
-        for inputs, targets in batches:
+        for batch_index, (inputs, targets) in enumerate(batches):
             fp_logits = None if metric == "perplexity" else fp_model(inputs)
             logits = analog_model(inputs.repeat(replicas, 1))
             logits = logits.view(replicas, *inputs.shape, logits.shape[-1])
             totals[time_index] += [_metric_sum(metric, fp_logits, logits[k], targets)
                                    for k in range(replicas)]
+            if progress:
+                progress(time_index * len(batches) + batch_index + 1, steps)
     return LMScores(fp_value, _finish(metric, totals, tokens), tokens)

@@ -308,8 +308,7 @@ def _program_row(normalised, side, normals, r, law, g_out, nu_out):
             gr = target_uS / g_max
             sigma_uS = _pcm_programming_sigma_uS(gr, law.g_max_uS) * law.prog_noise_scale
             g_out[j] = max(target_uS + sigma_uS * normals[0, r, j], 0.0)
-            nu_out[j] = max(law.drift_scale * (_pcm_drift_nu_mean(gr) + _pcm_drift_nu_std(gr) * normals[1, r, j]),
-                            0.0)
+            nu_out[j] = law.drift_scale * abs(_pcm_drift_nu_mean(gr) + _pcm_drift_nu_std(gr) * normals[1, r, j])
     elif law.model == _GAUSSIAN:
         for j in range(g_out.size):
             target_uS = np.float32(_target_conductances_uS(normalised[j], law.g_max_uS)[side])

@@ -66,9 +66,11 @@ class AnalogLinear(nn.Module):
 
     def set_time(self, t_s: float) -> None:
         """Move every realisation to time t_s after programming; restarts the MVM noise stream,
-        so (seeds, t_s, inputs) alone determine the outputs."""
+        so (seeds, t_s, inputs) alone determine the outputs. The state at t_s depends only on
+        (seeds, name, t_s), so setting the current time again only restarts the stream."""
         dev.effective_time_s(t_s, self._device)  # reject a bad time before overwriting the state
-        self._tiles = self._tiles_at(float(t_s), self._tiles)
+        if self._tiles is None or float(t_s) != self.t_s:
+            self._tiles = self._tiles_at(float(t_s), self._tiles)
         self.t_s = float(t_s)
         self._mvm_calls = 0
 

@@ -1,7 +1,7 @@
 """Tile periphery: what happens to an input vector on its way through the crossbar tiles.
 
 Order (DESIGN.md "Analog physics"): noise management (divide each tile's input slice by
-its abs-max), DAC quantise (step = 2 inp_bound / (2^dac_bits - 2), round to nearest)
+its abs-max), DAC quantise (step = 2 inp_bound / (2^dac_bits - 2), round half to even)
 then clip to +-inp_bound, MVM on the tile (a batched BLAS GEMM over realisations x row
 blocks), output noise N(0, out_noise) per output per MVM, optional per-read read noise
 (a second GEMM: y += sqrt(x^2 @ Sigma^2) xi), ADC quantise (step = 2 out_bound /
@@ -141,8 +141,9 @@ def dac_inputs(x, rows, inp_bound, dac_levels, noise_management, headroom, x_qua
     x: [R, T, in]; x_quantised: [R, row_blocks, T, rows] (padding rows set to 0);
     headroom: [R, row_blocks, T], extra input division from bound management (1 = none);
     in_scale: [R, row_blocks, T], the digital factor that undoes the input scaling.
-    Rounding is to the nearest level, ties upwards. Serial on purpose: this pass is
-    1/out of the GEMM's work, and on a busy machine a parallel launch costs more. Loops run
+    Rounding is to the nearest level, ties to even (np.rint on the float32 value, as the
+    reference toolkit does: positive and negative ties round alike). Serial on purpose:
+    this pass is 1/out of the GEMM's work, and on a busy machine a parallel launch costs more. Loops run
     over 1-D row views, token-major, which the compiler vectorises (2.5-3x faster than
     indexing the 3-D and 4-D arrays element by element, GPT-2 shapes).
     """
@@ -168,7 +169,7 @@ def dac_inputs(x, rows, inp_bound, dac_levels, noise_management, headroom, x_qua
                 in_scale[r, b, t] = scale
                 to_steps = np.float32(1.0) / (scale * step)
                 for i in range(width):
-                    level = min(max(np.floor(source[i] * to_steps + np.float32(0.5)), -levels), levels)
+                    level = min(max(np.rint(source[i] * to_steps), -levels), levels)
                     target[i] = level * step
                 target[width:] = 0.0
 
@@ -187,8 +188,8 @@ def adc_accumulate(y, read_variance, in_scale, out_scale, bias, out_noise, adc_s
     does not depend on the chunking; active: [R, T] tokens to compute; out: [R, T, out] (only active
     rows of the chunk's columns are written); clipped: [R, row_blocks, T], set (never
     cleared) where an output of that tile input exceeded out_bound.
-    Rounding is to the nearest level, ties upwards. Clipping is detected by summing what
-    the clip removed: a reduction the compiler vectorises, unlike a running max (~10x).
+    Rounding is to the nearest level, ties to even (np.rint on float32). Clipping is
+    detected by summing what the clip removed: a reduction the compiler vectorises, unlike a running max (~10x).
     """
     n_real, row_blocks, chunk_tokens, n_cols = y.shape
     n_tok = in_scale.shape[2]
@@ -220,13 +221,13 @@ def adc_accumulate(y, read_variance, in_scale, out_scale, bias, out_noise, adc_s
                 variance_bt = read_variance[r, b, t_chunk]
                 for o in range(n_cols):
                     v = y_bt[o] + noise_sigma * noise[o] + np.sqrt(variance_bt[o]) * read[o]
-                    level = np.floor(v * to_steps + np.float32(0.5))
+                    level = np.rint(v * to_steps)
                     kept = min(max(level, -levels), levels)
                     excess += abs(level - kept)
                     row[o] += kept * value_per_step * scale_b[o]
             else:
                 for o in range(n_cols):
-                    level = np.floor((y_bt[o] + noise_sigma * noise[o]) * to_steps + np.float32(0.5))
+                    level = np.rint((y_bt[o] + noise_sigma * noise[o]) * to_steps)
                     kept = min(max(level, -levels), levels)
                     excess += abs(level - kept)
                     row[o] += kept * value_per_step * scale_b[o]

@@ -70,31 +70,42 @@ def plot_profile(profile: dict, path: str) -> None:
     save_figure(fig, path)
 
 
+_FRONT_KEY = {"latency_ns": "on_latency_front", "energy_pj": "on_energy_front"}
+_REFERENCE_STYLE = {"greedy": ("s", "tab:green"), "all_analog": ("^", "tab:red"), "all_digital": ("v", "tab:blue")}
+
+
 def plot_pareto(search: dict, path: str) -> None:
-    """Latency and energy against degradation for the budget sweep and the reference mappings."""
-    points = search["pareto"]
-    refs = [(name, search[name]) for name in ("greedy", "all_analog", "all_digital")
-            if "latency_ns" in search[name]]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, key, units, what in ((axes[0], "latency_ns", TIME_UNITS_NS, "latency"),
-                                 (axes[1], "energy_pj", ENERGY_UNITS_PJ, "energy")):
-        unit, scale = unit_for([p[key] for p in points] + [r[key] for _, r in refs], units)
-        for kind, marker in (("verified", "o"), ("proxy", "x")):
-            chosen = [p for p in points if p["delta_kind"] == kind]
-            if chosen:
-                ax.scatter([p["delta"] for p in chosen], [p[key] / scale for p in chosen], marker=marker,
-                           label=f"MILP, {kind} delta")
-        front = sorted((p for p in points if p["on_front"]), key=lambda p: p["delta"])
-        ax.plot([p["delta"] for p in front], [p[key] / scale for p in front], "k--", lw=0.8,
-                label="Pareto front")
-        for name, ref in refs:
-            ax.scatter([ref.get("verified_delta", 0.0)], [ref[key] / scale], marker="s",
-                       label=name.replace("_", " "))
-        ax.axvline(search["budget"], color="grey", lw=0.8, ls=":", label="budget")
-        ax.set_xlabel(f"change in {search['metric']} vs FP at t = {drift_label(search['t_s'])}")
-        ax.set_ylabel(f"{what} ({unit})")
-    axes[1].legend(**LEGEND_OUTSIDE)
-    fig.suptitle(f"{search['model']} on {search['hw']}: objective {search['objective']}")
+    """Latency and energy against the verified degradation of every mapping the search
+    measured; each panel's non-dominated front as a step line, the chosen mapping starred."""
+    points = search["pareto"]["verified"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, key, label, scale in ((axes[0], "latency_ns", "latency (us)", 1e-3),
+                                  (axes[1], "energy_pj", "energy (uJ)", 1e-6)):
+        rest = [p for p in points if not p[_FRONT_KEY[key]]]
+        ax.scatter([p["delta"] for p in rest], [p[key] * scale for p in rest], s=12, color="0.7",
+                   label=f"verified, dominated ({len(rest)})")
+        front = sorted((p for p in points if p[_FRONT_KEY[key]]), key=lambda p: p["delta"])
+        ax.step([p["delta"] for p in front], [p[key] * scale for p in front], where="post", color="k", lw=1.0)
+        ax.scatter([p["delta"] for p in front], [p[key] * scale for p in front], s=18, color="k",
+                   label=f"Pareto front ({len(front)})")
+        for name, (marker, colour) in _REFERENCE_STYLE.items():
+            ref = search[name]
+            if "latency_ns" in ref:
+                ax.scatter([ref.get("verified_delta", 0.0)], [ref[key] * scale], marker=marker, s=60,
+                           facecolors="none", edgecolors=colour, linewidths=1.5, label=name.replace("_", " "))
+        ax.scatter([search["verified_delta"]], [search[key] * scale], marker="*", s=200, color="gold",
+                   edgecolors="k", zorder=5, label=f"chosen ({search['source']})")
+        ax.axvline(search["budget"], color="grey", lw=0.8, ls=":", label=f"budget {search['budget']:g}")
+        ax.set_xscale("symlog", linthresh=max(search["budget"], 1e-3))
+        deltas = [p["delta"] for p in points]
+        ax.set_xlim(min(deltas) - 0.2 * search["budget"], max(deltas) * 1.6)  # room for the end markers
+        horizon = (f"{search['t_s'] / 31536000:g} y" if search["t_s"] >= 31536000 else f"{search['t_s']:g} s")
+        ax.set_xlabel(f"verified delta {search['metric']} at t = {horizon} (symlog)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{search['model']} on {search['hw']}: objective {search['objective']}, "
+                 f"{len(points)} verified mappings")
     save_figure(fig, path)
 
 

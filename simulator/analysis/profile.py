@@ -14,6 +14,8 @@ the blocks from the first analog projection on, with all seeds batched in one fo
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
@@ -137,20 +139,40 @@ def _aggregate(entries: list[dict], key: str) -> list[dict]:
     return sorted(groups.values(), key=lambda g: -g["analog_alone_delta_sum"])
 
 
-def profile_sensitivity(probe: Probe, times_s: Sequence[float],
-                        progress: Callable[[str], None] | None = None) -> ProfileResult:
-    """Measure (a) analog alone and (b) digital alone for every projection of the probe's model."""
-    everything = frozenset(probe.projections)
-    analog_alone, digital_alone = [], []
-    for name in probe.projections:
+def profile_sets(projections: Sequence[str]) -> list[frozenset[str]]:
+    """The runs of a profile: each projection analog alone, each digital alone, all analog."""
+    everything = frozenset(projections)
+    return ([frozenset({name}) for name in projections] + [everything - {name} for name in projections]
+            + [everything])
+
+
+def measure_sets(probe: Probe, analog_sets: Sequence[frozenset[str]], times_s: Sequence[float],
+                 progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
+    """probe.degradation of every set ([times, seeds] each), through the probe's batched
+    `degradations` when it has one; `progress(n)` as n more (set, time) runs finish."""
+    if hasattr(probe, "degradations"):
+        return probe.degradations(analog_sets, times_s, progress=lambda: progress and progress(1))
+    results = []
+    for names in analog_sets:
+        results.append(probe.degradation(names, times_s))
         if progress:
-            progress(name)
-        analog_alone.append(probe.degradation(frozenset({name}), times_s))
-        digital_alone.append(probe.degradation(everything - {name}, times_s))
+            progress(len(times_s))
+    return results
+
+
+def profile_result(probe: Probe, times_s: Sequence[float], measured: Sequence[np.ndarray]) -> ProfileResult:
+    """Assemble the measurements of `profile_sets(probe.projections)` (in that order)."""
+    count = len(probe.projections)
     return ProfileResult(metric=probe.metric, fp=probe.fp, times_s=tuple(float(t) for t in times_s),
                          projections=tuple(probe.projections),
-                         analog_alone=np.stack(analog_alone), digital_alone=np.stack(digital_alone),
-                         all_analog=probe.degradation(everything, times_s))
+                         analog_alone=np.stack(measured[:count]), digital_alone=np.stack(measured[count:2 * count]),
+                         all_analog=measured[2 * count])
+
+
+def profile_sensitivity(probe: Probe, times_s: Sequence[float],
+                        progress: Callable[[int], None] | None = None) -> ProfileResult:
+    """Measure (a) analog alone and (b) digital alone for every projection of the probe's model."""
+    return profile_result(probe, times_s, measure_sets(probe, profile_sets(probe.projections), times_s, progress))
 
 
 class LmSuffixProbe:
@@ -161,41 +183,120 @@ class LmSuffixProbe:
     analog projection in block i costs only blocks i..end. All seeds go in one forward:
     the cached batch is repeated len(seeds) times along the batch dimension, slice k
     running on chip realisation k (the AnalogLinear convention).
+
+    Each projection is programmed once (`layer_factory(linear, hw, seeds, name)`, one
+    realisation per seed) and moved to each drift time once: a projection's state for
+    (seed, t) does not depend on which other projections are analog, so a run swaps the
+    programmed layers of its set into the FP model, runs, and swaps the FP ones back.
+    The layers' `set_time(t)` must restart their per-run noise, so a run's numbers equal
+    those of a freshly converted copy.
+
+    The hidden state entering block i depends only on t and on which projections *before*
+    block i are analog. The block inputs of recent runs are kept (least recently used
+    first out, within `cache_bytes`), so a run that agrees with a kept one on every
+    projection before block i starts at block i from its inputs, as the FP cache serves
+    runs with nothing analog before block i: each digital-alone run of the profile resumes
+    from the all-analog run, a local-search move from the mapping it modifies.
     """
 
     metric = "perplexity"
 
     def __init__(self, model: torch.nn.Module, hw, seeds: Sequence[int], input_ids: torch.Tensor,
-                 targets: torch.Tensor, *, windows_per_batch: int = 4,
-                 convert=None, set_time=None):
-        from simulator.analog import layer as analog_layer
+                 targets: torch.Tensor, *, windows_per_batch: int = 4, layer_factory=None,
+                 cache_bytes: int = 1 << 30):
         self.model = model.eval()
         self.hw = hw
         self.seeds = list(seeds)
         self.projections = tuple(model.projection_names())
-        self._convert = convert or analog_layer.convert_to_analog
-        self._set_time = set_time or analog_layer.set_time
+        self._make_layer = layer_factory or _analog_layer_factory()
+        self._layers: dict[str, torch.nn.Module] = {}  # programmed once, on first use
         self._n_blocks = len(model.transformer.h)
+        self._before = [frozenset(name for name in self.projections if self._block_of(name) < block)
+                        for block in range(self._n_blocks + 1)]  # projections before each block input
+        # (t, analog set) -> (first block kept, [block - first][batch] inputs), least recent first
+        self._kept_runs: collections.OrderedDict[tuple[float, frozenset[str]], tuple[int, list]] = \
+            collections.OrderedDict()
+        self._cache_bytes = cache_bytes
         self._batches = [(input_ids[i:i + windows_per_batch], targets[i:i + windows_per_batch])
                          for i in range(0, input_ids.shape[0], windows_per_batch)]
         self._block_inputs = [self._capture_block_inputs(ids) for ids, _ in self._batches]
         self._tokens = int(targets.numel())
-        fp_nll = sum(self._nll_per_seed(self.model, inputs, tgt, start=0, repeats=1)[0]
+        fp_nll = sum(self._nll_per_seed(inputs[0], tgt, start=0)[0]
                      for inputs, (_, tgt) in zip(self._block_inputs, self._batches))
         self.fp = float(np.exp(fp_nll / self._tokens))
 
+    @property
+    def tokens(self) -> int:
+        """Held-out tokens each run scores."""
+        return self._tokens
+
     def degradation(self, analog_names: frozenset[str], times_s: Sequence[float]) -> np.ndarray:
-        if not analog_names:
-            return np.zeros((len(times_s), len(self.seeds)))
-        start = min(self._block_of(name) for name in analog_names)
-        model = self._convert(self.model, sorted(analog_names), self.hw, self.seeds)
-        rows = []
-        for t_s in times_s:
-            self._set_time(model, float(t_s))
-            nll = sum(self._nll_per_seed(model, inputs, tgt, start, len(self.seeds))
-                      for inputs, (_, tgt) in zip(self._block_inputs, self._batches))
-            rows.append(np.exp(nll / self._tokens) - self.fp)
-        return np.array(rows)
+        return self.degradations([analog_names], times_s)[0]
+
+    def degradations(self, analog_sets: Sequence[frozenset[str]], times_s: Sequence[float],
+                     progress: Callable[[], None] | None = None) -> list[np.ndarray]:
+        """degradation() of every set, [times, seeds] each. Times are the outer loop, so each
+        programmed projection moves to each time once; `progress()` after every run. The
+        results do not depend on the order the sets run in."""
+        results = [np.zeros((len(times_s), len(self.seeds))) for _ in analog_sets]
+        # largest sets first: the all-analog run is then kept (and refreshed by every
+        # digital-alone run that resumes from it) before the analog-alone runs come
+        order = sorted(range(len(analog_sets)), key=lambda j: -len(analog_sets[j]))
+        for k, t_s in enumerate(times_s):
+            for j in order:
+                if analog_sets[j]:
+                    results[j][k] = np.exp(self.nll_per_batch(analog_sets[j], float(t_s)).sum(axis=0)
+                                           / self._tokens) - self.fp
+                if progress:
+                    progress()
+        return results
+
+    def nll_per_batch(self, analog_names: frozenset[str], t_s: float) -> np.ndarray:
+        """Summed next-token NLL per (eval batch, seed) with `analog_names` analog at t_s."""
+        start, kept = self._start(analog_names, t_s)
+        layers = {name: self._layer(name) for name in sorted(analog_names)}
+        for layer in layers.values():
+            layer.set_time(t_s)  # cheap when already there: only restarts the noise stream
+        recorded = []  # [batch][block - start]
+        with _swapped(self.model, layers):
+            nll = []
+            for batch, (inputs, (_, targets)) in enumerate(zip(self._block_inputs, self._batches)):
+                hidden = kept[batch] if kept is not None else inputs[start].repeat(len(self.seeds), 1, 1)
+                nll.append(self._nll_per_seed(hidden, targets, start, recorded))
+        self._keep(t_s, analog_names, start, [list(per_block) for per_block in zip(*recorded)])
+        return np.stack(nll)
+
+    def _start(self, analog_names: frozenset[str], t_s: float) -> tuple[int, list | None]:
+        """The deepest block whose input is known for this run, and those inputs per batch
+        (None: the FP ones). A kept run serves block i if it agrees on every projection before i."""
+        best, inputs, best_key = min(self._block_of(name) for name in analog_names), None, None
+        for (kept_t_s, kept_names), (first, per_block) in self._kept_runs.items():
+            if kept_t_s != t_s:
+                continue
+            for block in range(first + len(per_block) - 1, max(best, first - 1), -1):
+                before = self._before[block]
+                if before & kept_names == before & analog_names:
+                    best, inputs, best_key = block, per_block[block - first], (kept_t_s, kept_names)
+                    break
+        if best_key is not None:
+            self._kept_runs.move_to_end(best_key)
+        return best, inputs
+
+    def _keep(self, t_s: float, analog_names: frozenset[str], start: int, per_block: list) -> None:
+        """Keep a run's block inputs, dropping the least recently used runs beyond cache_bytes."""
+        run_bytes = sum(h.numel() * h.element_size() for block in per_block for h in block)
+        if run_bytes > self._cache_bytes:
+            return
+        self._kept_runs[t_s, analog_names] = (start, per_block)
+        self._kept_runs.move_to_end((t_s, analog_names))
+        while sum(h.numel() * h.element_size() for first, blocks in self._kept_runs.values()
+                  for block in blocks for h in block) > self._cache_bytes:
+            self._kept_runs.popitem(last=False)
+
+    def _layer(self, name: str) -> torch.nn.Module:
+        if name not in self._layers:
+            self._layers[name] = self._make_layer(self.model.get_submodule(name), self.hw, self.seeds, name)
+        return self._layers[name]
 
     def _block_of(self, name: str) -> int:
         layer = projection_layer(name)
@@ -216,16 +317,43 @@ class LmSuffixProbe:
         return captured
 
     @torch.no_grad()
-    def _nll_per_seed(self, model, block_inputs: list[torch.Tensor], targets: torch.Tensor,
-                      start: int, repeats: int) -> np.ndarray:
-        """Summed next-token NLL per seed, running `model` from block `start` on."""
-        hidden = block_inputs[start].repeat(repeats, 1, 1)
+    def _nll_per_seed(self, hidden: torch.Tensor, targets: torch.Tensor, start: int,
+                      recorded: list | None = None) -> np.ndarray:
+        """Summed next-token NLL per seed, running the (swapped) model on the input `hidden`
+        of block `start` ([seeds * windows, T, d]); `recorded` gets the block inputs."""
+        model = self.model
+        repeats = hidden.shape[0] // targets.shape[0]
+        inputs = [hidden]
         for block in model.transformer.h[start:]:
             hidden = block(hidden)
+            inputs.append(hidden)
+        if recorded is not None:
+            recorded.append(inputs)
         logits = model.lm_head(model.transformer.ln_f(hidden))
         nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.repeat(repeats, 1).flatten(),
                               reduction="none")
         return nll.view(repeats, -1).sum(dim=1).double().numpy()
+
+
+def _analog_layer_factory():
+    """AnalogLinear.from_linear with one scratch Workspace for all layers (they run in turn)."""
+    from simulator.analog.layer import AnalogLinear
+    from simulator.analog.periphery import Workspace
+    workspace = Workspace()
+    return lambda linear, hw, seeds, name: AnalogLinear.from_linear(linear, hw, seeds, name, workspace)
+
+
+@contextlib.contextmanager
+def _swapped(model: torch.nn.Module, layers: dict[str, torch.nn.Module]):
+    """`model` with the modules at the dotted paths in `layers` replaced, restored on exit."""
+    originals = {name: model.get_submodule(name) for name in layers}
+    try:
+        for name, layer in layers.items():
+            model.set_submodule(name, layer)
+        yield model
+    finally:
+        for name, original in originals.items():
+            model.set_submodule(name, original)
 
 
 class EvaluateProbe:

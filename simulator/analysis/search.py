@@ -7,7 +7,7 @@ projection type across blocks). Two searchers share one problem statement:
   first, each tried once and kept if the *measured* degradation of the accepted set
   stays within the budget (and the tiles still fit).
 * `optimise`: a MILP over binary x_g (scipy.optimize.milp). Gains come from the timing
-  engine (group analog alone vs all digital), accuracy from a proxy: the profile's
+  engine (each group's marginal gain around greedy's mapping), accuracy from a proxy: the profile's
   analog-alone degradations, summed and scaled by a calibration factor fitted to full
   runs. The MILP choice is verified by a full functional run; on a miss the proxy budget
   is tightened by measured/predicted and that exact set is cut off, a bounded number of
@@ -123,6 +123,25 @@ def schedule_cost(tg: TaskGraph, schedule: Schedule) -> Cost:
     return Cost(latency_ns, float(tg.energy_pj.sum()) + static_pj)
 
 
+class CachedCost:
+    """A cost function memoised by analog set: greedy, the MILP rounds, the local search, the
+    budget sweep and the front all re-cost mappings another stage has already costed."""
+
+    def __init__(self, cost: CostFn):
+        self._cost = cost
+        self._known: dict[frozenset[str], Cost] = {}
+
+    def __call__(self, analog: frozenset[str]) -> Cost:
+        analog = frozenset(analog)
+        if analog not in self._known:
+            self._known[analog] = self._cost(analog)
+        return self._known[analog]
+
+    @property
+    def evaluations(self) -> int:
+        return len(self._known)
+
+
 class EngineCost:
     """Cost of a set of analog projections on one graph and config: place, lower, fast engine.
 
@@ -198,33 +217,48 @@ def greedy_search(problem: Problem, cost: CostFn, measure: MeasureFn) -> GreedyR
     return GreedyResult(chosen, tuple(tried))
 
 
-def group_gains(problem: Problem, cost: CostFn) -> tuple[Cost, np.ndarray]:
-    """All-digital cost and, per group, the objective gain of making that group alone analog.
+def group_gains(problem: Problem, cost: CostFn, reference: frozenset[str] = frozenset()) -> tuple[Cost, np.ndarray]:
+    """The reference mapping's cost and, per group, the objective gain of that group being
+    analog with every other group as in `reference` (a set of group names): the first-order
+    expansion of the objective around the reference that the MILP maximises.
 
-    For `edp` the gain is the first-order change of log(EDP) around all-digital,
-    dL/L0 + dE/E0, so the MILP objective stays linear.
+    Around all digital (the default) a group's gain is all-digital minus the group alone
+    analog. On a weight-stationary fabric that has the wrong sign for most groups: one
+    analog projection among digital ones adds transfers to and from its tiles on the
+    critical path, while many analog projections stream from tile to tile and free the
+    cores (docs/analysis.md), so the search expands around greedy's verified mapping. A
+    group whose addition would not fit the tiles keeps its all-digital gain (the capacity
+    constraint rules it out anyway). For `edp` the gain is the first-order change of
+    log(EDP), dL/L_ref + dE/E_ref, so the MILP objective stays linear.
     """
-    base = cost(frozenset())
+    base = cost(projections_of(problem, reference))
     gains = []
     for group in problem.groups:
-        alone = cost(frozenset(group.projections))
-        if problem.objective == "edp":
-            gains.append((base.latency_ns - alone.latency_ns) / base.latency_ns
-                         + (base.energy_pj - alone.energy_pj) / base.energy_pj)
+        if group.name in reference:
+            analog, digital = base, cost(projections_of(problem, reference - {group.name}))
+        elif _fits(problem, reference | {group.name}):
+            analog, digital = cost(projections_of(problem, reference | {group.name})), base
         else:
-            gains.append(base.objective(problem.objective) - alone.objective(problem.objective))
+            analog, digital = cost(frozenset(group.projections)), cost(frozenset())
+        if problem.objective == "edp":
+            gains.append((digital.latency_ns - analog.latency_ns) / base.latency_ns
+                         + (digital.energy_pj - analog.energy_pj) / base.energy_pj)
+        else:
+            gains.append(digital.objective(problem.objective) - analog.objective(problem.objective))
     return base, np.array(gains)
 
 
 def solve_milp(problem: Problem, gains: np.ndarray, calibration: float, proxy_budget: float,
-               excluded: Sequence[frozenset[str]] = ()) -> frozenset[str]:
+               excluded: Sequence[frozenset[str]] = (), deltas: np.ndarray | None = None) -> frozenset[str]:
     """Groups maximising the summed gain with calibration * sum(delta) <= proxy_budget.
 
-    Negative profile deltas (noise that happened to help) count as zero, so no group can
-    buy budget for another. `excluded` are exact sets already refuted by verification.
+    `deltas`: per-group degradations (default: the profile's). Negative ones (noise that
+    happened to help) count as zero, so no group can buy budget for another. `excluded`
+    are exact sets already refuted by verification.
     """
     n = len(problem.groups)
-    deltas = np.array([max(g.delta, 0.0) for g in problem.groups]) * calibration
+    deltas = np.array([g.delta for g in problem.groups]) if deltas is None else np.asarray(deltas, dtype=float)
+    deltas = np.maximum(deltas, 0.0) * calibration
     rows, upper = [deltas], [proxy_budget]
     if problem.tile_capacity is not None:
         rows.append(np.array([g.tiles for g in problem.groups], dtype=float))
@@ -267,7 +301,7 @@ def optimise(problem: Problem, cost: CostFn, measure: MeasureFn, greedy: GreedyR
     a refuted proxy budget are known, the next one lies between them. The best verified
     mapping of all rounds is kept. Stops when the MILP repeats itself or after max_rounds.
     """
-    _, gains = group_gains(problem, cost)
+    _, gains = group_gains(problem, cost, greedy.chosen.groups)
     proxy_budget, refuted, rounds, seen = problem.budget, [], [], set()
     verified_at, refuted_at = 0.0, math.inf  # proxy budgets known to verify / to fail
     best: Candidate | None = None
@@ -450,15 +484,21 @@ def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Cand
     return LocalSearchResult(state, tuple(steps), f"verification budget ({max_verifications}) spent")
 
 
-def verified_points(greedy: GreedyResult, optimised: OptimiseResult,
-                    all_analog: Candidate | None) -> list[tuple[frozenset[str], float]]:
-    """(group set, measured delta) of every functional run so far: greedy's trials, MILP rounds, all-analog."""
+def greedy_trials(greedy: GreedyResult) -> list[tuple[frozenset[str], float]]:
+    """(group set, measured delta) of each set greedy measured: the accepted groups so far plus one."""
     points, accepted = [], []
     for group, keep, measured in greedy.tried:
         if not math.isnan(measured):
             points.append((frozenset(accepted + [group]), measured))
         if keep:
             accepted.append(group)
+    return points
+
+
+def verified_points(greedy: GreedyResult, optimised: OptimiseResult,
+                    all_analog: Candidate | None) -> list[tuple[frozenset[str], float]]:
+    """(group set, measured delta) of every functional run so far: greedy's trials, MILP rounds, all-analog."""
+    points = greedy_trials(greedy)
     points += [(frozenset(r.groups), r.measured_delta) for r in optimised.rounds]
     if all_analog is not None:
         points.append((all_analog.groups, all_analog.delta))
@@ -466,27 +506,41 @@ def verified_points(greedy: GreedyResult, optimised: OptimiseResult,
 
 
 def additivity_check(problem: Problem, cost: CostFn, rng: np.random.Generator,
-                     samples: int = 5) -> list[dict]:
-    """Does the sum of single-group gains predict a random set's gain? One row per sample.
+                     samples: int = 5, reference: frozenset[str] = frozenset()) -> list[dict]:
+    """Does a linear objective predict a random set's gain over all digital? One row per sample.
 
-    Latency is not additive (analog and digital work overlap, the critical path moves),
-    energy nearly is (static energy follows the makespan); the relative errors say how far
-    the MILP's linear objective is from the engine.
+    Two expansions: around all digital (the sum of single-group gains) and around
+    `reference` (the groups' marginal gains there, as the MILP uses them). Latency is not
+    additive (analog and digital work overlap, the critical path moves), energy nearly is
+    (static energy follows the makespan); the relative errors say how far the MILP's
+    linear objective is from the engine.
     """
-    base = cost(frozenset())
+    digital = cost(frozenset())
     alone = {g.name: cost(frozenset(g.projections)) for g in problem.groups}
+    reference_cost = cost(projections_of(problem, reference))
+    marginal = {g.name: (cost(projections_of(problem, reference - {g.name})), reference_cost) if g.name in reference
+                else (reference_cost, cost(projections_of(problem, reference | {g.name})))
+                for g in problem.groups if g.name in reference or _fits(problem, reference | {g.name})}
     rows = []
     for _ in range(samples):
         size = int(rng.integers(2, len(problem.groups) + 1)) if len(problem.groups) > 1 else 1
-        picked = [problem.groups[i].name for i in rng.choice(len(problem.groups), size, replace=False)]
+        picked = {problem.groups[i].name for i in rng.choice(len(problem.groups), size, replace=False)}
+        if not _fits(problem, picked):
+            continue
         measured = cost(projections_of(problem, picked))
         row = {"groups": len(picked)}
         for field_name in ("latency_ns", "energy_pj"):
-            predicted = sum(getattr(base, field_name) - getattr(alone[g], field_name) for g in picked)
-            actual = getattr(base, field_name) - getattr(measured, field_name)
-            row[f"{field_name}_gain_predicted"] = predicted
+            value = lambda c: getattr(c, field_name)  # noqa: E731
+            actual = value(digital) - value(measured)
+            around_digital = sum(value(digital) - value(alone[g]) for g in picked)
+            changed = (picked ^ reference) & set(marginal)
+            around_reference = value(digital) - value(reference_cost) + sum(
+                (1 if g in picked else -1) * (value(marginal[g][0]) - value(marginal[g][1])) for g in changed)
             row[f"{field_name}_gain_measured"] = actual
-            row[f"{field_name}_rel_error"] = abs(predicted - actual) / max(abs(actual), 1e-12)
+            row[f"{field_name}_gain_predicted"] = around_digital
+            row[f"{field_name}_rel_error"] = abs(around_digital - actual) / max(abs(actual), 1e-12)
+            row[f"{field_name}_gain_predicted_around_reference"] = around_reference
+            row[f"{field_name}_rel_error_around_reference"] = abs(around_reference - actual) / max(abs(actual), 1e-12)
         rows.append(row)
     return rows
 
@@ -547,6 +601,11 @@ def _candidate_dict(candidate: Candidate, objective: str) -> dict:
             "analog_projections": sorted(candidate.projections)}
 
 
+def search_runs_at_most(problem: Problem, max_rounds: int, max_verifications: int) -> int:
+    """An upper bound on run_search's functional runs: greedy, all analog, MILP rounds, local moves."""
+    return len(problem.groups) + 1 + max_rounds + max_verifications
+
+
 def run_search(problem: Problem, cost: CostFn, measure: MeasureFn, rng: np.random.Generator,
                max_rounds: int = 6, max_verifications: int = 30, additivity_samples: int = 5) -> SearchOutcome:
     """Greedy, calibration from (all-analog if it fits, greedy), verified MILP, verified local
@@ -565,4 +624,4 @@ def run_search(problem: Problem, cost: CostFn, measure: MeasureFn, rng: np.rando
                          verified_points(greedy, optimised, all_analog), max_verifications)
     all_digital = Candidate(frozenset(), frozenset(), cost(frozenset()), 0.0, True)
     return SearchOutcome(problem, greedy, optimised, local, all_digital, all_analog,
-                         tuple(additivity_check(problem, cost, rng, additivity_samples)))
+                         tuple(additivity_check(problem, cost, rng, additivity_samples, greedy.chosen.groups)))

@@ -8,6 +8,7 @@ against the FP model, naming the analog and the digital projections.
 from __future__ import annotations
 
 import re
+import sys
 
 from simulator.atomic import HDF5, JSON, atomic_output
 from simulator.commands.common import (
@@ -157,6 +158,27 @@ def _check_metric_flag(metric: str | None, family: str) -> None:
                         f"expected one of {', '.join(valid)}")
 
 
+class TotalBar:
+    """A tqdm bar on stderr, opened at the first `update(done, total)`: the total of a
+    long evaluation is only known once its inputs are prepared."""
+
+    def __init__(self, desc: str, unit: str):
+        self._desc, self._unit, self._bar = desc, unit, None
+
+    def update(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+        if self._bar is None:
+            self._bar = tqdm(total=total, desc=self._desc, unit=self._unit, file=sys.stderr, dynamic_ncols=True)
+        self._bar.update(done - self._bar.n)
+
+    def __enter__(self) -> "TotalBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def run(args) -> int:
     check_outputs(("--json", args.json, JSON), ("--h5", args.h5, HDF5))
     times_s = parse_times(args.t)
@@ -171,8 +193,9 @@ def run(args) -> int:
     check_max_tokens(args.max_tokens, loaded_model)
     _check_metric_flag(args.metric, loaded_model.family)
     targets = mapping_targets(args.mapping, args.model, hw)
-    result = evaluate_accuracy(loaded_model, hw, targets, times_s, args.seeds,
-                               metric=args.metric, max_tokens=args.max_tokens, adapters=adapters)
+    with TotalBar("accuracy", "forward") as bar:
+        result = evaluate_accuracy(loaded_model, hw, targets, times_s, args.seeds, metric=args.metric,
+                                   max_tokens=args.max_tokens, adapters=adapters, progress=bar.update)
     analog = set(result.analog_projections)
     digital = [name for name in projection_names(loaded_model.model) if name not in analog]
     print(format_table(result, digital))

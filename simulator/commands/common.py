@@ -74,7 +74,7 @@ def add_phase_args(parser) -> None:
 EMBEDDED_MODEL = "gpt2-pydoc"
 
 
-def add_accuracy_args(parser, *, times: str, times_help: str, seeds: int) -> None:
+def add_accuracy_args(parser, *, times: str, times_help: str, seeds: int, max_tokens: int | None = None) -> None:
     """--model, --t, --seeds, --max-tokens: the functional-run flags of accuracy, profile, search."""
     parser.add_argument("--model", default=EMBEDDED_MODEL, metavar="MODEL",
                         help=f"gpt2-pydoc (embedded), minilm, or a checkpoint folder (default {EMBEDDED_MODEL})")
@@ -83,10 +83,11 @@ def add_accuracy_args(parser, *, times: str, times_help: str, seeds: int) -> Non
                              f"mo, y (e.g. 1h, 1d, 1mo, 10y; default {times})")
     parser.add_argument("--seeds", type=bounded_int(MAX_SEEDS), default=seeds, metavar="N",
                         help=f"chip realisations, seeds 0..N-1 (default {seeds})")
-    parser.add_argument("--max-tokens", type=bounded_int(MAX_TOKENS), default=None, metavar="N",
+    parser.add_argument("--max-tokens", type=bounded_int(MAX_TOKENS), default=max_tokens, metavar="N",
                         help="LMs: score only the first N held-out tokens; N must be a whole "
                              "number of evaluation windows (256 tokens, or the model's context if "
-                             "shorter) (default: the whole split)")
+                             "shorter) (default: "
+                             + ("the whole split)" if max_tokens is None else f"{max_tokens})"))
 
 
 def check_max_tokens(max_tokens: int | None, loaded_model) -> None:

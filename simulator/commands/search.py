@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from simulator.atomic import JSON, PLOT, YAML
 from simulator.commands.accuracy import format_time, parse_duration_s
@@ -13,6 +14,7 @@ from simulator.commands.common import (
     add_accuracy_args, add_hw_args, add_phase_args, check_max_tokens, check_outputs, load_hw_arg,
     positive_int, write_json_atomic, wrote,
 )
+from simulator.commands.profile import PROFILE_TOKENS
 from simulator.errors import UserError
 from simulator.ir.graph import OpKind
 from simulator.report.table import format_energy_pj, format_time_ns
@@ -25,7 +27,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("search", help="accuracy-constrained analog/digital mapping search",
                        description=__doc__.split("\n")[0])
     add_hw_args(p, default="hermes64")
-    add_accuracy_args(p, times="1y", times_help="drift horizon", seeds=5)
+    add_accuracy_args(p, times="1y", times_help="drift horizon", seeds=3, max_tokens=PROFILE_TOKENS)
     p.add_argument("--objective", choices=OBJECTIVES, default="latency",
                    help="what the mapping minimises: latency (ns of the timed phase), energy (pJ) "
                         "or edp (latency x energy) (default latency)")
@@ -99,59 +101,71 @@ def run(args) -> int:
     horizon_s = parse_duration_s(args.t)
     budgets = parse_budgets(args.pareto_budgets, args.budget)
     hw = load_hw_arg(args)
-    from simulator.analysis.pareto import pareto_sweep
+    from simulator.analysis.pareto import budget_sweep, verified_front, verified_mappings
     from simulator.analysis.profile import make_probe
-    from simulator.analysis.search import EngineCost, Problem, group_gains, make_groups, run_search
+    from simulator.analysis.search import (CachedCost, EngineCost, Problem, group_gains, make_groups, run_search,
+                                           search_runs_at_most, verified_points)
     from simulator.run import default_phase
     from workloads.registry import build_graph, load_model
 
     graph = build_graph(args.model, args.phase or default_phase(args.model), seq=args.seq)
-    cost = EngineCost(graph, hw)
+    engine = EngineCost(graph, hw)
+    cost = CachedCost(engine)
     loaded = load_model(args.model)
     check_max_tokens(args.max_tokens, loaded)
     probe = make_probe(loaded, hw, list(range(args.seeds)), args.max_tokens)
     timed = {p.name for p in graph.projections}
     eligible = [name for name in probe.projections
-                if name in timed and 0 < cost.tiles(name) <= hw.analog.tiles]
+                if name in timed and 0 < engine.tiles(name) <= hw.analog.tiles]
     if not eligible:
         raise UserError(f"--hw {args.hw}: no projection of {args.model} fits its analog tiles "
                         f"(analog.tiles={hw.analog.tiles}); nothing to search")
+    bar = tqdm(total=len(eligible), desc="search", unit="run", file=sys.stderr, dynamic_ncols=True)
 
     @functools.lru_cache(maxsize=None)
     def measure(analog: frozenset[str]) -> float:
         started = time.perf_counter()
         delta = float(probe.degradation(analog, [horizon_s]).mean())
         measure.runs += 1
-        print(f"  functional run {measure.runs}: {len(analog)} analog projection(s) -> delta "
-              f"{delta:+.4f} ({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
+        bar.update(1)
+        tqdm.write(f"  functional run {measure.runs}: {len(analog)} analog projection(s) -> delta "
+                   f"{delta:+.4f} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
         return delta
 
     measure.runs = 0
 
-    deltas = {name: measure(frozenset({name})) for name in eligible}
-    macs = projection_macs(graph)
-    groups = make_groups([(n, macs[n], cost.tiles(n)) for n in eligible], deltas, args.granularity)
-    problem = Problem(groups, args.objective, args.budget, cost.tile_capacity())
-    outcome = run_search(problem, cost, measure, np.random.default_rng(0), max_rounds=args.max_rounds,
-                         max_verifications=args.max_verifications)
-    search_runs = measure.runs
-    _, gains = group_gains(problem, cost)
-    pareto = pareto_sweep(problem, cost, None if args.pareto_proxy else measure, gains,
-                          outcome.optimised.calibration, budgets)
+    with bar:
+        deltas = {name: measure(frozenset({name})) for name in eligible}
+        macs = projection_macs(graph)
+        groups = make_groups([(n, macs[n], engine.tiles(n)) for n in eligible], deltas, args.granularity)
+        problem = Problem(groups, args.objective, args.budget, engine.tile_capacity())
+        bar.total = len(eligible) + search_runs_at_most(problem, args.max_rounds, args.max_verifications) + (
+            0 if args.pareto_proxy else len(budgets) * 2)  # an upper bound: the ETA is conservative
+        bar.refresh()
+        outcome = run_search(problem, cost, measure, np.random.default_rng(0), max_rounds=args.max_rounds,
+                             max_verifications=args.max_verifications)
+        search_runs = measure.runs
+        _, gains = group_gains(problem, cost, outcome.greedy.chosen.groups)
+        points = verified_points(outcome.greedy, outcome.optimised, outcome.all_analog)
+        sweep = budget_sweep(problem, cost, None if args.pareto_proxy else measure, gains, points, budgets)
+    front = verified_front(verified_mappings(outcome, [(frozenset({n}), d) for n, d in deltas.items()], sweep),
+                           cost, args.objective, outcome.chosen.projections)
 
     summary = {"model": args.model, "hw": hw.name, "metric": probe.metric, "fp": probe.fp,
                "t_s": horizon_s, "seeds": args.seeds, "granularity": args.granularity,
-               "phase": graph.phase, "tokens": args.seq,
+               "phase": graph.phase, "tokens": args.seq, "eval_tokens": probe_tokens(probe),
                "forced_digital": [p.name for p in graph.projections if p.name not in set(eligible)],
                "functional_runs": {"profile": len(eligible), "search": search_runs - len(eligible),
                                    "pareto": measure.runs - search_runs},
-               **outcome.to_dict(), "pareto": [p.to_dict() for p in pareto]}
+               "engine_evaluations": cost.evaluations,
+               **outcome.to_dict(),
+               "pareto": {"budgets": [p.to_dict() for p in sweep], "verified": [p.to_dict() for p in front]}}
     if "latency_ns" not in summary["all_analog"]:
         summary["all_analog"] = _fitting_all_analog(args, hw, cost, measure, args.objective)
     print(format_search(summary))
     if args.out:
         from simulator.mapping.io import save_mapping
-        save_mapping(cost.mapping(outcome.chosen.projections, strategy=f"search-{args.objective}"), args.out)
+        save_mapping(engine.mapping(outcome.chosen.projections, strategy=f"search-{args.objective}"), args.out)
         wrote(args.out)
     if args.json:
         write_json_atomic(args.json, summary)
@@ -161,6 +175,11 @@ def run(args) -> int:
         plot_pareto(summary, args.pareto_plot)
         wrote(args.pareto_plot)
     return 0
+
+
+def probe_tokens(probe) -> int | None:
+    """Held-out tokens each functional run scores (None when the probe does not say)."""
+    return getattr(probe, "tokens", None)
 
 
 def _fitting_all_analog(args, hw, cost, measure, objective: str) -> dict:
@@ -193,4 +212,9 @@ def format_search(summary: dict) -> str:
                  + f"; proxy calibration x{summary['calibration']:.3g}, {len(summary['milp_rounds'])} MILP round(s), "
                  f"local search {summary['local_search']['accepted_moves']} of "
                  f"{summary['local_search']['verifications']} verified move(s) accepted")
+    verified = summary["pareto"]["verified"]
+    lines.append(f"Pareto: {sum(p['on_front'] for p in verified)} of {len(verified)} verified mappings on the "
+                 f"(delta, {summary['objective']}) front; budget sweep: "
+                 + ", ".join(f"{p['budget']:g} -> {len(p['analog_projections'])} analog {p['delta']:+.3f}"
+                             for p in summary["pareto"]["budgets"]))
     return "\n".join(lines)
