@@ -70,12 +70,13 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
     analog_names = analog_projection_names(loaded_model.model, targets)
     eval_set = lm_eval_set(loaded_model, max_tokens=max_tokens) if family == "gpt2" else None
     fp_model = loaded_model.model.eval()
+    if adapters is not None:
+        adapters.check_model(loaded_model)  # a wrong file fails before any progress is shown
     if progress and analog_names:  # shown before programming, which takes a while too
         progress(0, forward_count(eval_set, len(seed_list), len(times_s), max_batches) if eval_set is not None
                  else len(times_s))
     programmed = fp_model
     if adapters is not None:
-        adapters.check_model(loaded_model)
         programmed = adapters.programmed_model(fp_model)
     analog_model, set_time = _analog_copy(programmed, analog_names, hw, seed_list)
     if adapters is not None and analog_model is not None:

@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 
-from simulator.commands.common import add_hw_args, load_hw_arg, positive_int, write_json_atomic
-from simulator.commands.profile import PLOT_FORMATS, check_output
+from simulator.commands.common import add_hw_args, load_hw_arg, check_outputs, positive_int, write_json_atomic
+from simulator.atomic import HDF5, JSON, PLOT
 from simulator.errors import UserError
 
 DEFAULT_TOLERANCES = "0.05,0.02,0.01,0.005"
@@ -50,9 +50,7 @@ def with_tolerance(hw, tolerance: float):
 def run(args) -> int:
     from simulator.analog import programming
     tolerances = parse_tolerances(args.tolerance)
-    check_output(args.json, "--json", (".json",))
-    check_output(args.h5, "--h5", (".h5", ".hdf5"))
-    check_output(args.plot, "--plot", PLOT_FORMATS)
+    check_outputs(("--json", args.json, JSON), ("--h5", args.h5, HDF5), ("--plot", args.plot, PLOT))
     hw = load_hw_arg(args)
     loaded = None
     if args.model:

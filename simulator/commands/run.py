@@ -63,7 +63,7 @@ def run(args) -> int:
     result = sim.report.to_dict()
     print(format_report(sim.report))
     if adapters is not None:
-        result["adapters"] = _adapter_overhead(args, hw, adapters)
+        result["adapters"] = _adapter_overhead(args, hw, adapters, result["workload"].get("chunk_tokens"))
     wants_accuracy = args.workload == DEFAULT_WORKLOAD if args.accuracy is None else args.accuracy
     if wants_accuracy:
         result["accuracy"] = _accuracy_next_to_timing(args, hw, result["mapping"], adapters)
@@ -89,17 +89,19 @@ def _checked_adapters(args):
     from workloads.registry import build_graph
 
     adapters = load_adapters(args.adapters)
-    graph = build_graph(args.workload, args.phase or default_phase(args.workload), **graph_kwargs(args))
+    shapes = dict(graph_kwargs(args), chunk_tokens=None)  # projection shapes do not depend on chunking
+    graph = build_graph(args.workload, args.phase or default_phase(args.workload), **shapes)
     check_adapter_shapes(adapters, graph)
     return adapters
 
 
-def _adapter_overhead(args, hw, adapters) -> dict:
-    """The same workload and mapping with the file's adapters as digital ops, side by side."""
+def _adapter_overhead(args, hw, adapters, chunk_tokens: int | None) -> dict:
+    """The same workload, mapping and chunking (as the main run chose it) with the file's
+    adapters as digital ops, side by side."""
     from simulator.adapt.cost import adapter_ranks, format_overhead, simulate_with_adapters
 
     overhead = simulate_with_adapters(hw, args.workload, adapter_ranks(adapters), args.phase, args.mapping,
-                                      engine=args.engine, **graph_kwargs(args))
+                                      engine=args.engine, **dict(graph_kwargs(args), chunk_tokens=chunk_tokens))
     print(format_overhead(overhead))
     return overhead
 

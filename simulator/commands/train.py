@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
-from simulator.commands.common import positive_int, write_json_atomic
-from simulator.commands.profile import PLOT_FORMATS, check_output
+from simulator.commands.common import check_outputs, positive_int, write_json_atomic
+from simulator.atomic import HDF5, JSON, PLOT
 from simulator.errors import UserError
 from simulator.hw.schema import PulsedDeviceConfig
 
@@ -83,9 +83,7 @@ def run(args) -> int:
     from simulator.train.tile import PulseSettings
     if args.task not in TASKS:
         raise UserError(f"--task {args.task}: expected one of {', '.join(TASKS)}")
-    check_output(args.json, "--json", (".json",))
-    check_output(args.h5, "--h5", (".h5", ".hdf5"))
-    check_output(args.plot, "--plot", PLOT_FORMATS)
+    check_outputs(("--json", args.json, JSON), ("--h5", args.h5, HDF5), ("--plot", args.plot, PLOT))
     models = _choices(args.device, PULSED_MODELS, "--device")
     algorithms = _choices(args.algorithm, ALGORITHMS, "--algorithm")
     devices = {model: device_config(args, model) for model in models}
