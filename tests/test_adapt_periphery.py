@@ -48,12 +48,12 @@ def test_eval_twin_equals_numba_kernels_within_one_adc_step(scaling, bound):
 
 
 def test_ste_round_clip_forward_exact_backward_straight_through():
-    value = torch.tensor([-3.0, -0.26, 0.24, 0.25, 2.9], requires_grad=True)
+    value = torch.tensor([-3.0, -0.26, 0.24, 0.25, 0.75, 2.9], requires_grad=True)
     quantised, clipped = ste_round_clip(value, 0.5, 4)  # levels +-4 -> bound 2.0
-    assert quantised.tolist() == [-2.0, -0.5, 0.0, 0.5, 2.0]
-    assert clipped.tolist() == [True, False, False, False, True]
+    assert quantised.tolist() == [-2.0, -0.5, 0.0, 0.0, 1.0, 2.0]  # ties (0.5, 1.5 steps) to even
+    assert clipped.tolist() == [True, False, False, False, False, True]
     quantised.sum().backward()
-    assert value.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    assert value.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 0.0]
 
 
 def test_twin_gradients_are_straight_through():

@@ -87,7 +87,7 @@ def test_hw_command_prints_a_table_and_writes_json(tmp_path, capsys):
     assert "peak_tops" in printed and "31.55" in printed
     assert "input 51.2, integration 4.94, conversion 76.8" in printed  # the derived parts
     # the array read gives 1,603 pJ to static power (the tile's passive power over the MVM)
-    assert "array_read 2,946, periphery 1,200, control 0, dac 2,560, adc 5,120, static 1,603" in printed
+    assert "array_read 4,417, periphery 1,200, control 0, dac 2,560, adc 5,120, static 132.9" in printed
     written = json.loads(out.read_text())
     assert written["tiles"] == 32 and written["peak_tops"] == pytest.approx(63.1 / 2, rel=0.02)
     assert [p.name for p in tmp_path.iterdir()] == ["hermes.json"]  # no temp file left behind

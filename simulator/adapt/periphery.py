@@ -1,7 +1,7 @@
 """A differentiable twin of the tile periphery, in torch, for training with the analog model in the loop.
 
 Same order and units as `simulator.analog.periphery` (docs/analog_model.md): noise
-management (divide each tile input slice by its abs-max), DAC (round to nearest, ties up,
+management (divide each tile input slice by its abs-max), DAC (round to nearest, ties to even,
 clip to +-inp_bound), one MVM per row block, output noise, ADC (round, clip to
 +-out_bound), optional iterative bound management, then the digital epilogue (input
 scale x max|W| x drift gain, sum of row blocks, bias). The quantisers pass gradients
@@ -68,10 +68,11 @@ class TileState:
 
 def ste_round_clip(value: torch.Tensor, step: float, levels: int,
                    in_steps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(quantised value, clipped mask): round(value / step) (ties up) clipped to +-levels,
+    """(quantised value, clipped mask): round(value / step) (ties to even, as the numba
+    kernels' np.rint on float32) clipped to +-levels,
     times step. Forward exact; backward identity inside +-levels*step, 0 outside.
     `in_steps` (value / step computed another way) decides the level when given."""
-    level = torch.floor((value / step if in_steps is None else in_steps) + 0.5)
+    level = torch.round(value / step if in_steps is None else in_steps)
     kept = level.clamp(-levels, levels)
     bound = levels * step
     inside = value.clamp(-bound, bound)
