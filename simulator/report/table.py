@@ -128,7 +128,8 @@ def _programming_lines(programming: dict) -> list[str]:
     line = (f"programming: {programming['tile_programmings']:,} tile programmings, "
             f"{100 * programming['latency_share']:.1f} % of the latency (critical path), "
             f"{100 * programming['energy_share']:.1f} % of the energy; "
-            f"{programming['writes_per_device_per_inference']:,} writes per device per inference")
+            f"{programming['writes_per_device_per_inference']:,} "
+            f"write{'' if programming['writes_per_device_per_inference'] == 1 else 's'} per device per inference")
     if programming.get("inferences_to_wear_out"):
         line += (f", worn out after {programming['inferences_to_wear_out']:,.3g} inferences "
                  f"(endurance {programming['endurance_cycles']:,.3g} cycles)")
