@@ -18,10 +18,10 @@ peak mark is reset with /proc/self/clear_refs = 5; VmHWM minus the RSS before th
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import time
 
+from analog_forward import in_fresh_process, status_kib  # one /proc reader and child runner
 from simulator.commands.common import write_json_atomic
 
 BATCH, TOKENS = 8, 128
@@ -65,32 +65,18 @@ def build(threads: int, variant: str):
     return step
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
 def _peak_mib(variant: str, threads: int, result_queue) -> None:
     step = build(threads, variant)
     step()  # warm-up
     with open("/proc/self/clear_refs", "w") as clear_refs:
         clear_refs.write("5")
-    before_kib = _status_kib("VmRSS")
+    before_kib = status_kib("VmRSS")
     step()
-    result_queue.put((_status_kib("VmHWM") - before_kib) / 1024.0)
+    result_queue.put((status_kib("VmHWM") - before_kib) / 1024.0)
 
 
 def peak_mib(variant: str, threads: int) -> float:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=_peak_mib, args=(variant, threads, queue))
-    child.start()
-    peak = queue.get()
-    child.join()
-    return peak
+    return in_fresh_process(_peak_mib, variant, threads)
 
 
 def main() -> int:

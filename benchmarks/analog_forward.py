@@ -72,7 +72,7 @@ def time_forwards(threads: int, repeats: int) -> dict[str, list[float]]:
     return times
 
 
-def _status_kib(field: str) -> int:
+def status_kib(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(field + ":"):
@@ -86,25 +86,31 @@ def _memory_mib(variant: str, threads: int, result_queue) -> None:
 
     import simulator.analog.layer  # noqa: F401  (imports count as baseline, not model)
     import workloads.gpt2.model  # noqa: F401
-    start_kib = _status_kib("VmRSS")
+    start_kib = status_kib("VmRSS")
     models, tokens = build_models(threads, (variant,))
     with torch.no_grad():
         models[variant](tokens)  # warm-up: compilation and the workspace are paid here
         with open("/proc/self/clear_refs", "w") as clear_refs:
             clear_refs.write("5")  # reset VmHWM to the current RSS
-        before_kib = _status_kib("VmRSS")
+        before_kib = status_kib("VmRSS")
         models[variant](tokens)
-        result_queue.put(((before_kib - start_kib) / 1024.0, (_status_kib("VmHWM") - before_kib) / 1024.0))
+        result_queue.put(((before_kib - start_kib) / 1024.0, (status_kib("VmHWM") - before_kib) / 1024.0))
+
+
+def in_fresh_process(target, *args):
+    """What `target(*args, result_queue)` puts on its queue, run in a spawned child so that
+    its peak RSS (VmHWM) is its own, not this process's."""
+    context = multiprocessing.get_context("spawn")
+    result_queue = context.Queue()
+    child = context.Process(target=target, args=(*args, result_queue))
+    child.start()
+    result = result_queue.get()
+    child.join()
+    return result
 
 
 def memory_mib(variant: str, threads: int) -> tuple[float, float]:
-    context = multiprocessing.get_context("spawn")
-    result_queue = context.Queue()
-    child = context.Process(target=_memory_mib, args=(variant, threads, result_queue))
-    child.start()
-    resident_and_peak = result_queue.get()
-    child.join()
-    return resident_and_peak
+    return in_fresh_process(_memory_mib, variant, threads)
 
 
 def main() -> int:
