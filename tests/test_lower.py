@@ -405,3 +405,64 @@ def test_partial_sums_of_each_column_block_reduce_on_the_core_nearest_it():
         tiles=2, rows=64, cols=64, reduction_col_blocks=0), digital=hw.digital, interconnect=hw.interconnect),
         {"fc": "analog"}), hw)
     assert _kinds(one_core).count("reduce") == 1
+
+
+def _sliced_graph():
+    """fc (digital, 2 cores) -> GELU -> qk (4 heads) -> softmax -> LayerNorm, 2 tokens."""
+    ops = (Op(0, "fc#0", OpKind.LINEAR, (), tokens=2, projection="fc", in_features=8, out_features=16, macs=256,
+              elements_in=16, elements_out=32),
+           Op(1, "gelu#0", OpKind.GELU, (0,), tokens=2, elements=32, elements_in=32, elements_out=32),
+           Op(2, "qk#0", OpKind.MATMUL, (1,), tokens=2, heads=4, macs=64, elements_in=32, elements_out=16),
+           Op(3, "softmax#0", OpKind.SOFTMAX, (2,), tokens=2, heads=4, elements=16, elements_in=16, elements_out=16),
+           Op(4, "ln#0", OpKind.LAYERNORM, (3,), tokens=2, elements=16, elements_in=16, elements_out=16))
+    return Graph("toy", "prefill", 1, 2, ops, (Projection("fc", 8, 16, False),)), \
+        Mapping((Placement("fc", DIGITAL, cores=(0, 1)),))
+
+
+def test_ops_split_over_the_cores_of_the_linear_they_follow():
+    graph, mapping = _sliced_graph()
+    # 2 cores + DRAM on a 2-wide mesh: core0 (0,0), core1 (1,0), DRAM (0,1)
+    tg = lower(graph, mapping, HwConfig(analog=AnalogConfig(tiles=0), digital=DigitalConfig(cores=2)))
+    labels = [tg.resource_label[r] for r in tg.resource]
+    assert _kinds(tg) == ["digital_linear"] * 2 + ["special"] * 2 + ["transfer"] * 2 + ["matmul"] * 2 \
+        + ["special"] * 2 + ["transfer"] * 2 + ["special"] * 2
+    # fc: output columns 0..7 on core0, 8..15 on core1. GELU slices sit on those pieces: no transfer,
+    # each waits only for its own piece; 16 elements at 8 per cycle
+    assert labels[2:4] == ["core0", "core1"] and tg.duration_cycles[2:4].tolist() == [2, 2]
+    assert [tg.preds(i).tolist() for i in (2, 3)] == [[0], [1]]
+    # qk by heads (2 per core): each head slice needs 2/4 of every GELU piece: 8 of core1's 16 bytes
+    # cross (1,0)->(0,0) to core0 and vice versa: ceil(8 / 32) + 1 cycles, 0.8 pJ
+    assert tg.duration_cycles[4:6].tolist() == [2, 2] and tg.energy_pj[4:6, E["noc"]].tolist() == [0.8, 0.8]
+    assert [tg.preds(i).tolist() for i in (6, 7)] == [[2, 5], [4, 3]]
+    # softmax slices hold the same heads as qk's: in place, each after its own qk slice
+    assert [tg.preds(i).tolist() for i in (8, 9)] == [[6], [7]]
+    # LayerNorm by rows (1 per core) takes half of every head piece: 4 bytes cross each way
+    assert tg.energy_pj[10:12, E["noc"]].tolist() == pytest.approx([0.4, 0.4])
+    assert _schedule(tg).tolist() == [0, 0, 1, 1, 3, 3, 5, 5, 6, 6, 8, 8, 10, 10]
+
+
+def test_split_ops_false_runs_each_op_on_the_first_reduction_core():
+    graph, mapping = _sliced_graph()
+    tg = lower(graph, mapping, HwConfig(analog=AnalogConfig(tiles=0), digital=DigitalConfig(cores=2, split_ops=False)))
+    assert _kinds(tg) == ["digital_linear", "digital_linear", "transfer", "special", "matmul", "special", "special"]
+    assert [tg.resource_label[r] for r in tg.resource][3:] == ["core0"] * 4
+
+
+def test_decode_kv_cache_is_split_by_heads_over_the_attention_cores():
+    from simulator.hw.loader import load_hw
+    from simulator.mapping.place import map_workload
+    from workloads.registry import build_graph
+    hw = load_hw("analog_fabric")
+    graph = build_graph("gpt2", "decode", seq=16, new_tokens=1)
+    mapping = map_workload(graph, hw, "all-analog")
+    tg = lower(graph, mapping, hw)
+    read = next(op for op in graph.ops if op.kind == OpKind.KV_READ and op.layer == 0)
+    sram_tasks = np.flatnonzero((tg.task_op == read.id) & (tg.task_kind == TASK_KINDS.index("sram")))
+    cores = tuple(dict.fromkeys(mapping.placement("transformer.h.0.attn.c_attn").cores))
+    assert len(cores) > 1 and [tg.resource_label[tg.resource[t]] for t in sram_tasks] == [f"core{c}" for c in cores]
+    # 12 heads over the cores as evenly as possible; bytes in proportion, all from SRAM
+    heads = np.diff(np.linspace(0, 12, len(cores) + 1).round()).astype(int)
+    nbytes = read.dram_elements * hw.digital.activation_bytes
+    expected = [-(-nbytes * h // 12) for h in sorted(heads, reverse=True)]
+    got = (tg.energy_pj[sram_tasks, E["sram"]] / hw.digital.sram_energy_pj_per_byte).round().astype(int)
+    assert got.tolist() == expected

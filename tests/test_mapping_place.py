@@ -4,7 +4,8 @@ import pytest
 from simulator.errors import UserError
 from simulator.hw.schema import AnalogConfig, DigitalConfig, HwConfig
 from simulator.mapping.mapping import ANALOG, DIGITAL
-from simulator.mapping.place import map_workload
+from simulator.interconnect.mesh import build_topology
+from simulator.mapping.place import map_workload, reduction_cores
 from workloads.configs import NAMED_CONFIGS
 from workloads.gpt2.graph import build_gpt2_graph
 
@@ -37,20 +38,27 @@ def test_all_analog_splits_into_blocks_on_contiguous_tiles():
     assert mapping.strategy == "all-analog" and mapping.program_rounds == 1
 
 
-def test_reduction_core_is_nearest_the_tiles_and_digital_uses_all_cores():
+def test_reduction_cores_balance_load_against_distance_and_digital_uses_all_cores():
     targets = {"transformer.h.0.attn.c_attn": ANALOG, "transformer.h.0.mlp.c_fc": ANALOG,
                "transformer.h.1.attn.c_attn": ANALOG, "transformer.h.2.mlp.c_fc": ANALOG}
     mapping = map_workload(GRAPH, hw(200, cores=3, reduction_col_blocks=0), targets)
-    # 204 nodes on a 15-wide mesh; digital slots floor((2k+1) * 204 / 8) = 25, 76, 127, 178:
-    # core0 (10,1), core1 (1,5), core2 (7,8). h0.c_attn = tiles 0..26 = slots 0..24, 26, 27:
-    # centroid (173/27, 12/27) = (6.41, 0.44): distances 4.15, 9.96, 8.15 -> core 0.
-    # h0.c_fc = tiles 27..62 = slots 28..63: centroid (6.75, 2.58): 4.83, 8.17, 5.67 -> core 0.
-    # h1.c_attn = slots 64..75, 77..91: centroid (7.56, 4.67): 6.11, 6.89, 3.89 -> core 2.
-    assert [mapping.placement(n).cores for n in targets][:3] == [(0,), (0,), (2,)]
+    # 204 nodes on a 15-wide mesh (14 rows: diameter 27); digital slots floor((2k+1) * 204 / 8)
+    # = 25, 76, 127, 178: core0 (10,1), core1 (1,5), core2 (7,8). Distances from the centroid:
+    # h0.c_attn (tiles 0..26) 4.15, 9.96, 8.15; h0.c_fc (27..62) 4.83, 8.17, 5.67;
+    # h1.c_attn (63..89) 6.11, 6.89, 3.89. Work per group: col blocks x (row blocks + 1):
+    # c_attn 9 x 4 = 36, c_fc 12 x 4 = 48; distance weight simd_lanes / link bytes = 32/32.
+    # h0.c_attn: 36 * (4.15, 9.96, 8.15) / 27 -> core 0 (load 36, 0, 0).
+    # h0.c_fc: 36 + 48*4.83/27 = 44.6, 48*8.17/27 = 14.5, 48*5.67/27 = 10.1 -> core 2 (36, 0, 48).
+    # h1.c_attn: 36 + 8.1, 0 + 9.2, 48 + 5.2 -> core 1.
+    assert [mapping.placement(n).cores for n in targets][:3] == [(0,), (2,), (1,)]
     assert mapping.placement("transformer.h.1.attn.c_attn").tiles == tuple(range(63, 90))
     assert mapping.placement("lm_head").cores == (0, 1, 2)
     assert mapping.target("lm_head") == DIGITAL
     assert mapping.analog_projections() == tuple(targets)
+    # without loads, each group goes to the core nearest its tiles
+    topology = build_topology(hw(200, cores=3))
+    assert reduction_cores(topology, tuple(range(63, 90)), 3, 9, 1, 0) == (2,)
+    assert reduction_cores(topology, tuple(range(27)), 3, 9, 1, 0) == (0,)
 
 
 def test_all_digital_needs_no_tiles():

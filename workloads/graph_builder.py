@@ -85,11 +85,11 @@ class OpList:
                         elements_out=tokens * width, chunk=chunk)
 
     def cache_transfer(self, name: str, kind: str, tokens: int, dram_elements: int, deps, *,
-                       layer: int, chunk: int) -> int:
-        """A KV-cache write or read between the attention and DRAM."""
+                       heads: int, layer: int, chunk: int) -> int:
+        """A KV-cache write or read between the attention (`heads` = batch x n_head) and DRAM."""
         on_chip = {"elements_in": dram_elements} if kind == OpKind.KV_WRITE else {
             "elements_out": dram_elements}
-        return self.add(name, kind, deps, tokens=tokens, dram_elements=dram_elements,
+        return self.add(name, kind, deps, tokens=tokens, dram_elements=dram_elements, heads=heads,
                         layer=layer, chunk=chunk, **on_chip)
 
     def attention(self, prefix: str, tag: str, *, batch: int, queries: int, key_pairs: int,
@@ -104,14 +104,15 @@ class OpList:
         width = n_head * head_dim
         scores = batch * n_head * key_pairs
         tokens = batch * queries
-        qk = self.add(f"{prefix}.qk#{tag}", OpKind.MATMUL, qk_deps, tokens=tokens,
+        heads = batch * n_head
+        qk = self.add(f"{prefix}.qk#{tag}", OpKind.MATMUL, qk_deps, tokens=tokens, heads=heads,
                       macs=batch * key_pairs * width,
                       elements_in=tokens * width + batch * keys * width,
                       elements_out=scores, layer=layer, chunk=chunk)
         softmax = self.add(f"{prefix}.softmax#{tag}", OpKind.SOFTMAX, (qk,), tokens=tokens,
-                           elements=scores, elements_in=scores, elements_out=scores,
+                           heads=heads, elements=scores, elements_in=scores, elements_out=scores,
                            layer=layer, chunk=chunk)
         return self.add(f"{prefix}.av#{tag}", OpKind.MATMUL, (softmax, *av_deps), tokens=tokens,
-                        macs=batch * key_pairs * width,
+                        heads=heads, macs=batch * key_pairs * width,
                         elements_in=scores + batch * keys * width,
                         elements_out=tokens * width, layer=layer, chunk=chunk)

@@ -32,7 +32,7 @@ Policies (formulas in docs/timing_model.md):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from collections import Counter
 from itertools import chain
 
@@ -69,18 +69,81 @@ _SPECIAL_COSTS = {  # op kind -> (cost function of elements, task kind)
     OpKind.ADD: (digital_cost.add_cost, "elementwise"),
 }
 _DRAM_OPS = (OpKind.EMBEDDING, OpKind.KV_READ, OpKind.KV_WRITE)
+_ELEMENTWISE = (OpKind.GELU, OpKind.RELU, OpKind.ADD, OpKind.NONORM)
 _TOKEN_FEEDBACK_BYTES = 8  # per token: the sampled id and its score go back to the embedding
 # what a fragment depends on: every Op field but its identity and wiring
 _WORK_FIELDS = tuple(f.name for f in fields(Op) if f.name not in ("id", "name", "deps", "chunk"))
 
 
+# Axes along which an output piece holds part of its op's output (or a consumer slice needs
+# part of its input): the whole of it, output columns (features), token rows, attention heads.
+WHOLE, COLS, ROWS, HEADS = 0, 1, 2, 3
+
+
 @dataclass(frozen=True)
 class OutputPiece:
-    """Part of an op's output: where it sits, its size, the local tasks that produce it."""
+    """Part of an op's output: where it sits, its size, the local tasks that produce it,
+    and which part it is: [lo, hi) of `total` along `axis` (WHOLE: all of it)."""
 
     node: int
     nbytes: int
     ready: tuple[int, ...]
+    axis: int = WHOLE
+    lo: int = 0
+    hi: int = 1
+    total: int = 1
+
+
+@dataclass(frozen=True)
+class Slices:
+    """Where a digital non-Linear op runs: slice j on `cores[j]`, covering [bounds[j],
+    bounds[j + 1]) of `total` along `axis` (heads, token rows or output columns)."""
+
+    cores: tuple[int, ...]
+    axis: int = WHOLE
+    bounds: tuple[int, ...] = (0, 1)
+    total: int = 1
+
+    @property
+    def count(self) -> int:
+        return len(self.cores)
+
+
+@dataclass(frozen=True)
+class _Need:
+    """What each destination needs of every input piece: [lo, hi) of `total` along `axis`,
+    times tok_num / tok_den of the tokens (one entry per destination)."""
+
+    axis: int
+    lo: np.ndarray
+    hi: np.ndarray
+    total: int
+    tok_num: np.ndarray
+    tok_den: int
+
+    @classmethod
+    def whole(cls, n: int, tok_num: int = 1, tok_den: int = 1) -> _Need:
+        return cls(WHOLE, np.zeros(n, np.int64), np.ones(n, np.int64), 1, np.full(n, tok_num, np.int64), tok_den)
+
+    @classmethod
+    def of_slices(cls, slices: Slices) -> _Need:
+        bounds = np.array(slices.bounds, dtype=np.int64)
+        return cls(slices.axis, bounds[:-1], bounds[1:], slices.total, np.ones(slices.count, np.int64), 1)
+
+    def bytes_of(self, piece: OutputPiece) -> np.ndarray:
+        """Bytes of `piece` each destination needs, rounded up. Parts along the same axis
+        take their overlap (heads convert to columns when the columns are whole heads);
+        otherwise a destination takes its fraction of every piece."""
+        lo, hi, total = piece.lo, piece.hi, piece.total
+        if piece.axis == HEADS and self.axis == COLS and self.total % piece.total == 0:
+            scale = self.total // piece.total
+            lo, hi, total = lo * scale, hi * scale, self.total
+        elif piece.axis != self.axis or piece.axis == WHOLE:
+            return _ceil_share(piece.nbytes, (self.hi - self.lo) * self.tok_num, self.total * self.tok_den)
+        if total != self.total:
+            return _ceil_share(piece.nbytes, (self.hi - self.lo) * self.tok_num, self.total * self.tok_den)
+        overlap = np.maximum(0, np.minimum(self.hi, hi) - np.maximum(self.lo, lo))
+        return _ceil_share(piece.nbytes, overlap * self.tok_num, (hi - lo) * self.tok_den)
 
 
 @dataclass(frozen=True)
@@ -97,7 +160,7 @@ class Fragment:
     import_dep: np.ndarray  # int64 position of the producer in op.deps per import
     import_task: np.ndarray  # int64 producer-local task id per import
     outputs: tuple[OutputPiece, ...]
-    entry: int  # local id of the task that waits for the inputs of a single-node op, else -1
+    entries: tuple[int, ...]  # per slice of a sliced op, the local task that waits for its inputs
     mvm_tasks: np.ndarray  # int64 local ids of MVM tasks (for reprogramming order)
     mvm_tiles: np.ndarray  # int64 tile of each MVM task
     mvm_cells: np.ndarray  # int64 weights (active rows x columns) on the tile of each MVM task
@@ -111,7 +174,7 @@ class Fragment:
                    bytes_moved: tuple[int, int, int]) -> Fragment:
         """The same tasks and edges with other durations, energies, lags and output sizes."""
         return Fragment(self.resource, duration_cycles, energy_pj, self.task_kind, self.edge_task, self.edge_pred,
-                        self.import_dep, self.import_task, outputs, self.entry, self.mvm_tasks, self.mvm_tiles,
+                        self.import_dep, self.import_task, outputs, self.entries, self.mvm_tasks, self.mvm_tiles,
                         self.mvm_cells, self.lag_task, self.lag_pred, self.lag_cycles if lag_cycles is None else lag_cycles,
                         bytes_moved)
 
@@ -171,7 +234,7 @@ class _FragmentBuilder:
             self._imports[key] = len(self._imports)
         return -(self._imports[key] + 1)
 
-    def build(self, outputs: tuple[OutputPiece, ...], entry: int = -1, mvm_tasks=(), mvm_tiles=(),
+    def build(self, outputs: tuple[OutputPiece, ...], entries: tuple[int, ...] = (), mvm_tasks=(), mvm_tiles=(),
               mvm_cells=()) -> Fragment:
         imports = np.array(list(self._imports), dtype=np.int64).reshape(-1, 2)
         cat = lambda chunks, dtype: np.concatenate(chunks).astype(dtype) if chunks else np.zeros(0, dtype)
@@ -182,7 +245,8 @@ class _FragmentBuilder:
             energy_pj=np.concatenate(self._energy) if self._energy else np.zeros((0, len(ENERGY_COMPONENTS))),
             task_kind=cat(self._kind, np.int8),
             edge_task=edge_task[by_task], edge_pred=cat(self._edge_pred, np.int64)[by_task],
-            import_dep=imports[:, 0].copy(), import_task=imports[:, 1].copy(), outputs=outputs, entry=entry,
+            import_dep=imports[:, 0].copy(), import_task=imports[:, 1].copy(), outputs=outputs,
+            entries=tuple(int(e) for e in entries),
             mvm_tasks=np.asarray(mvm_tasks, dtype=np.int64), mvm_tiles=np.asarray(mvm_tiles, dtype=np.int64),
             mvm_cells=np.asarray(mvm_cells, dtype=np.int64),
             lag_task=cat(self._lag_task, np.int64), lag_pred=cat(self._lag_pred, np.int64),
@@ -193,6 +257,24 @@ class _FragmentBuilder:
 def _ceil_share(nbytes: int, share_num: np.ndarray, share_den: int) -> np.ndarray:
     """ceil(nbytes * share_num / share_den) in exact integer arithmetic."""
     return -(-(nbytes * share_num) // share_den)
+
+
+def _even_slices(cores: tuple[int, ...], axis: int, total: int) -> Slices:
+    """`total` units (heads, rows) split as evenly as possible over at most len(cores) cores."""
+    if total < 2 or len(cores) < 2:
+        return Slices(cores[:1])
+    count = min(len(cores), total)
+    sizes = split_evenly(total, count)
+    return Slices(cores[:count], axis, tuple(np.concatenate([[0], np.cumsum(sizes)]).tolist()), total)
+
+
+def _scaled(op: Op, num: int, den: int) -> Op:
+    """The share num/den of a digital op's work and traffic (one slice of it), rounded up."""
+    if num == den:
+        return op
+    share = lambda n: -(-n * num // den)
+    return replace(op, macs=share(op.macs), elements=share(op.elements), elements_in=share(op.elements_in),
+                   elements_out=share(op.elements_out), dram_elements=share(op.dram_elements))
 
 
 def _stream_lag(pred_cycles, succ_cycles):
@@ -268,18 +350,24 @@ class Lowerer:
         ones (delivered by the op's fragment) and resident ones (already on its node). A
         resident dep becomes an edge, added at assembly, to the earlier consumer on the node
         that has it (see `_new_waits`)."""
-        cores_by_projection = np.array([placements[p.name].cores[0] for p in self.graph.projections] + [0],
-                                       dtype=np.int64)  # the extra 0: core of ops with no Linear anchor
-        op_core = cores_by_projection[self._anchor_projection]  # -1 (no anchor) picks the extra 0
-        key = op_core.tobytes()
+        groups = [self._column_groups(p, placements[p.name]) for p in self.graph.projections]
+        key = tuple(groups)
         wiring = self._wirings.get(key)
         if wiring is not None:
             return wiring
-        op_node = np.where(self._is_dram_op, self.topology.dram_node, self.topology.core_node(op_core))
-        op_node[self._op_projection >= 0] = -1  # Linear: its placement decides
+        op_slices = self._op_slices(groups)
+        n_nodes = self.topology.n_nodes
+        sites: dict[Slices, int] = {}
+        op_node = np.full(len(self.graph.ops), -1, dtype=np.int64)  # site: a node, or a set of cores
+        for op_id, slices in enumerate(op_slices):
+            if self._is_dram_op[op_id]:
+                op_node[op_id] = self.topology.dram_node
+            elif slices is not None:
+                op_node[op_id] = (self.topology.core_node(slices.cores[0]) if slices.count == 1
+                                  else sites.setdefault(slices, n_nodes + len(sites)))
         consumer, producer = self._dep_consumer, self._dep_producer
         earlier = _earlier_consumer(consumer, producer, op_node[consumer], len(self.graph.ops),
-                                    self.topology.n_nodes)
+                                    n_nodes + len(sites))
         resident = earlier >= 0
         fresh_counts = np.bincount(consumer[~resident], minlength=len(self.graph.ops))
         dep_start = np.cumsum(fresh_counts) - fresh_counts  # fresh deps of op i, flat
@@ -289,9 +377,70 @@ class Lowerer:
         if len(self._wirings) >= _WIRING_CACHE_LIMIT:
             self._wirings.clear()
         chain = _new_waits(consumer, producer, earlier, len(self.graph.ops))
-        wiring = self._wirings[key] = _Wiring(op_node.tolist(), fresh_deps, dep_start, dep_flat,
-                                              consumer[chain], earlier[chain], op_core)
+        wiring = self._wirings[key] = _Wiring(op_slices, fresh_deps, dep_start, dep_flat,
+                                              consumer[chain], earlier[chain], self._kv_slices(op_slices, groups))
         return wiring
+
+    def _column_groups(self, projection, placement: Placement) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(cores, column bounds) of a Linear's output pieces: one per reduction group
+        (analog) or per core of the group (digital), in output-column order."""
+        if placement.is_analog:
+            per_group = -(-placement.col_blocks // len(placement.cores))
+            n_groups = -(-placement.col_blocks // per_group)
+            bounds = [min(g * per_group * self.hw.analog.cols, projection.out_features) for g in range(n_groups + 1)]
+            return tuple(placement.cores[:n_groups]), tuple(bounds)
+        widths = split_evenly(projection.out_features, len(placement.cores))
+        keep = widths > 0
+        return (tuple(np.array(placement.cores)[keep].tolist()),
+                tuple(np.concatenate([[0], np.cumsum(widths[keep])]).tolist()))
+
+    def _op_slices(self, groups) -> list[Slices | None]:
+        """How each digital non-Linear op is split over the cores of the Linear it is
+        anchored to (None: Linear and DRAM ops). Attention ops: by heads, over the distinct
+        reduction cores; LayerNorm: by token rows; elementwise ops as wide as the Linear's
+        output: by its output pieces (each slice on its piece's core: no transfer); the
+        rest: one slice on the first reduction core. Ops with no Linear anchor: core 0."""
+        memo: dict = {}
+        out: list[Slices | None] = []
+        for op, anchor in zip(self.graph.ops, self._anchor_projection.tolist()):
+            if op.kind == OpKind.LINEAR or op.kind in _DRAM_OPS:
+                out.append(None)
+                continue
+            key = (op.kind, anchor, op.heads, op.tokens, op.elements)
+            slices = memo.get(key)
+            if slices is None:
+                slices = memo[key] = self._slices_for(op, groups[anchor] if anchor >= 0 else ((0,), (0, 1)),
+                                                      self.graph.projections[anchor].out_features if anchor >= 0 else 0)
+            out.append(slices)
+        return out
+
+    def _slices_for(self, op: Op, group: tuple[tuple[int, ...], tuple[int, ...]], width: int) -> Slices:
+        cores, col_bounds = group
+        distinct = tuple(dict.fromkeys(cores))
+        if not self.hw.digital.split_ops:
+            return Slices((cores[0],))
+        if op.heads > 0:
+            return _even_slices(distinct, HEADS, op.heads)
+        if op.kind == OpKind.LAYERNORM:
+            return _even_slices(distinct, ROWS, op.tokens)
+        if op.kind in _ELEMENTWISE and width and op.elements == op.tokens * width and len(cores) > 1:
+            return Slices(cores, COLS, col_bounds, width)
+        return Slices((cores[0],))
+
+    def _kv_slices(self, op_slices: list[Slices | None], groups) -> dict[int, Slices]:
+        """KV op -> how its cache is split: by heads like the attention that uses it."""
+        kv = {}
+        for op_id, ref in self._kv_ref.items():
+            op = self.graph.ops[op_id]
+            anchor = int(self._anchor_projection[ref])
+            if ref != op_id and op_slices[ref] is not None:
+                cores = op_slices[ref].cores  # a read: its attention's slices
+            else:
+                cores = groups[anchor][0] if anchor >= 0 else (0,)
+            distinct = tuple(dict.fromkeys(cores))
+            kv[op_id] = (_even_slices(distinct, HEADS, op.heads) if op.heads > 0 and self.hw.digital.split_ops
+                         else Slices((distinct[0],)))
+        return kv
 
     # ---- assembly -------------------------------------------------------------------
 
@@ -301,7 +450,7 @@ class Lowerer:
         plan = self._memory_plan(placements, wiring)
         outputs: dict[int, tuple[OutputPiece, ...]] = {}
         fragments, stages = [], np.full(len(self.graph.ops), -1, dtype=np.int64)
-        for op, node, fresh_deps in zip(self.graph.ops, wiring.op_node, wiring.fresh_deps):
+        for op, slices, fresh_deps in zip(self.graph.ops, wiring.op_slices, wiring.fresh_deps):
             placement = placements[op.projection] if op.kind == OpKind.LINEAR else None
             inputs = tuple(outputs[dep] for dep in fresh_deps)
             if op.kind == OpKind.EMBEDDING:  # token feedback: only the sampled token's id and score move
@@ -312,7 +461,7 @@ class Lowerer:
                 memory = plan.weight_resident[op.projection]
             else:
                 memory = plan.kv_split.get(op.id)
-            fragment = self._fragment(op, placement, node, inputs, memory)
+            fragment = self._fragment(op, placement, slices, inputs, memory)
             outputs[op.id] = fragment.outputs
             fragments.append(fragment)
             if mapping.program_rounds > 1:
@@ -323,34 +472,39 @@ class Lowerer:
 
     def _memory_plan(self, placements: dict[str, Placement], wiring: _Wiring) -> _MemoryPlan:
         """Digital weights first-fit per core, then each layer's share of the SRAM they
-        leave on its attention core for the KV cache, split op by op into a resident
-        (SRAM) and a spilled (DRAM) part in position order (see memory_plan)."""
+        leave on its attention cores for the KV cache (each core holds its heads' part),
+        split op by op into a resident (SRAM) and a spilled (DRAM) part in position order
+        (see memory_plan)."""
         digital = self.hw.digital
         capacity = digital.sram_kib * 1024
         weight_resident, weight_used = plan_weights(self.graph.projections, placements, digital.cores, capacity,
                                                     digital.weight_bytes)
-        kv_core = {op_id: int(wiring.op_core[ref]) for op_id, ref in self._kv_ref.items()}
         layers_on_core: dict[int, set[int]] = {}
-        for op_id, core in kv_core.items():
-            layers_on_core.setdefault(core, set()).add(self.graph.ops[op_id].layer)
+        for op_id, slices in wiring.kv_slices.items():
+            for core in slices.cores:
+                layers_on_core.setdefault(core, set()).add(self.graph.ops[op_id].layer)
         share = {core: max(0, capacity - int(weight_used[core])) // len(layers) for core, layers in layers_on_core.items()}
-        cached: dict[int, int] = {}  # layer -> bytes in its cache so far
+        cached: dict[tuple[int, int], int] = {}  # (layer, core) -> bytes in its part of the cache so far
         kv_split, kv_peak = {}, np.zeros(digital.cores, dtype=np.int64)
-        for op_id, core in kv_core.items():
+        for op_id, slices in wiring.kv_slices.items():
             op = self.graph.ops[op_id]
-            nbytes = op.dram_elements * self._act_bytes
-            held = cached.get(op.layer, 0)
-            room = share[core]
-            if op.kind == OpKind.KV_READ:
-                held = max(held, nbytes)  # the cache holds at least what is read (a decode's prompt)
-                in_sram = min(nbytes, room)
-            else:
-                in_sram = min(nbytes, max(0, room - held))
-                held += nbytes
-            cached[op.layer] = held
-            kv_split[op_id] = (core, in_sram, nbytes - in_sram)
-        for core, layers in layers_on_core.items():
-            kv_peak[core] = sum(min(cached.get(layer, 0), share[core]) for layer in layers)
+            total = op.dram_elements * self._act_bytes
+            parts = []
+            for j, core in enumerate(slices.cores):
+                nbytes = -(-total * (slices.bounds[j + 1] - slices.bounds[j]) // slices.total)
+                held = cached.get((op.layer, core), 0)
+                room = share[core]
+                if op.kind == OpKind.KV_READ:
+                    held = max(held, nbytes)  # the cache holds at least what is read (a decode's prompt)
+                    in_sram = min(nbytes, room)
+                else:
+                    in_sram = min(nbytes, max(0, room - held))
+                    held += nbytes
+                cached[(op.layer, core)] = held
+                parts.append((core, slices.bounds[j], slices.bounds[j + 1], slices.total, in_sram, nbytes - in_sram))
+            kv_split[op_id] = tuple(parts)
+        for (layer, core), held in cached.items():
+            kv_peak[core] += min(held, share[core])
         return _MemoryPlan(weight_resident, weight_used, kv_split, kv_peak, capacity)
 
     def _stage(self, op: Op, placement: Placement | None, rounds: int, stages: np.ndarray) -> int:
@@ -453,22 +607,26 @@ class Lowerer:
 
     def _resident_edges(self, fragments: list[Fragment], op_order: np.ndarray, op_offset: np.ndarray,
                         wiring: _Wiring) -> tuple[np.ndarray, np.ndarray]:
-        """(task, pred) pairs: a consumer with resident deps waits, at its entry, for every
-        ready task of the earlier consumer on its node that has them (see `_earlier_consumer`)."""
-        n_ops = len(self.graph.ops)
-        entry, ready_count = np.zeros(n_ops, dtype=np.int64), np.zeros(n_ops, dtype=np.int64)
-        entry[op_order] = [f.entry for f in fragments]
-        ready = [[t for piece in f.outputs for t in piece.ready] for f in fragments]
-        ready_count[op_order] = [len(r) for r in ready]
-        ready_flat = np.fromiter(chain.from_iterable(ready), dtype=np.int64, count=int(ready_count.sum()))
-        ready_start = np.zeros(n_ops, dtype=np.int64)
-        ready_start[op_order] = np.cumsum(ready_count[op_order]) - ready_count[op_order]
-        producer, consumer = wiring.resident_earlier, wiring.resident_consumer
-        count = ready_count[producer]
-        pair = np.repeat(np.arange(producer.shape[0]), count)
-        within = np.arange(pair.shape[0]) - np.repeat(np.cumsum(count) - count, count)
-        pred = op_offset[producer[pair]] + ready_flat[ready_start[producer[pair]] + within]
-        return op_offset[consumer[pair]] + entry[consumer[pair]], pred
+        """(task, pred) pairs: a consumer with resident deps waits, at the entry of each of
+        its slices, for the ready tasks of the same slice of the earlier consumer on its
+        cores that has them (see `_earlier_consumer`); for every one of them where the two
+        are sliced differently."""
+        fragment_of = np.empty(len(self.graph.ops), dtype=np.int64)
+        fragment_of[op_order] = np.arange(len(fragments))
+        tasks, preds = [], []
+        for consumer, earlier in zip(wiring.resident_consumer.tolist(), wiring.resident_earlier.tolist()):
+            entries = fragments[fragment_of[consumer]].entries
+            pieces = fragments[fragment_of[earlier]].outputs
+            if len(entries) == len(pieces):
+                for entry, piece in zip(entries, pieces):
+                    tasks += [entry + op_offset[consumer]] * len(piece.ready)
+                    preds += [t + op_offset[earlier] for t in piece.ready]
+            else:
+                ready = [t + op_offset[earlier] for piece in pieces for t in piece.ready]
+                for entry in entries:
+                    tasks += [entry + op_offset[consumer]] * len(ready)
+                    preds += ready
+        return np.array(tasks, dtype=np.int64), np.array(preds, dtype=np.int64)
 
     def _ordered_blocks(self, fragments, op_order, stages, program: _ProgramTasks | None,
                         units: ProgramUnits | None) -> list[_TaskBlock]:
@@ -489,144 +647,152 @@ class Lowerer:
 
     # ---- fragments --------------------------------------------------------------------
 
-    def _fragment(self, op: Op, placement: Placement | None, node: int, inputs, memory=None) -> Fragment:
-        """`node`: where a single-node op runs (-1 for Linear, whose placement decides);
-        `memory`: a digital Linear's resident flags per core, or a KV op's (core, SRAM
-        bytes, DRAM bytes) split (see `_kv_split`)."""
-        key = (self._op_work[op.id], placement, node, inputs, memory)
+    def _fragment(self, op: Op, placement: Placement | None, slices: Slices | None, inputs, memory=None) -> Fragment:
+        """`slices`: where a digital non-Linear op runs (None for Linear and DRAM ops);
+        `memory`: a digital Linear's resident flags per core, or a KV op's per-core
+        (SRAM bytes, DRAM bytes) split (see `_memory_plan`)."""
+        key = (self._op_work[op.id], placement, slices, inputs, memory)
         fragment = self._cache.get(key)
         if fragment is None:
             if len(self._cache) >= _FRAGMENT_CACHE_LIMIT:
                 self._cache.clear()
                 self._node_op_layouts.clear()
-            fragment = self._cache[key] = self._build_fragment(op, placement, node, inputs, memory)
+            fragment = self._cache[key] = self._build_fragment(op, placement, slices, inputs, memory)
         return fragment
 
-    def _build_fragment(self, op: Op, placement: Placement | None, node: int, inputs, memory) -> Fragment:
+    def _build_fragment(self, op: Op, placement: Placement | None, slices: Slices | None, inputs,
+                        memory) -> Fragment:
         builder = _FragmentBuilder()
         if op.kind == OpKind.LINEAR and placement.is_analog:
             return self._analog_linear(builder, op, placement, inputs)
         if op.kind == OpKind.LINEAR:
             return self._digital_linear(builder, op, placement, inputs, memory)
         if op.kind in (OpKind.KV_READ, OpKind.KV_WRITE):
-            return self._kv_op(builder, op, inputs, *memory)
-        # Single-node ops whose sizes change from chunk to chunk (attention over a growing
-        # context) keep their task layout: reuse it with new durations and energies.
-        layout_key = (op.kind, node, tuple(tuple((p.node, p.ready, p.nbytes > 0) for p in pieces) for pieces in inputs))
+            return self._kv_op(builder, op, inputs, memory)
+        if op.kind == OpKind.EMBEDDING:
+            return self._dram_op(builder, op, inputs)
+        # Core ops whose sizes change from chunk to chunk (attention over a growing
+        # context) keep their task layout when their inputs move the same bytes: reuse it
+        # with new durations and energies.
+        layout_key = (op.kind, slices, tuple(tuple(p for p in pieces) for pieces in inputs))
         layout = self._node_op_layouts.get(layout_key)
         if layout is not None:
-            return self._resized(layout, op, node, inputs)
-        fragment = self._node_op_layouts[layout_key] = self._node_op(builder, op, node, inputs)
+            return self._resized(layout, op, slices)
+        fragment = self._node_op_layouts[layout_key] = self._core_op(builder, op, slices, inputs)
         return fragment
 
-    def _node_op(self, builder: _FragmentBuilder, op: Op, node: int, inputs) -> Fragment:
-        """Digital ops: one task on the core at `node`. The embedding: a latency delay (no
-        resource), then the bytes on the DRAM channel, at the DRAM controller node."""
-        arrivals = self._deliver(builder, inputs, np.array([node]), np.array([1]), 1, np.zeros(1, dtype=np.int64))
-        cycles, energy, sram_bytes, dram_bytes = self._own_costs(op)
-        builder.sram_bytes += sram_bytes
-        builder.dram_bytes += dram_bytes
-        if op.kind in _DRAM_OPS:
-            entry = builder.add_tasks(_NO_RESOURCE, cycles[0], energy[:1], "delay")[0]
-            last = builder.add_tasks(self.dram_resource, cycles[1], energy[1:], "dram")[0]
-            builder.add_edges(last, entry)
-        else:
-            kind = "matmul" if op.kind == OpKind.MATMUL else _SPECIAL_COSTS[op.kind][1]
-            entry = last = builder.add_tasks(self.core_base + self.topology.node_core(node), cycles[0], energy,
-                                             kind)[0]
+    def _dram_op(self, builder: _FragmentBuilder, op: Op, inputs) -> Fragment:
+        """The embedding: a latency delay (no resource), then the bytes on the DRAM channel,
+        at the DRAM controller node."""
+        node = self.topology.dram_node
+        arrivals = self._deliver(builder, inputs, np.array([node]), _Need.whole(1), np.zeros(1, dtype=np.int64))
+        nbytes = op.dram_elements * self._act_bytes
+        builder.dram_bytes += nbytes
+        entry = builder.add_task(_NO_RESOURCE, self.dram_latency_cycles, {}, "delay")
+        last = builder.add_task(self.dram_resource, dram_stream_cycles(self.hw.memory, self.clock_ghz, nbytes),
+                                {"dram": nbytes * self.hw.memory.dram_energy_pj_per_byte}, "dram")
+        builder.add_edges(last, entry)
         self._connect(builder, np.array([entry]), arrivals)
-        return builder.build((OutputPiece(node, op.elements_out * self._act_bytes, (int(last),)),), entry=int(entry))
+        return builder.build((OutputPiece(node, op.elements_out * self._act_bytes, (int(last),)),), entries=(entry,))
 
-    def _own_costs(self, op: Op) -> tuple[list[int], np.ndarray, int, int]:
-        """Cycles and energy rows of a single-node op's own tasks, in `_node_op` order, and
-        the SRAM and DRAM bytes they move. A core op reads its inputs from and writes its
-        output to the core's SRAM (energy only: the pipeline overlaps the accesses)."""
-        if op.kind in _DRAM_OPS:
-            nbytes = op.dram_elements * self._act_bytes
-            energy = np.zeros((2, len(ENERGY_COMPONENTS)))
-            energy[1, _ENERGY["dram"]] = nbytes * self.hw.memory.dram_energy_pj_per_byte
-            return [self.dram_latency_cycles, dram_stream_cycles(self.hw.memory, self.clock_ghz, nbytes)], energy, 0, nbytes
-        if op.kind == OpKind.MATMUL:
-            cycles, energy = digital_cost.matmul_cost(self.hw.digital, op.macs)
-        else:
-            cycles, energy = _SPECIAL_COSTS[op.kind][0](self.hw.digital, op.elements)
-        sram_bytes = (op.elements_in + op.elements_out) * self._act_bytes
-        energy = dict(energy, sram=sram_bytes * self.hw.digital.sram_energy_pj_per_byte)
-        return [cycles], _energy_rows(1, **energy), sram_bytes, 0
+    def _core_op(self, builder: _FragmentBuilder, op: Op, slices: Slices, inputs) -> Fragment:
+        """Digital ops: one task per slice on its core, each receiving what its part of the
+        work needs of every input piece (see `_Need.bytes_of`)."""
+        nodes = self.topology.core_node(np.array(slices.cores, dtype=np.int64))
+        arrivals = self._deliver(builder, inputs, nodes, _Need.of_slices(slices), np.arange(slices.count))
+        kind = "matmul" if op.kind == OpKind.MATMUL else _SPECIAL_COSTS[op.kind][1]
+        tasks = []
+        for core, (cycles, energy, sram_bytes) in zip(slices.cores, self._slice_costs(op, slices)):
+            builder.sram_bytes += sram_bytes
+            tasks.append(builder.add_tasks(self.core_base + core, cycles, energy, kind)[0])
+        tasks = np.array(tasks, dtype=np.int64)
+        self._connect(builder, tasks, arrivals)
+        return builder.build(self._slice_outputs(op, slices, nodes, tasks), entries=tuple(tasks.tolist()))
 
-    def _resized(self, layout: Fragment, op: Op, node: int, inputs) -> Fragment:
-        """`layout`'s tasks and edges with `op`'s own costs and its inputs' transfer sizes.
+    def _slice_costs(self, op: Op, slices: Slices) -> list[tuple[int, np.ndarray, int]]:
+        """(cycles, energy row, SRAM bytes) of each slice's task. A core op reads its inputs
+        from and writes its output to the core's SRAM (energy only: the pipeline overlaps
+        the accesses)."""
+        costs = []
+        for j in range(slices.count):
+            part = _scaled(op, slices.bounds[j + 1] - slices.bounds[j], slices.bounds[-1] - slices.bounds[0])
+            if op.kind == OpKind.MATMUL:
+                cycles, energy = digital_cost.matmul_cost(self.hw.digital, part.macs)
+            else:
+                cycles, energy = _SPECIAL_COSTS[op.kind][0](self.hw.digital, part.elements)
+            sram_bytes = (part.elements_in + part.elements_out) * self._act_bytes
+            energy = dict(energy, sram=sram_bytes * self.hw.digital.sram_energy_pj_per_byte)
+            costs.append((cycles, _energy_rows(1, **energy), sram_bytes))
+        return costs
 
-        `_node_op` emits each moved piece's route (a chain, in piece order), then the own tasks.
-        """
+    def _slice_outputs(self, op: Op, slices: Slices, nodes: np.ndarray, tasks: np.ndarray) -> tuple[OutputPiece, ...]:
+        span = slices.bounds[-1] - slices.bounds[0]
+        return tuple(OutputPiece(int(node), -(-op.elements_out * (hi - lo) // span) * self._act_bytes, (int(task),),
+                                 slices.axis, lo, hi, slices.total)
+                     for node, task, lo, hi in zip(nodes.tolist(), tasks.tolist(), slices.bounds[:-1], slices.bounds[1:]))
+
+    def _resized(self, layout: Fragment, op: Op, slices: Slices) -> Fragment:
+        """`layout`'s tasks and edges (its inputs move the same bytes) with `op`'s own costs:
+        `_core_op` emits the transfers first, then one task per slice."""
         duration, energy = layout.duration_cycles.copy(), layout.energy_pj.copy()
-        moved = [p for pieces in inputs for p in pieces if p.nbytes > 0 and p.node != node]
-        own = slice(None)
-        lag_cycles = None
-        noc_byte_hops = 0
-        if moved:  # most attention ops get their inputs on their own node: no transfers to resize
-            hops = [self._multicast(p.node, np.array([node])).links.shape[0] for p in moved]
-            link_bytes = np.repeat(np.array([p.nbytes for p in moved], dtype=np.int64), hops)
-            own = layout.task_kind != _KIND["transfer"]
-            ic = self.hw.interconnect
-            duration[~own] = hop_cycles_many(ic, link_bytes)
-            energy[~own] = _energy_rows(link_bytes.shape[0], noc=link_bytes * ic.energy_pj_per_byte_hop)
-            noc_byte_hops = int(link_bytes.sum())
-            if layout.lag_pred.shape[0]:  # lags between hops may depend on the bytes
-                transfer_index = np.cumsum(~own) - 1
-                lag_cycles = forward_lags(ic, link_bytes[transfer_index[layout.lag_pred]])
-        duration[own], energy[own], sram_bytes, dram_bytes = self._own_costs(op)
-        output = OutputPiece(node, op.elements_out * self._act_bytes, layout.outputs[0].ready)
-        return layout.with_costs(duration, energy, (output,), lag_cycles, (sram_bytes, dram_bytes, noc_byte_hops))
+        own = np.array(layout.entries, dtype=np.int64)
+        sram_total = 0
+        for task, (cycles, energy_row, sram_bytes) in zip(own, self._slice_costs(op, slices)):
+            duration[task], energy[task] = cycles, energy_row[0]
+            sram_total += sram_bytes
+        nodes = self.topology.core_node(np.array(slices.cores, dtype=np.int64))
+        moved = layout.bytes_moved
+        return layout.with_costs(duration, energy, self._slice_outputs(op, slices, nodes, own), None,
+                                 (sram_total, moved[1], moved[2]))
 
-    def _kv_op(self, builder: _FragmentBuilder, op: Op, inputs, core: int, sram_bytes: int,
-               dram_bytes: int) -> Fragment:
-        """A KV-cache read or write split between the attention core's SRAM (the resident
-        part: one core task at `sram_bytes_per_cycle`) and DRAM (the spilled part: latency
-        delay, then the channel, at the DRAM controller node). A write's data comes from
-        its producer (K/V, on the attention core) in the same proportions; a read's deps
-        only order it (they deliver nothing). Outputs: the SRAM part on the core, the DRAM
-        part at the DRAM node, for the consumers to fetch."""
-        digital, core_node, dram_node = self.hw.digital, self.topology.core_node(core), self.topology.dram_node
-        total = max(op.dram_elements * self._act_bytes, 1)
+    def _kv_op(self, builder: _FragmentBuilder, op: Op, inputs, parts) -> Fragment:
+        """A KV-cache read or write, per attention core holding its heads' part of the
+        cache, split between that core's SRAM (the resident part: one core task at
+        `sram_bytes_per_cycle`) and DRAM (the spilled part: latency delay, then the
+        channel, at the DRAM controller node). A write's data comes from its producer
+        (K/V) in the same proportions; a read's deps only order it (they deliver nothing).
+        Outputs: each core's SRAM part on the core, its DRAM part at the DRAM node, both
+        marked with the heads they hold, for the attention slices to fetch."""
+        digital, dram_node = self.hw.digital, self.topology.dram_node
         is_write = op.kind == OpKind.KV_WRITE
         pieces, entries = [], []
-        for node, nbytes in ((core_node, sram_bytes), (dram_node, dram_bytes)):
-            if nbytes <= 0:
-                continue
-            if is_write:  # this part's share of every input piece
-                produced = [sum(p.nbytes for p in dep_pieces) or 1 for dep_pieces in inputs]
+        for core, lo, hi, heads, sram_bytes, dram_bytes in parts:
+            core_node = self.topology.core_node(core)
+            for node, nbytes in ((core_node, sram_bytes), (dram_node, dram_bytes)):
+                if nbytes <= 0:
+                    continue
+                # A write's spilled part: its share of each input goes to the DRAM node. Its
+                # resident part only waits for the inputs: the K/V reach the core with the
+                # attention's own inputs (the same heads), so they cross the mesh once.
                 arrivals = []
-                for position, (dep_pieces, whole) in enumerate(zip(inputs, produced)):
-                    arrivals += self._deliver_one(builder, position, dep_pieces, node, nbytes, whole)
-            else:
-                arrivals = self._deliver(builder, inputs, np.array([node]), np.array([0]), 1, np.zeros(1, np.int64))
-            if node == core_node:
-                entry = last = builder.add_task(self.core_base + core, digital_cost.ceil_div(nbytes, digital.sram_bytes_per_cycle),
-                                                {"sram": nbytes * digital.sram_energy_pj_per_byte}, "sram")
-                builder.sram_bytes += nbytes
-            else:
-                entry = builder.add_task(_NO_RESOURCE, self.dram_latency_cycles, {}, "delay")
-                last = builder.add_task(self.dram_resource, dram_stream_cycles(self.hw.memory, self.clock_ghz, nbytes),
-                                        {"dram": nbytes * self.hw.memory.dram_energy_pj_per_byte}, "dram")
-                builder.add_edges(last, entry)
-                builder.dram_bytes += nbytes
-            self._connect(builder, np.array([entry]), arrivals)
-            entries.append(entry)
-            pieces.append(OutputPiece(node, 0 if is_write else nbytes, (int(last),)))
+                for position, dep_pieces in enumerate(inputs):
+                    produced = sum(p.nbytes for p in dep_pieces) or 1
+                    share = nbytes if is_write and node == dram_node else 0
+                    arrivals += self._deliver(builder, tuple(() for _ in range(position)) + (dep_pieces,),
+                                              np.array([node]), _Need.whole(1, share, produced), np.zeros(1, np.int64))
+                if node == core_node:
+                    entry = last = builder.add_task(self.core_base + core,
+                                                    digital_cost.ceil_div(nbytes, digital.sram_bytes_per_cycle),
+                                                    {"sram": nbytes * digital.sram_energy_pj_per_byte}, "sram")
+                    builder.sram_bytes += nbytes
+                else:
+                    entry = builder.add_task(_NO_RESOURCE, self.dram_latency_cycles, {}, "delay")
+                    last = builder.add_task(self.dram_resource,
+                                            dram_stream_cycles(self.hw.memory, self.clock_ghz, nbytes),
+                                            {"dram": nbytes * self.hw.memory.dram_energy_pj_per_byte}, "dram")
+                    builder.add_edges(last, entry)
+                    builder.dram_bytes += nbytes
+                self._connect(builder, np.array([entry]), arrivals)
+                entries.append(entry)
+                pieces.append(OutputPiece(node, 0 if is_write else nbytes, (int(last),), HEADS, lo, hi, heads))
         if not pieces:  # nothing to move (an empty cache): a one-cycle bookkeeping step on the core
+            core = parts[0][0]
             entry = builder.add_task(self.core_base + core, 1, {}, "sram")
-            self._connect(builder, np.array([entry]), self._deliver(builder, inputs, np.array([core_node]),
-                                                                    np.array([0]), 1, np.zeros(1, np.int64)))
+            self._connect(builder, np.array([entry]), self._deliver(builder, inputs, np.array([self.topology.core_node(core)]),
+                                                                    _Need.whole(1, 0), np.zeros(1, np.int64)))
             entries.append(entry)
-            pieces.append(OutputPiece(core_node, 0, (int(entry),)))
-        return builder.build(tuple(pieces), entry=int(entries[0]))
-
-    def _deliver_one(self, builder: _FragmentBuilder, position: int, pieces, node: int, share_num: int,
-                     share_den: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """`_deliver` of one dep's pieces, share_num/share_den of each, to one node."""
-        inputs = tuple(() for _ in range(position)) + (pieces,)
-        return self._deliver(builder, inputs, np.array([node]), np.array([share_num]), share_den, np.zeros(1, np.int64))
+            pieces.append(OutputPiece(self.topology.core_node(core), 0, (int(entry),)))
+        return builder.build(tuple(pieces), entries=(entries[0],))
 
     def _digital_linear(self, builder: _FragmentBuilder, op: Op, placement: Placement, inputs,
                         resident: tuple[bool, ...]) -> Fragment:
@@ -646,10 +812,11 @@ class Lowerer:
         slices = split_evenly(op.out_features, cores.shape[0])
         keep = slices > 0
         cores, slices, resident = cores[keep], slices[keep], np.array(resident, dtype=bool)[keep]
-        arrivals = self._deliver(builder, inputs, self.topology.core_node(cores), np.ones_like(cores), 1,
+        arrivals = self._deliver(builder, inputs, self.topology.core_node(cores), _Need.whole(cores.shape[0]),
                                  np.zeros_like(cores))  # every core gets the whole input
         weight_bytes = op.in_features * slices * digital.weight_bytes
         entries, pieces, tasks = [], [], []
+        col_lo = 0
         for core, out_cols, in_sram, nbytes in zip(cores.tolist(), slices.tolist(), resident.tolist(),
                                                    weight_bytes.tolist()):
             compute, energy = digital_cost.linear_compute_cost(digital, op.tokens, op.in_features, out_cols,
@@ -662,7 +829,9 @@ class Lowerer:
             task = builder.add_task(self.core_base + core, cycles, energy, "digital_linear")
             entries.append(task)
             tasks.append(task)
-            pieces.append(OutputPiece(self.topology.core_node(core), op.tokens * out_cols * self._act_bytes, (task,)))
+            pieces.append(OutputPiece(self.topology.core_node(core), op.tokens * out_cols * self._act_bytes, (task,),
+                                      COLS, col_lo, col_lo + out_cols, op.out_features))
+            col_lo += out_cols
         tasks = np.array(tasks, dtype=np.int64)
         streamed = ~resident
         if streamed.any():
@@ -707,7 +876,9 @@ class Lowerer:
         tile_nodes = self.topology.tile_node(tiles)
 
         input_slice = (rep * placement.row_blocks + row)[used]  # tiles of one row block and replica share inputs
-        arrivals = self._deliver(builder, inputs, tile_nodes, rows * tokens, op.in_features * op.tokens, input_slice)
+        row_lo = (analog.rows * row)[used]
+        need = _Need(COLS, row_lo, row_lo + rows, op.in_features, tokens, op.tokens)  # inputs on rows
+        arrivals = self._deliver(builder, inputs, tile_nodes, need, input_slice)
         per_mvm = {shape: tile_cost.mvm_energy_pj(analog, *shape)
                    for shape in set(zip(rows.tolist(), cols.tolist()))}
         energy = np.zeros((tiles.shape[0], len(ENERGY_COMPONENTS)))
@@ -740,7 +911,9 @@ class Lowerer:
             builder.sram_bytes += sram_bytes
             reduce = builder.add_task(self.core_base + core, cycles, reduce_energy, "reduce")
             builder.add_edges(reduce, np.concatenate([np.unique(links[gather.last]), mvms[in_group & ~moved]]))
-            outputs.append(OutputPiece(core_node, op.tokens * out_features * act, (reduce,)))
+            col_lo = group * per_group * analog.cols
+            outputs.append(OutputPiece(core_node, op.tokens * out_features * act, (reduce,), COLS, col_lo,
+                                       col_lo + out_features, op.out_features))
         return builder.build(tuple(outputs), mvm_tasks=mvms, mvm_tiles=tiles, mvm_cells=rows * cols)
 
     # ---- data movement ----------------------------------------------------------------
@@ -784,9 +957,9 @@ class Lowerer:
             tree = self._trees[key] = self.topology.multicast(src_node, dst_nodes)
         return tree
 
-    def _deliver(self, builder: _FragmentBuilder, inputs, dst_nodes: np.ndarray, share_num: np.ndarray,
-                 share_den: int, dst_data: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Bring each input piece's share to each destination along one multicast tree.
+    def _deliver(self, builder: _FragmentBuilder, inputs, dst_nodes: np.ndarray, need: _Need,
+                 dst_data: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Bring what each destination `need`s of each input piece along one multicast tree.
 
         Destinations with equal `dst_data` need the same slice of a piece. Returns
         arrivals: (destination index, pred id) pairs for `_connect`: the last link into a
@@ -796,13 +969,16 @@ class Lowerer:
         for dep_position, pieces in enumerate(inputs):
             for piece in pieces:
                 ready = np.array([builder.import_ref(dep_position, t) for t in piece.ready], dtype=np.int64)
-                nbytes = _ceil_share(piece.nbytes, share_num, share_den)
+                nbytes = need.bytes_of(piece)
                 moved = (nbytes > 0) & (dst_nodes != piece.node)
                 tree = self._multicast(piece.node, dst_nodes[moved])
                 links = self._merged_transfer(builder, tree, nbytes[moved], dst_data[moved])
                 builder.add_edges(links[np.unique(tree.first)][:, None], ready[None, :])
                 arrivals.append((np.flatnonzero(moved), links[tree.last]))
-                still = np.flatnonzero(~moved)
+                # a destination that needs none of a piece's bytes does not wait for it (an
+                # ordering-only input, tok_num 0, or a zero-byte piece still orders it)
+                unneeded = (nbytes == 0) & (need.tok_num > 0) & (piece.nbytes > 0)
+                still = np.flatnonzero(~moved & ~unneeded)
                 arrivals.append((np.repeat(still, ready.shape[0]), np.tile(ready, still.shape[0])))
         return arrivals
 
@@ -869,7 +1045,7 @@ class _MemoryPlan:
 
     weight_resident: dict[str, tuple[bool, ...]]  # digital projection -> resident per core of its group
     weight_used: np.ndarray  # weight bytes resident per core
-    kv_split: dict[int, tuple[int, int, int]]  # KV op id -> (attention core, SRAM bytes, DRAM bytes)
+    kv_split: dict[int, tuple]  # KV op id -> per core: (core, lo, hi, heads, SRAM bytes, DRAM bytes)
     kv_peak: np.ndarray  # KV-cache bytes resident per core at the end
     capacity_bytes: int
 
@@ -878,13 +1054,13 @@ class _MemoryPlan:
 class _Wiring:
     """Mapping-dependent op placement and dependency split (see `Lowerer._wiring`)."""
 
-    op_node: list[int]  # node of each single-node op, -1 for Linear
+    op_slices: list[Slices | None]  # where each digital non-Linear op runs (None: Linear, DRAM op)
     fresh_deps: list[tuple[int, ...]]  # deps each op's fragment delivers
     dep_start: np.ndarray  # fresh deps of op i are dep_flat[dep_start[i]:...]
     dep_flat: np.ndarray
     resident_consumer: np.ndarray  # (consumer, earlier consumer) pairs: the earlier one, on the
-    resident_earlier: np.ndarray  # same node, already received a dep of the consumer
-    op_core: np.ndarray  # core each op is anchored to (Linear: its reduction core)
+    resident_earlier: np.ndarray  # same cores, already received a dep of the consumer
+    kv_slices: dict[int, Slices]  # KV op -> the cores (and heads) holding its cache
 
 
 def _anchor_linear(consumer: np.ndarray, producer: np.ndarray, is_linear: np.ndarray,

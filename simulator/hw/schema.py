@@ -185,6 +185,9 @@ class DigitalConfig:
     sram_energy_pj_per_byte: float = 0.5
     static_power_mw: float = 0.0  # per core (logic leakage), while the system runs
     sram_static_power_mw_per_mib: float = 0.0  # leakage of each core's SRAM, per MiB of sram_kib
+    # split attention (by heads), LayerNorm (by rows) and elementwise ops (by the Linear's
+    # output pieces) over the cores of the Linear they follow; false: each on one core
+    split_ops: bool = True
 
     @property
     def sram_static_power_mw(self) -> float:

@@ -47,6 +47,7 @@ class Op:
     elements_in: int = 0  # activation elements read
     elements_out: int = 0  # activation elements written
     dram_elements: int = 0  # EMBEDDING / KV_READ / KV_WRITE elements moved to or from DRAM
+    heads: int = 0  # attention and KV ops: independent heads (batch x n_head), split over cores
     layer: int = -1  # transformer block index, -1 outside blocks
     chunk: int = 0  # token chunk index (prefill/encoder) or decode step
 

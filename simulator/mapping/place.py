@@ -107,12 +107,14 @@ def place_targets(graph: Graph, hw: HwConfig, targets: dict[str, str], *,
     replicas = hw.analog.tiles // needed if replicate and 0 < needed <= hw.analog.tiles else 1
     slots = _pack_rounds([blocks * replicas for blocks in block_counts], hw.analog.tiles)
     topology = build_topology(hw)
+    load = np.zeros(hw.digital.cores)
     analog_placements = {}
     for projection, (rows, cols), (round_index, first_tile) in zip(analog_projections, grids, slots):
         tiles = tuple(range(first_tile, first_tile + rows * cols * replicas))
         analog_placements[projection.name] = Placement(
             projection.name, ANALOG, cores=reduction_cores(topology, tiles, rows, cols, replicas,
-                                                           hw.analog.reduction_col_blocks),
+                                                           hw.analog.reduction_col_blocks, load,
+                                                           _distance_weight(hw)),
             tiles=tiles, row_blocks=rows,
             col_blocks=cols, replicas=replicas, program_round=round_index)
     all_cores = tuple(range(hw.digital.cores))
@@ -123,24 +125,52 @@ def place_targets(graph: Graph, hw: HwConfig, targets: dict[str, str], *,
 
 
 def reduction_cores(topology: Topology, tiles: tuple[int, ...], row_blocks: int, col_blocks: int, replicas: int,
-                    col_blocks_per_group: int) -> tuple[int, ...]:
+                    col_blocks_per_group: int, load: np.ndarray | None = None,
+                    distance_weight: float = 1.0) -> tuple[int, ...]:
     """One reduction core per group of `col_blocks_per_group` consecutive column blocks
-    (0: one group), each the core nearest its group's tiles (all rows and replicas)."""
+    (0: one group). Without `load`: the core nearest its group's tiles. With `load` (work
+    already given to each core, in column blocks x (row blocks + 1), updated here): the core
+    that minimises that load plus the group's work times its distance in mesh diameters
+    times `distance_weight`, so groups spread over the cores instead of piling onto the few
+    that happen to sit near many tiles (the digital ops that follow a projection are split
+    over its reduction cores, so this balances them too) while partial sums stay near."""
     n_groups = -(-col_blocks // (col_blocks_per_group or col_blocks))
     per_group = -(-col_blocks // n_groups)  # the lowering's grouping for len(cores) groups
-    if topology.kind == "bus":  # every core is equally near: spread the groups round-robin
-        return tuple(g % topology.n_cores for g in range(n_groups))
     grid = np.array(tiles, dtype=np.int64).reshape(replicas, row_blocks, col_blocks)
-    return tuple(reduction_core(topology, tuple(grid[:, :, g * per_group:(g + 1) * per_group].ravel().tolist()))
-                 for g in range(n_groups))
+    cores = []
+    for g in range(n_groups):
+        group_tiles = tuple(grid[:, :, g * per_group:(g + 1) * per_group].ravel().tolist())
+        blocks = min(per_group, col_blocks - g * per_group)
+        if load is None:
+            cores.append(g % topology.n_cores if topology.kind == "bus" else reduction_core(topology, group_tiles))
+            continue
+        work = blocks * (row_blocks + 1)
+        cost = load + work * distance_weight * _core_distance(topology, group_tiles)
+        core = int(np.argmin(cost))  # argmin returns the first minimum
+        load[core] += work
+        cores.append(core)
+    return tuple(cores)
+
+
+def _distance_weight(hw: HwConfig) -> float:
+    """How much a far reduction core costs against a busy one: a link moves partial sums
+    simd_lanes / link_bytes_per_cycle times slower than a core reduces them."""
+    return hw.digital.simd_lanes / (hw.interconnect.link_bytes_per_cycle * hw.digital.activation_bytes)
+
+
+def _core_distance(topology: Topology, tiles: tuple[int, ...]) -> np.ndarray:
+    """Manhattan distance of each core from the centroid of `tiles`, in mesh diameters (0 on a bus)."""
+    if topology.kind == "bus":
+        return np.zeros(topology.n_cores)
+    tile_x, tile_y = topology.node_xy([topology.tile_node(t) for t in tiles])
+    core_x, core_y = topology.node_xy([topology.core_node(c) for c in range(topology.n_cores)])
+    distance = np.abs(core_x - tile_x.mean()) + np.abs(core_y - tile_y.mean())
+    return distance / max(1, topology.cols + topology.rows - 2)
 
 
 def reduction_core(topology: Topology, tiles: tuple[int, ...]) -> int:
     """The core nearest to the centroid of `tiles` (lowest id on ties)."""
-    tile_x, tile_y = topology.node_xy([topology.tile_node(t) for t in tiles])
-    core_x, core_y = topology.node_xy([topology.core_node(c) for c in range(topology.n_cores)])
-    distance = np.abs(core_x - tile_x.mean()) + np.abs(core_y - tile_y.mean())
-    return int(np.argmin(distance))  # argmin returns the first minimum
+    return int(np.argmin(_core_distance(topology, tiles)))
 
 
 def check_mapping(mapping: Mapping, graph: Graph, hw: HwConfig, source: str) -> Mapping:

@@ -123,11 +123,13 @@ class _GPT2Emitter:
                                layer=layer, chunk=chunk)
         c_attn = ops.linear(self._proj[f"{p}.attn.c_attn"], tag, rows, (ln_1,), chunk)
         kv_write = ops.cache_transfer(f"{p}.attn.kv_write#{tag}", OpKind.KV_WRITE, rows,
-                                      rows * 2 * e, (c_attn,), layer=layer, chunk=chunk)
+                                      rows * 2 * e, (c_attn,), heads=self.batch * s.n_head,
+                                      layer=layer, chunk=chunk)
         if g.from_cache:
             kv_read = ops.cache_transfer(f"{p}.attn.kv_read#{tag}", OpKind.KV_READ, rows,
                                          self.batch * g.start * 2 * e,
-                                         (x, *self._last_kv_write[layer]), layer=layer, chunk=chunk)
+                                         (x, *self._last_kv_write[layer]), heads=self.batch * s.n_head,
+                                         layer=layer, chunk=chunk)
             key_sources = (c_attn, kv_read)
         else:
             key_sources = (*self._c_attn_ids[layer], c_attn)
