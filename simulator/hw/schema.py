@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class SystemConfig:
     clock_ghz: float = 1.0  # one simulator cycle = 1 / clock_ghz ns
+    # which ready task a busy resource serves next: fifo (earliest ready, then task id) |
+    # sequence_first (earliest sequence of the batch first; needs a graph that records its sequences)
+    dispatch: str = "fifo"
 
     @property
     def cycle_ns(self) -> float:
