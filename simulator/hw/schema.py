@@ -163,6 +163,9 @@ class AnalogConfig:
     # partial sums of each group of this many consecutive column blocks are reduced on the
     # core nearest that group's tiles; 0: all column blocks of a projection on one core
     reduction_col_blocks: int = 1
+    # nearest: each reduction group on the core nearest its tiles (cores may serve several groups);
+    # exclusive: one core per group, none shared (a fully unrolled fabric; needs a mesh)
+    reduction_cores: str = "nearest"
     program_time_per_tile_us: float = 0.0
     program_energy_per_tile_nj: float = 0.0
     device: DeviceConfig = field(default_factory=DeviceConfig)
