@@ -83,22 +83,30 @@ SENSITIVITY_KEYS = (
 )
 # Modelling choices and unpublished values beyond half/double, as (label, overrides):
 # - dispatch: fifo (earliest ready first) instead of [Bu25]'s earlier-sequence-first;
+# - reduction cores: nearest (a core may reduce several groups) instead of exclusive (fully
+#   unrolled), and the earlier preset's 96 cores on a 24-wide mesh with nearest cores;
+# - mesh width: 7, 12 and 26 nodes instead of 8 (one layer's 56 nodes per 7 rows): 26 is the
+#   square grid, which smears each layer over two long rows;
 # - tile energy on the used cells (0.5 uW per cell for 40 ns, 100 TOPS/W of the cells used)
-#   instead of a full MVM's 5242.88 pJ per MVM whatever its utilisation ([Bu25] ED Tables 2-3);
+#   instead of a full MVM's 5242.88 pJ whatever its utilisation ([Bu25] ED Tables 2-3), and
+#   [Bu25]'s own 10 nJ per MVM (chosen "slightly higher" than Jain's for 3D tiers);
 # - tile static power 0 (not published per tile) against [Bu25]'s 24.12 mW passive power, which
 #   its table gives for 5 DPUs + 4 MHA units, read per tile (half and double that too);
-# - partial-sum reduction groups: 1 (preset, a light core per 512-column block), 2, and 0 (one
-#   core per projection, the timing model's rule before distributed reduction);
-# - twice the cores (16 per layer, one per reduction group of a layer), nearer every tile group.
+# - partial-sum reduction groups: 0 (one core per projection) instead of 1 per 512-column block.
 EXTRA_POINTS = (
     ("system.dispatch", ("system.dispatch=fifo",)),
+    ("analog.reduction_cores", ("analog.reduction_cores=nearest",)),
+    ("96 nearest cores, 24 wide", ("analog.reduction_cores=nearest", "digital.cores=96",
+                                   "interconnect.mesh_cols=24")),
+    ("interconnect.mesh_cols", ("interconnect.mesh_cols=7",)),
+    ("interconnect.mesh_cols", ("interconnect.mesh_cols=12",)),
+    ("interconnect.mesh_cols", ("interconnect.mesh_cols=26",)),
     ("tile energy on used cells", ("analog.cell_read_power_uw=0.5", "analog.control_energy_pj=0")),
+    ("analog.control_energy_pj", ("analog.control_energy_pj=10000",)),
     ("analog.static_power_mw", ("analog.static_power_mw=12.06",)),
     ("analog.static_power_mw", ("analog.static_power_mw=24.12",)),
     ("analog.static_power_mw", ("analog.static_power_mw=48.24",)),
     ("analog.reduction_col_blocks", ("analog.reduction_col_blocks=0",)),
-    ("analog.reduction_col_blocks", ("analog.reduction_col_blocks=2",)),
-    ("digital.cores", ("digital.cores=192", "interconnect.mesh_cols=26")),
 )
 
 
