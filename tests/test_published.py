@@ -114,6 +114,13 @@ def test_sequence_first_dispatch_serves_the_earlier_sentence_first():
     assert runs["sequence_first"].report.energy_breakdown_pj["array"] == runs["fifo"].report.energy_breakdown_pj["array"]
 
 
+def test_both_engines_agree_under_sequence_first_dispatch():
+    hw = load_hw("tiny", {"system.dispatch": "sequence_first"})
+    runs = [simulate_workload(hw, "bert-base", "encoder", batch=3, seq=8, engine=engine, chunk_tokens=2)
+            for engine in ("simpy", "fast")]
+    assert (runs[0].schedule.start_cycles == runs[1].schedule.start_cycles).all()
+
+
 def test_sequence_first_dispatch_needs_a_graph_with_sequences():
     hw = load_hw("tiny", {"system.dispatch": "sequence_first"})
     with pytest.raises(UserError, match="does not record its sequences"):
