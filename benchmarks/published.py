@@ -81,12 +81,33 @@ SENSITIVITY_KEYS = (
     "interconnect.hop_cycles",
     "digital.static_power_mw",
 )
-# Tile static power is 0 in the preset (not published per tile); [Bu25]'s 24.12 mW passive power,
-# which its table gives for 5 DPUs + 4 MHA units, read per tile instead (as hwconfigs/analog_fabric
-# does on the timing branch), and half and double that.
-# Partial-sum reduction groups: 1 (preset, a light core per 512-column block), 2, and 0 (one core
-# per projection, the timing model's rule before distributed reduction).
-EXTRA_POINTS = (("analog.static_power_mw", (12.06, 24.12, 48.24)), ("analog.reduction_col_blocks", (0, 2)))
+# Modelling choices and unpublished values beyond half/double, as (label, overrides):
+# - dispatch: fifo (earliest ready first) instead of [Bu25]'s earlier-sequence-first;
+# - reduction cores: nearest (a core may reduce several groups) instead of exclusive (fully
+#   unrolled), and the earlier preset's 96 cores on a 24-wide mesh with nearest cores;
+# - mesh width: 7, 12 and 26 nodes instead of 8 (one layer's 56 nodes per 7 rows): 26 is the
+#   square grid, which smears each layer over two long rows;
+# - tile energy on the used cells (0.5 uW per cell for 40 ns, 100 TOPS/W of the cells used)
+#   instead of a full MVM's 5242.88 pJ whatever its utilisation ([Bu25] ED Tables 2-3), and
+#   [Bu25]'s own 10 nJ per MVM (chosen "slightly higher" than Jain's for 3D tiers);
+# - tile static power 0 (not published per tile) against [Bu25]'s 24.12 mW passive power, which
+#   its table gives for 5 DPUs + 4 MHA units, read per tile (half and double that too);
+# - partial-sum reduction groups: 0 (one core per projection) instead of 1 per 512-column block.
+EXTRA_POINTS = (
+    ("system.dispatch", ("system.dispatch=fifo",)),
+    ("analog.reduction_cores", ("analog.reduction_cores=nearest",)),
+    ("96 nearest cores, 24 wide", ("analog.reduction_cores=nearest", "digital.cores=96",
+                                   "interconnect.mesh_cols=24")),
+    ("interconnect.mesh_cols", ("interconnect.mesh_cols=7",)),
+    ("interconnect.mesh_cols", ("interconnect.mesh_cols=12",)),
+    ("interconnect.mesh_cols", ("interconnect.mesh_cols=26",)),
+    ("tile energy on used cells", ("analog.cell_read_power_uw=0.5", "analog.control_energy_pj=0")),
+    ("analog.control_energy_pj", ("analog.control_energy_pj=10000",)),
+    ("analog.static_power_mw", ("analog.static_power_mw=12.06",)),
+    ("analog.static_power_mw", ("analog.static_power_mw=24.12",)),
+    ("analog.static_power_mw", ("analog.static_power_mw=48.24",)),
+    ("analog.reduction_col_blocks", ("analog.reduction_col_blocks=0",)),
+)
 
 
 def peak_figures(preset: str) -> dict:
@@ -165,14 +186,19 @@ def sensitivity(chunk_tokens: int = CHUNK_TOKENS, keys=SENSITIVITY_KEYS, extra=E
             value = assumed * factor
             if isinstance(assumed, int):
                 value = max(0, round(value)) if name == "hop_cycles" else max(1, round(value))
-            points.append((key, assumed, value))
-    for key, values in extra:
-        section, name = key.split(".")
-        points += [(key, getattr(getattr(hw, section), name), value) for value in values]
+            points.append((key, str(assumed), [f"{key}={value}"]))
+    for label, overrides in extra:
+        if "." in label and " " not in label:
+            section, name = label.split(".")
+            assumed = str(getattr(getattr(hw, section), name))
+        else:
+            assumed = "preset"
+        points.append((label, assumed, list(overrides)))
     rows = []
-    for key, assumed, value in points:
-        figures = bert_figures(parse_overrides([f"{key}={value}"]), chunk_tokens)
-        rows.append({"key": key, "assumed": assumed, "value": value,
+    for key, assumed, overrides in points:
+        figures = bert_figures(parse_overrides(overrides), chunk_tokens)
+        value = ", ".join(o.split("=", 1)[1] if o.startswith(key + "=") else o for o in overrides)
+        rows.append({"key": key, "assumed": assumed, "value": value, "overrides": overrides,
                      **{k: figures[k] for k in ("latency_ms", "tops", "tops_per_w", "continuous_tops")}})
     return rows
 
@@ -187,11 +213,11 @@ def format_rows(rows: list[dict]) -> str:
 
 
 def format_sensitivity(rows: list[dict]) -> str:
-    lines = [f"{'parameter':<34} {'assumed':>8} {'value':>9} {'latency ms':>11} {'TOP/s':>8} {'TOPS/W':>7} "
-             f"{'cont. TOP/s':>11}"]
+    lines = [f"{'parameter':<34} {'assumed':>14} {'latency ms':>11} {'TOP/s':>8} {'TOPS/W':>7} "
+             f"{'cont. TOP/s':>11}  value"]
     for r in rows:
-        lines.append(f"{r['key']:<34} {r['assumed']:>8.4g} {r['value']:>9.4g} {r['latency_ms']:>11.4f} {r['tops']:>8.1f} "
-                     f"{r['tops_per_w']:>7.2f} {r['continuous_tops']:>11.1f}")
+        lines.append(f"{r['key']:<34} {r['assumed']:>14} {r['latency_ms']:>11.4f} {r['tops']:>8.1f} "
+                     f"{r['tops_per_w']:>7.2f} {r['continuous_tops']:>11.1f}  {r['value']}")
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from simulator.engine import des, fast
 from simulator.engine.taskgraph import Schedule, TaskGraph
 from simulator.engine.lower import lower
+from simulator.report.sequences import with_sequence_priority
 from simulator.errors import UserError
 from simulator.hw.schema import HwConfig
 from simulator.ir.graph import Graph
@@ -76,7 +77,10 @@ def _lowered(hw: HwConfig, workload: str, phase: str, mapping_strategy, chunk_to
              **graph_kw) -> tuple[Graph, Mapping, TaskGraph]:
     graph = build_graph(workload, phase, chunk_tokens=chunk_tokens, **graph_kw)
     mapping = map_workload(graph, hw, mapping_strategy)
-    return graph, mapping, lower(graph, mapping, hw)
+    tg = lower(graph, mapping, hw)
+    if hw.system.dispatch == "sequence_first":
+        tg = with_sequence_priority(tg, graph)
+    return graph, mapping, tg
 
 
 def _auto_chunk_tokens(hw: HwConfig, workload: str, phase: str, mapping_strategy, task_budget: int,

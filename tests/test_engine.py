@@ -1,6 +1,8 @@
 """Both timing engines implement the written dispatch rule: hand cases, brute force, random DAGs."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -116,6 +118,47 @@ def test_both_engines_follow_the_rule_literally(tg):
     expected = brute_force_start_cycles(tg)
     assert des.simulate(tg).start_cycles.tolist() == expected
     assert fast.simulate(tg).start_cycles.tolist() == expected
+
+
+def test_priority_beats_ready_cycle_and_id(simulate):
+    # tile0: 0 runs first (priority 0); at cycle 2, 1 (ready 0, priority 2) and 2 (ready 1 after
+    # the delay 3, priority 1) wait: 2 wins on priority despite its later ready cycle and larger id.
+    tg = task_graph([0, 0, 0, -1], [2, 1, 1, 1], [[], [], [3], []], 1)
+    tg = dataclasses.replace(tg, priority=np.array([0, 2, 1, 0], dtype=np.int32))
+    assert simulate(tg).start_cycles.tolist() == [0, 3, 2, 0]
+
+
+def test_equal_priorities_keep_the_fifo_rule(simulate):
+    tg = task_graph([-1, 0, 0, 0], [1, 2, 1, 3], [[], [0], [], []], 1)
+    same = dataclasses.replace(tg, priority=np.full(4, 5, dtype=np.int32))
+    assert simulate(same).start_cycles.tolist() == simulate(tg).start_cycles.tolist() == [0, 4, 0, 1]
+
+
+def test_negative_priority_is_rejected(simulate):
+    tg = dataclasses.replace(task_graph([0], [1], [[]], 1), priority=np.array([-1], dtype=np.int32))
+    with pytest.raises(ValueError, match="priority"):
+        simulate(tg)
+
+
+@st.composite
+def prioritised_task_graphs(draw, max_tasks):
+    tg = draw(random_task_graphs(max_tasks=max_tasks))
+    priority = draw(st.lists(st.integers(0, 3), min_size=tg.n_tasks, max_size=tg.n_tasks))
+    return dataclasses.replace(tg, priority=np.array(priority, dtype=np.int32))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prioritised_task_graphs(max_tasks=14))
+def test_both_engines_follow_the_priority_rule_literally(tg):
+    expected = brute_force_start_cycles(tg)
+    assert des.simulate(tg).start_cycles.tolist() == expected
+    assert fast.simulate(tg).start_cycles.tolist() == expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prioritised_task_graphs(max_tasks=120))
+def test_engines_agree_with_priorities_on_bigger_random_graphs(tg):
+    np.testing.assert_array_equal(des.simulate(tg).start_cycles, fast.simulate(tg).start_cycles)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

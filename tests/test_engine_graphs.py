@@ -54,6 +54,7 @@ def brute_force_start_cycles(tg: TaskGraph) -> list[int]:
     start: list[int | None] = [None] * n
     finish: list[int | None] = [None] * n
     busy_until = [0] * tg.n_resources
+    priority = [0] * n if tg.priority is None else tg.priority.tolist()
 
     def ready_cycle(task, now):
         """max finish (start + lag for start-to-start edges) of the predecessors if all
@@ -78,11 +79,11 @@ def brute_force_start_cycles(tg: TaskGraph) -> list[int]:
         for r in range(tg.n_resources):
             if busy_until[r] > now:
                 continue
-            waiting = [(ready_cycle(t, now), t) for t in range(n)
+            waiting = [(priority[t], ready_cycle(t, now), t) for t in range(n)
                        if resource[t] == r and start[t] is None]
-            waiting = [w for w in waiting if w[0] is not None]
+            waiting = [w for w in waiting if w[1] is not None]
             if waiting:
-                _, task = min(waiting)
+                task = min(waiting)[-1]
                 start[task], finish[task] = now, now + duration[task]
                 busy_until[r] = finish[task]
     assert all(s is not None for s in start)

@@ -149,3 +149,26 @@ def test_each_column_block_group_reduces_on_the_core_nearest_its_tiles():
     assert len(placement.cores) == placement.col_blocks == 12
     grouped = map_workload(GRAPH, hw(200, cores=3, reduction_col_blocks=5), {"transformer.h.0.mlp.c_fc": ANALOG})
     assert len(grouped.placement("transformer.h.0.mlp.c_fc").cores) == 3  # ceil(12 / 5) groups
+
+
+def exclusive_hw(tiles, cores, reduction_cores="exclusive"):
+    return HwConfig(name="test", source="hwconfigs/test.yaml", digital=DigitalConfig(cores=cores),
+                    analog=AnalogConfig(tiles=tiles, rows=256, cols=256, reduction_cores=reduction_cores))
+
+
+def test_exclusive_reduction_cores_give_every_group_its_own_core():
+    targets = {"transformer.h.0.attn.c_attn": ANALOG, "transformer.h.0.attn.c_proj": ANALOG,
+               "transformer.h.0.mlp.c_fc": ANALOG}
+    groups = 9 + 3 + 12  # one group per 256-column block
+    nearest = map_workload(GRAPH, exclusive_hw(200, groups, "nearest"), targets)
+    shared = [c for p in nearest.placements if p.is_analog for c in p.cores]
+    assert len(set(shared)) < len(shared)  # the nearest core serves several groups
+    mapping = map_workload(GRAPH, exclusive_hw(200, groups), targets)
+    cores = [c for p in mapping.placements if p.is_analog for c in p.cores]
+    assert sorted(cores) == list(range(groups))
+
+
+def test_exclusive_reduction_cores_need_a_core_per_group():
+    targets = {"transformer.h.0.mlp.c_fc": ANALOG}  # 12 groups
+    with pytest.raises(UserError, match="exclusive needs one core per reduction group, 12 groups"):
+        map_workload(GRAPH, exclusive_hw(200, 11), targets)

@@ -1,7 +1,8 @@
 """The simpy timing engine: the readable reference for the dispatch rule in engine.taskgraph.
 
 One simpy process per resource serves a priority queue (a heapq list) of ready tasks
-keyed (ready_cycle, task_id). A task enters its resource's queue the moment its last
+keyed (ready_cycle, task_id), or (priority, ready_cycle, task_id) when the graph gives
+priorities. A task enters its resource's queue the moment its last
 predecessor finishes, waking the server if it sleeps; tasks without a resource
 (resource == -1) are pure delays and finish `duration_cycles` after they become ready.
 A task with start-to-start successors releases each of them `lag` cycles after it
@@ -55,7 +56,8 @@ class _Machine:
         self.lag_ptr, self.lag_succ, self.lag_cycles = tg.lag_ptr.tolist(), tg.lag_succ.tolist(), tg.lag_cycles.tolist()
         self.preds_left = tg.in_degrees().tolist()
         self.start_cycles = [-1] * tg.n_tasks
-        self.ready_queues: list[list[tuple[int, int]]] = [[] for _ in range(tg.n_resources)]
+        self.priority = None if tg.priority is None else tg.priority.tolist()
+        self.ready_queues: list[list[tuple[int, ...]]] = [[] for _ in range(tg.n_resources)]
         self.wake_up: list[Event | None] = [None] * tg.n_resources  # set while a server sleeps
         for r in range(tg.n_resources):
             self.env.process(self._serve(r))
@@ -73,7 +75,7 @@ class _Machine:
                 yield self.wake_up[r]
             if env.peek() == env.now:
                 yield EndOfCycle(env)
-            _, task = heappop(queue)
+            task = heappop(queue)[-1]
             self._start(task)
             yield env.timeout(self.duration_cycles[task])
             self._finish(task)
@@ -82,7 +84,10 @@ class _Machine:
         """All predecessors have finished: queue the task, or start the delay it stands for."""
         r = self.resource[task]
         if r >= 0:
-            heappush(self.ready_queues[r], (self.env.now, task))
+            if self.priority is None:
+                heappush(self.ready_queues[r], (self.env.now, task))
+            else:
+                heappush(self.ready_queues[r], (self.priority[task], self.env.now, task))
             sleeping = self.wake_up[r]
             if sleeping is not None:
                 self.wake_up[r] = None

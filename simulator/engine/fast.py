@@ -12,7 +12,8 @@ tasks in benchmarks/engine_speed.py):
     resource's queue is a sorted array filled at the back (insertion among the few
     tasks made ready in the same cycle) and emptied at the front: no heap at all.
   * Queue and heap keys are single int64s, cycle << event_bits | event id, so the
-    (cycle, task_id) order is plain integer order.
+    (cycle, task_id) order is plain integer order; a graph's priorities, if it has
+    them, sit in a queue key's top bits.
   * A resource is put on the per-cycle pick list only when it will really pick.
   * A start-to-start edge (the TaskGraph's lag CSR) is one more event: when its
     predecessor starts, its release is put in the calendar `lag` cycles ahead (event id
@@ -218,7 +219,7 @@ def _next_occupied_bucket(occupied, bucket):
 
 @njit(cache=True)
 def _schedule(records, succ_idx, preds_left, n_resources, event_bits, window_cycles, start_cycles,
-              lag_ptr, lag_succ, lag_cycles):
+              lag_ptr, lag_succ, lag_cycles, priority_keys):
     """Fill start_cycles under the dispatch rule; returns (makespan_cycles, tasks started).
 
     Events are finishes (id = task) and start-to-start releases (id = n_tasks + edge);
@@ -226,10 +227,12 @@ def _schedule(records, succ_idx, preds_left, n_resources, event_bits, window_cyc
 
     Tasks that never became ready (a cycle in the graph) are not started and keep
     whatever start_cycles held. The last cycle visited is the last finish: the makespan.
+    priority_keys (empty: no priorities) holds each task's priority in the queue keys' top bits.
     """
     n_tasks = records.shape[0] - 1
     event_mask = (np.int64(1) << event_bits) - 1
     has_lags = lag_succ.shape[0] > 0
+    has_priority = priority_keys.shape[0] > 0
     lag_next = np.empty(lag_succ.shape[0], dtype=np.int32)  # calendar list links of releases
     window_mask = window_cycles - 1
     ready_now = np.empty(n_tasks, dtype=np.int32)  # tasks whose last predecessor finished at `now`
@@ -283,7 +286,10 @@ def _schedule(records, succ_idx, preds_left, n_resources, event_bits, window_cyc
                     continue
                 if queues[r, TAIL] == queues[r, REGION_END]:
                     pool_end = _make_queue_room(queue_keys, pool_end, queues, r)
-                _queue_insert(queue_keys, queues[r, HEAD], queues[r, TAIL], (now << event_bits) | task)
+                key = (now << event_bits) | task
+                if has_priority:
+                    key |= priority_keys[task]
+                _queue_insert(queue_keys, queues[r, HEAD], queues[r, TAIL], key)
                 queues[r, TAIL] += 1
                 if state[r] == IDLE:
                     state[r] = PICKING
@@ -472,11 +478,24 @@ def calendar_window_cycles(longest_cycles: int) -> int:
     return min(max(1 << longest_cycles.bit_length(), 64), MAX_WINDOW_CYCLES)
 
 
+def _priority_keys(tg: TaskGraph) -> tuple[np.ndarray, int]:
+    """(each task's priority shifted above the (cycle, id) bits of a queue key, or an empty
+    array without priorities; the bits left below it for cycle << event_bits | id)."""
+    if tg.priority is None:
+        return np.zeros(0, dtype=np.int64), 63
+    priority = np.ascontiguousarray(tg.priority, dtype=np.int64)
+    if tg.n_tasks and int(priority.min()) < 0:
+        check_durations(tg)  # raises, with the message that names the broken rule
+    key_bits = 63 - (int(priority.max()).bit_length() if tg.n_tasks else 0)
+    return priority << key_bits, key_bits
+
+
 def simulate(tg: TaskGraph) -> Schedule:
     """Schedule the task graph with the numba list scheduler; same start cycles as engine.des."""
     event_bits = max((tg.n_tasks + tg.n_lag_edges).bit_length(), 1)
     inputs = engine_inputs(tg)
-    if inputs.total_cycles >> (63 - event_bits):  # the latest possible event must fit a key
+    priority_keys, key_bits = _priority_keys(tg)
+    if inputs.total_cycles >> (key_bits - event_bits):  # the latest possible event must fit a key
         raise ValueError(f"TaskGraph too long for int64 event keys: {tg.n_tasks} tasks, "
                          f"{inputs.total_cycles} cycles in total")
     # written now, not left empty: first touches (page faults) inside the loop cost more
@@ -485,7 +504,7 @@ def simulate(tg: TaskGraph) -> Schedule:
         inputs.records, np.ascontiguousarray(tg.succ_idx, dtype=np.int32), inputs.preds_left, tg.n_resources,
         event_bits, calendar_window_cycles(inputs.longest_cycles), start_cycles,
         np.ascontiguousarray(tg.lag_ptr, dtype=np.int64), np.ascontiguousarray(tg.lag_succ, dtype=np.int32),
-        np.ascontiguousarray(tg.lag_cycles, dtype=np.int64))
+        np.ascontiguousarray(tg.lag_cycles, dtype=np.int64), priority_keys)
     if n_started < tg.n_tasks:
         raise ValueError("TaskGraph: some tasks never became ready (predecessor ids must be smaller)")
     return Schedule(start_cycles=start_cycles, makespan_cycles=int(makespan_cycles), engine="fast")

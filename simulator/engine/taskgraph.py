@@ -14,11 +14,13 @@ The dispatch rule, which both engines implement exactly:
     it starts at its ready_cycle.
   * Every resource serves one task at a time, without preemption. Whenever a
     resource is idle at cycle t and some of its tasks are ready at or before t,
-    it starts the one with the smallest (ready_cycle, task_id) at cycle t.
+    it starts the one with the smallest (priority, ready_cycle, task_id) at cycle t.
+    priority is 0 for every task unless the graph gives one (TaskGraph.priority,
+    e.g. the sequence of a batch a task belongs to: earlier sequences first).
   * All finishes and lag releases at cycle t are processed (making successors
     ready at t) before any resource picks a task at cycle t.
 So start_cycle = the earliest cycle at which the resource is idle and the task is
-the first, by (ready_cycle, task_id), of that resource's tasks ready by then.
+the first, by (priority, ready_cycle, task_id), of that resource's tasks ready by then.
 """
 from __future__ import annotations
 
@@ -65,6 +67,8 @@ class TaskGraph:
     lag_succ: np.ndarray | None = None  # int32 [n_lag_edges], each > its predecessor
     lag_cycles: np.ndarray | None = None  # int64 [n_lag_edges], >= 1
     memory: object = None  # MemoryTraffic of the lowering (simulator.engine.memory_plan), or None
+    # dispatch priority, smaller first, before (ready_cycle, task_id); None: 0 for every task
+    priority: np.ndarray | None = None  # int32 [n_tasks], >= 0
 
     def __post_init__(self):
         if self.lag_ptr is None:  # frozen: fill the empty lag CSR once
@@ -183,3 +187,5 @@ def check_durations(tg: TaskGraph) -> None:
         raise ValueError("TaskGraph: tasks with a resource must last >= 1 cycle")
     if tg.n_lag_edges and int(tg.lag_cycles.min()) < 1:
         raise ValueError("TaskGraph: start-to-start lags must be >= 1 cycle")
+    if tg.priority is not None and tg.n_tasks and int(tg.priority.min()) < 0:
+        raise ValueError("TaskGraph.priority must be >= 0")

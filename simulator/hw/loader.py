@@ -28,6 +28,8 @@ PRESET_DIR_ENV = "AIMCSIM_HWCONFIGS"
 REQUIRED_SECTIONS = ("analog", "digital")  # the two compute halves must be stated explicitly
 
 ENUMS = {
+    "system.dispatch": ("fifo", "sequence_first"),
+    "analog.reduction_cores": ("balanced", "nearest", "exclusive"),
     "analog.adc.type": ADC_TYPES,
     "analog.adc.energy_model": ADC_ENERGY_MODELS,
     "analog.dac.encoding": INPUT_ENCODINGS,

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class SystemConfig:
     clock_ghz: float = 1.0  # one simulator cycle = 1 / clock_ghz ns
+    # which ready task a busy resource serves next: fifo (earliest ready, then task id) |
+    # sequence_first (earliest sequence of the batch first; needs a graph that records its sequences)
+    dispatch: str = "fifo"
 
     @property
     def cycle_ns(self) -> float:
@@ -160,6 +163,10 @@ class AnalogConfig:
     # partial sums of each group of this many consecutive column blocks are reduced on the
     # core nearest that group's tiles; 0: all column blocks of a projection on one core
     reduction_col_blocks: int = 1
+    # balanced: each reduction group on the core of least (work already there + work x distance);
+    # nearest: on the core nearest its tiles (cores may serve several groups);
+    # exclusive: one core per group, none shared (a fully unrolled fabric; needs a mesh)
+    reduction_cores: str = "balanced"
     program_time_per_tile_us: float = 0.0
     program_energy_per_tile_nj: float = 0.0
     device: DeviceConfig = field(default_factory=DeviceConfig)

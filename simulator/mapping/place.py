@@ -107,21 +107,37 @@ def place_targets(graph: Graph, hw: HwConfig, targets: dict[str, str], *,
     replicas = hw.analog.tiles // needed if replicate and 0 < needed <= hw.analog.tiles else 1
     slots = _pack_rounds([blocks * replicas for blocks in block_counts], hw.analog.tiles)
     topology = build_topology(hw)
-    load = np.zeros(hw.digital.cores)
+    tile_sets = [tuple(range(first_tile, first_tile + rows * cols * replicas)) for (rows, cols), (_, first_tile)
+                 in zip(grids, slots)]
+    if hw.analog.reduction_cores == "exclusive" and topology.kind == "mesh":
+        cores = exclusive_reduction_cores(topology, tile_sets, grids, replicas, hw.analog.reduction_col_blocks,
+                                          hw.source or hw.name)
+    else:
+        load = np.zeros(hw.digital.cores) if hw.analog.reduction_cores == "balanced" else None
+        cores = [reduction_cores(topology, tiles, rows, cols, replicas, hw.analog.reduction_col_blocks, load,
+                                 _distance_weight(hw))
+                 for tiles, (rows, cols) in zip(tile_sets, grids)]
     analog_placements = {}
-    for projection, (rows, cols), (round_index, first_tile) in zip(analog_projections, grids, slots):
-        tiles = tuple(range(first_tile, first_tile + rows * cols * replicas))
+    for projection, (rows, cols), (round_index, _), tiles, group_cores in zip(analog_projections, grids, slots,
+                                                                               tile_sets, cores):
         analog_placements[projection.name] = Placement(
-            projection.name, ANALOG, cores=reduction_cores(topology, tiles, rows, cols, replicas,
-                                                           hw.analog.reduction_col_blocks, load,
-                                                           _distance_weight(hw)),
-            tiles=tiles, row_blocks=rows,
+            projection.name, ANALOG, cores=group_cores, tiles=tiles, row_blocks=rows,
             col_blocks=cols, replicas=replicas, program_round=round_index)
     all_cores = tuple(range(hw.digital.cores))
     placements = tuple(analog_placements.get(p.name, Placement(p.name, DIGITAL, cores=all_cores))
                        for p in graph.projections)
     rounds = slots[-1][0] + 1 if slots else 1
     return Mapping(placements, strategy=strategy, program_rounds=rounds)
+
+
+def _group_tiles(tiles: tuple[int, ...], row_blocks: int, col_blocks: int, replicas: int,
+                 col_blocks_per_group: int) -> list[tuple[int, ...]]:
+    """The tiles (all rows and replicas) of each group of `col_blocks_per_group` consecutive
+    column blocks (0: one group), in the lowering's grouping."""
+    n_groups = -(-col_blocks // (col_blocks_per_group or col_blocks))
+    per_group = -(-col_blocks // n_groups)  # the lowering's grouping for len(cores) groups
+    grid = np.array(tiles, dtype=np.int64).reshape(replicas, row_blocks, col_blocks)
+    return [tuple(grid[:, :, g * per_group:(g + 1) * per_group].ravel().tolist()) for g in range(n_groups)]
 
 
 def reduction_cores(topology: Topology, tiles: tuple[int, ...], row_blocks: int, col_blocks: int, replicas: int,
@@ -134,12 +150,10 @@ def reduction_cores(topology: Topology, tiles: tuple[int, ...], row_blocks: int,
     times `distance_weight`, so groups spread over the cores instead of piling onto the few
     that happen to sit near many tiles (the digital ops that follow a projection are split
     over its reduction cores, so this balances them too) while partial sums stay near."""
-    n_groups = -(-col_blocks // (col_blocks_per_group or col_blocks))
-    per_group = -(-col_blocks // n_groups)  # the lowering's grouping for len(cores) groups
-    grid = np.array(tiles, dtype=np.int64).reshape(replicas, row_blocks, col_blocks)
+    groups = _group_tiles(tiles, row_blocks, col_blocks, replicas, col_blocks_per_group)
+    per_group = -(-col_blocks // len(groups))
     cores = []
-    for g in range(n_groups):
-        group_tiles = tuple(grid[:, :, g * per_group:(g + 1) * per_group].ravel().tolist())
+    for g, group_tiles in enumerate(groups):
         blocks = min(per_group, col_blocks - g * per_group)
         if load is None:
             cores.append(g % topology.n_cores if topology.kind == "bus" else reduction_core(topology, group_tiles))
@@ -166,6 +180,32 @@ def _core_distance(topology: Topology, tiles: tuple[int, ...]) -> np.ndarray:
     core_x, core_y = topology.node_xy([topology.core_node(c) for c in range(topology.n_cores)])
     distance = np.abs(core_x - tile_x.mean()) + np.abs(core_y - tile_y.mean())
     return distance / max(1, topology.cols + topology.rows - 2)
+
+
+def exclusive_reduction_cores(topology: Topology, tile_sets: list[tuple[int, ...]], grids: list[tuple[int, int]],
+                              replicas: int, col_blocks_per_group: int, source: str) -> list[tuple[int, ...]]:
+    """Per projection, its groups' reduction cores with no core shared by two groups (a fully
+    unrolled fabric): the one-to-one assignment of groups to cores of least summed Manhattan
+    distance from each group's tile centroid (scipy's linear_sum_assignment, deterministic)."""
+    from scipy.optimize import linear_sum_assignment
+
+    groups = [_group_tiles(tiles, rows, cols, replicas, col_blocks_per_group)
+              for tiles, (rows, cols) in zip(tile_sets, grids)]
+    flat = [group for projection_groups in groups for group in projection_groups]
+    if len(flat) > topology.n_cores:
+        raise UserError(f"{source}: analog.reduction_cores: exclusive needs one core per reduction group, "
+                        f"{len(flat)} groups but digital.cores is {topology.n_cores}")
+    core_x, core_y = topology.node_xy([topology.core_node(c) for c in range(topology.n_cores)])
+    distance = np.empty((len(flat), topology.n_cores))
+    for g, group in enumerate(flat):
+        tile_x, tile_y = topology.node_xy([topology.tile_node(t) for t in group])
+        distance[g] = np.abs(core_x - tile_x.mean()) + np.abs(core_y - tile_y.mean())
+    _, chosen = linear_sum_assignment(distance)
+    out, k = [], 0
+    for projection_groups in groups:
+        out.append(tuple(int(c) for c in chosen[k:k + len(projection_groups)]))
+        k += len(projection_groups)
+    return out
 
 
 def reduction_core(topology: Topology, tiles: tuple[int, ...]) -> int:

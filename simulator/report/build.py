@@ -19,6 +19,7 @@ from simulator.hw.schema import HwConfig
 from simulator.ir.graph import Graph
 from simulator.mapping.mapping import Mapping
 from simulator.report.ops import achieved_tops, achieved_tops_per_w, workload_ops
+from simulator.report.sequences import sequence_latency_summary
 from simulator.mapping.place import block_grid
 from simulator.report.bounds import lower_bound
 from simulator.report.critical_path import critical_path
@@ -45,6 +46,9 @@ class Report:
     bound: dict = field(default_factory=dict)  # Bound.to_dict() plus the simulated/bound ratios
     memory: dict = field(default_factory=dict)  # bytes per level, SRAM occupancy (from the lowering)
     ops: int = 0  # 2 x MACs of the workload (simulator.report.ops)
+    # per sequence of a batch, first MVM to last task (simulator.report.sequences): first, mean,
+    # max and per_sequence in ns; empty for graphs that do not record their sequences
+    sequence_latency_ns: dict = field(default_factory=dict)
 
     @property
     def latency_ns(self) -> float:
@@ -84,6 +88,7 @@ class Report:
             "programming": dict(self.programming),
             "bound": copy.deepcopy(self.bound),
             "memory": copy.deepcopy(self.memory),
+            "sequence_latency_ns": copy.deepcopy(self.sequence_latency_ns),
         }
 
     def programming_warnings(self) -> list[str]:
@@ -277,4 +282,5 @@ def build_report(tg: TaskGraph, schedule: Schedule, graph: Graph, mapping: Mappi
         bound=bound,
         memory=memory_summary(tg),
         ops=workload_ops(graph),
+        sequence_latency_ns=sequence_latency_summary(tg, schedule, graph),
     )

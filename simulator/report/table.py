@@ -58,6 +58,15 @@ def _bound_note(report: Report, figure: str) -> str:
     return f"   bound {value}{binding}: {bound[f'{figure}_ratio']:.2f}x"
 
 
+def _sequence_rows(report: Report) -> list[tuple[str, str]]:
+    """Per-sequence latency (first MVM to last task), which papers on pipelined fabrics quote."""
+    seq = report.sequence_latency_ns
+    if not seq:
+        return []
+    return [("per sequence", f"{format_time_ns(seq['first'])} first, {format_time_ns(seq['mean'])} mean, "
+                             f"{format_time_ns(seq['max'])} max ({len(seq['per_sequence'])} sequences)")]
+
+
 def format_report(report: Report) -> str:
     """The report as the CLI prints it: headline figures against their bounds, fallbacks,
     energy breakdown, bottleneck, memory, utilisation."""
@@ -69,6 +78,7 @@ def format_report(report: Report) -> str:
     lines += _rows([
         ("latency", f"{format_time_ns(report.latency_ns)} ({report.latency_cycles:,} cycles)"
                     + _bound_note(report, "latency")),
+        *_sequence_rows(report),
         ("throughput", f"{report.tokens_per_s:,.0f} tokens/s"),
         ("energy", f"{format_energy_pj(energy_pj)} ({format_energy_pj(per_token)}/token)"
                    + _bound_note(report, "energy")),
