@@ -674,12 +674,21 @@ class Lowerer:
         # Core ops whose sizes change from chunk to chunk (attention over a growing
         # context) keep their task layout when their inputs move the same bytes: reuse it
         # with new durations and energies.
-        layout_key = (op.kind, slices, tuple(tuple(p for p in pieces) for pieces in inputs))
+        layout_key = (op.kind, slices, self._moved_bytes(slices, inputs))
         layout = self._node_op_layouts.get(layout_key)
         if layout is not None:
             return self._resized(layout, op, slices)
         fragment = self._node_op_layouts[layout_key] = self._core_op(builder, op, slices, inputs)
         return fragment
+
+    def _moved_bytes(self, slices: Slices, inputs) -> tuple:
+        """What decides a core op's transfers and input edges: per piece, where it is, what it
+        is part of, whether it is empty, and the bytes each slice on another node takes."""
+        need = _Need.of_slices(slices)
+        nodes = self.topology.core_node(np.array(slices.cores, dtype=np.int64))
+        return tuple(tuple((p.node, p.ready, p.axis, p.lo, p.hi, p.total, p.nbytes > 0,
+                            np.where(nodes != p.node, need.bytes_of(p), 0).tobytes()) for p in pieces)
+                     for pieces in inputs)
 
     def _dram_op(self, builder: _FragmentBuilder, op: Op, inputs) -> Fragment:
         """The embedding: a latency delay (no resource), then the bytes on the DRAM channel,
