@@ -28,7 +28,8 @@ Policies (formulas in docs/timing_model.md):
   reduce task (scale, accumulate row blocks, bias) whose output is the op's output.
 - Digital Linear on a core group: one task per core, each computing a slice of the output
   columns; weights from DRAM also hold the DRAM channel (see `_digital_linear`).
-- Time multiplexing (`program_rounds > 1`): see `_program_tasks`.
+- Time multiplexing (`program_rounds > 1`): see `_program_tasks`; projections split over
+  rounds are lowered as their parts (`simulator.engine.split`).
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ from simulator.ir.graph import Graph, Op, OpKind
 from simulator.mapping.mapping import Mapping, Placement
 from simulator.engine.memory_plan import MemoryTraffic, plan_weights, split_evenly
 from simulator.engine.programming import ProgramUnits, program_units
+from simulator.engine import split
 from simulator.memory.cost import dram_latency_cycles, dram_stream_cycles, ns_to_cycles
 
 _ENERGY = {name: i for i, name in enumerate(ENERGY_COMPONENTS)}
@@ -208,8 +210,11 @@ class Lowerer:
     costs) is computed once; op fragments are cached by (op's work, placement, input pieces).
     """
 
-    def __init__(self, graph: Graph, hw: HwConfig):
+    def __init__(self, graph: Graph, hw: HwConfig, input_rows: dict[int, tuple[int, int, int]] | None = None):
+        """`input_rows`: op id -> (first, stop, features) of its input a row part reads (split.py)."""
         self.graph, self.hw = graph, hw
+        self._input_rows = input_rows or {}
+        self._split = split.SplitLowering(graph, hw, Lowerer)
         self.topology = build_topology(hw)
         self.clock_ghz = hw.system.clock_ghz
         n_tiles, n_cores, n_links = hw.analog.tiles, hw.digital.cores, self.topology.n_links
@@ -296,6 +301,8 @@ class Lowerer:
     # ---- assembly -------------------------------------------------------------------
 
     def lower(self, mapping: Mapping) -> TaskGraph:
+        if mapping.has_split:  # a projection over several programming rounds: lower its parts
+            return self._split.lower(mapping)
         placements = self._placements(mapping)
         wiring = self._wiring(placements)
         plan = self._memory_plan(placements, wiring)
@@ -308,6 +315,8 @@ class Lowerer:
                 feedback = op.tokens * _TOKEN_FEEDBACK_BYTES
                 inputs = tuple(tuple(OutputPiece(p.node, min(p.nbytes, feedback), p.ready) for p in pieces)
                                for pieces in inputs)
+            if op.id in self._input_rows:  # a row part of a split projection reads its rows' share
+                inputs = split.row_inputs(inputs, *self._input_rows[op.id])
             if placement is not None and not placement.is_analog:
                 memory = plan.weight_resident[op.projection]
             else:
@@ -594,10 +603,10 @@ class Lowerer:
         for node, nbytes in ((core_node, sram_bytes), (dram_node, dram_bytes)):
             if nbytes <= 0:
                 continue
-            if is_write:  # this part's share of every input piece
-                produced = [sum(p.nbytes for p in dep_pieces) or 1 for dep_pieces in inputs]
+            if is_write:  # this part's share of every input piece (of all deps: the parts of a split K/V Linear)
+                whole = sum(p.nbytes for dep_pieces in inputs for p in dep_pieces) or 1
                 arrivals = []
-                for position, (dep_pieces, whole) in enumerate(zip(inputs, produced)):
+                for position, dep_pieces in enumerate(inputs):
                     arrivals += self._deliver_one(builder, position, dep_pieces, node, nbytes, whole)
             else:
                 arrivals = self._deliver(builder, inputs, np.array([node]), np.array([0]), 1, np.zeros(1, np.int64))
