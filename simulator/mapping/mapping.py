@@ -73,33 +73,31 @@ def split_parts(row_blocks: int, col_blocks: int, tiles: tuple[int, ...],
     if len(rounds) != row_blocks * col_blocks or len(tiles) != len(rounds):
         raise ValueError(f"expected {row_blocks * col_blocks} rounds and tiles, one per block, "
                          f"got {len(rounds)} and {len(tiles)}")
-    grid = [rounds[r * col_blocks:(r + 1) * col_blocks] for r in range(row_blocks)]
+    rows_in: dict[int, dict[int, list[int]]] = {}  # round -> column block -> its row blocks, ascending
+    for index, block_round in enumerate(rounds):
+        row, col = divmod(index, col_blocks)
+        rows_in.setdefault(block_round, {}).setdefault(col, []).append(row)
     parts = []
-    for round_index in sorted(set(rounds)):
-        spans = []  # per column block: (first, stop) row block in this round, or None
-        for c in range(col_blocks):
-            rows = [r for r in range(row_blocks) if grid[r][c] == round_index]
-            if rows and rows[-1] - rows[0] + 1 != len(rows):
-                raise ValueError(f"column block {c}: the row blocks of round {round_index} are "
+    for round_index in sorted(rows_in):
+        spans = {}  # column block -> (first, stop) row block in this round
+        for col, rows in rows_in[round_index].items():
+            if rows[-1] - rows[0] + 1 != len(rows):
+                raise ValueError(f"column block {col}: the row blocks of round {round_index} are "
                                  f"not contiguous ({rows})")
-            spans.append((rows[0], rows[-1] + 1) if rows else None)
-        c = 0
-        while c < col_blocks:
-            stop = c + 1
-            while stop < col_blocks and spans[stop] == spans[c]:
-                stop += 1
-            if spans[c] is not None:
-                (r0, r1) = spans[c]
-                part_tiles = tuple(tiles[r * col_blocks + k] for r in range(r0, r1) for k in range(c, stop))
-                parts.append(Part(round_index, r0, r1, c, stop, part_tiles))
-            c = stop
-    for a in parts:
-        for b in parts:
-            overlap = a.col_start < b.col_stop and b.col_start < a.col_stop
-            if overlap and (a.col_start, a.col_stop) != (b.col_start, b.col_stop):
-                raise ValueError(f"the part of round {a.program_round} (column blocks {a.col_start}.."
-                                 f"{a.col_stop - 1}) and the part of round {b.program_round} (column "
-                                 f"blocks {b.col_start}..{b.col_stop - 1}) share some columns but not all")
+            spans[col] = (rows[0], rows[-1] + 1)
+        cols = sorted(spans)
+        start = 0
+        for k in range(1, len(cols) + 1):  # runs of adjacent column blocks with the same rows
+            if k == len(cols) or cols[k] != cols[k - 1] + 1 or spans[cols[k]] != spans[cols[start]]:
+                (r0, r1), c0, c1 = spans[cols[start]], cols[start], cols[k - 1] + 1
+                part_tiles = tuple(tiles[r * col_blocks + c] for r in range(r0, r1) for c in range(c0, c1))
+                parts.append(Part(round_index, r0, r1, c0, c1, part_tiles))
+                start = k
+    ranges = sorted({(p.col_start, p.col_stop, p.program_round) for p in parts})
+    for (a0, a1, a_round), (b0, b1, b_round) in zip(ranges, ranges[1:]):
+        if b0 < a1 and (a0, a1) != (b0, b1):
+            raise ValueError(f"the part of round {a_round} (column blocks {a0}..{a1 - 1}) and the part "
+                             f"of round {b_round} (column blocks {b0}..{b1 - 1}) share some columns but not all")
     return tuple(parts)
 
 
