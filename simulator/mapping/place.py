@@ -16,8 +16,9 @@ Policy, chosen to be predictable for architects reading a trace:
     time-multiplexing, projections are taken in model order while tiles remain (one that
     does not fit the remaining tiles runs digital, later smaller ones may still fit);
     with time-multiplexing and `analog.multiplexing: reprogram_per_pass` (default), every
-    projection is analog (split over rounds where it needs more tiles than there are); with `resident_subset`, the
-    projections are chosen as without time-multiplexing (no reprogramming at all).
+    projection is analog (split over rounds where it needs more tiles than are free); with
+    `resident_subset`, the projections are chosen as without time-multiplexing (no
+    reprogramming at all).
     Explicit mappings are never changed: asking for more than fits is an error.
   * More blocks than tiles is an error unless `analog.allow_time_multiplexing`; then
     projections are packed in model order into programming rounds of at most
@@ -139,7 +140,7 @@ def place_targets(graph: Graph, hw: HwConfig, targets: dict[str, str], *,
     all_cores = tuple(range(hw.digital.cores))
     placements = tuple(analog_placements.get(p.name, Placement(p.name, DIGITAL, cores=all_cores))
                        for p in graph.projections)
-    rounds = slots[-1][1][-1] + 1 if slots else 1
+    rounds = max(max(block_rounds) for _, block_rounds in slots) + 1 if slots else 1
     return Mapping(placements, strategy=strategy, program_rounds=rounds)
 
 
