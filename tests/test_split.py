@@ -200,3 +200,21 @@ def test_alpine_maps_all_of_gpt2_analog_and_programs_each_block_once():
     assert np.count_nonzero(tg.task_kind == TASK_KINDS.index("program")) == programs == 1887 - 6
     assert tg.memory.program_bytes == cells * alpine.digital.weight_bytes
     _schedule(tg)
+
+
+def test_a_reused_lowerer_lowers_split_mappings_like_a_fresh_one():
+    from simulator.hw.loader import load_hw
+    from workloads.registry import build_graph
+    alpine = load_hw("alpine")
+    graph = build_graph("gpt2", "prefill", seq=4, chunk_tokens=2)
+    names = [p.name for p in graph.projections]
+    first = map_workload(graph, alpine, dict.fromkeys(names[:6], ANALOG))
+    second = map_workload(graph, alpine, dict.fromkeys(names[2:9], ANALOG))
+    assert first.has_split and second.has_split
+    lowerer = Lowerer(graph, alpine)
+    lowerer.lower(map_workload(graph, alpine, "all-digital"))
+    lowerer.lower(first)  # fills the shared fragment caches with other placements
+    reused, fresh = lowerer.lower(second), lower(graph, second, alpine)
+    for field in ("resource", "duration_cycles", "energy_pj", "pred_ptr", "pred_idx", "task_op", "lag_ptr",
+                  "lag_succ", "lag_cycles"):
+        np.testing.assert_array_equal(getattr(reused, field), getattr(fresh, field))

@@ -214,7 +214,7 @@ class Lowerer:
         """`input_rows`: op id -> (first, stop, features) of its input a row part reads (split.py)."""
         self.graph, self.hw = graph, hw
         self._input_rows = input_rows or {}
-        self._split = split.SplitLowering(graph, hw, Lowerer)
+        self._split = split.SplitLowering(graph, hw, self._expanded_lowerer)
         self.topology = build_topology(hw)
         self.clock_ghz = hw.system.clock_ghz
         n_tiles, n_cores, n_links = hw.analog.tiles, hw.digital.cores, self.topology.n_links
@@ -248,6 +248,13 @@ class Lowerer:
         self._uses = Counter(op.projection for op in ops if op.kind == OpKind.LINEAR)  # ops per projection
         self._wirings: dict[bytes, _Wiring] = {}  # by op cores: one per distinct choice of reduction cores
         self._checked: set[tuple[Placement, int]] = set()
+
+    def _expanded_lowerer(self, graph: Graph, hw: HwConfig, input_rows: dict) -> Lowerer:
+        """A Lowerer for split.py's expanded graph, sharing this one's fragment caches
+        (fragments depend on the op's work, placement and inputs, not on the graph)."""
+        lowerer = Lowerer(graph, hw, input_rows)
+        lowerer._cache, lowerer._trees, lowerer._node_op_layouts = self._cache, self._trees, self._node_op_layouts
+        return lowerer
 
     def _kv_anchor_ops(self) -> dict[int, int]:
         """KV op -> the op whose core holds its cache: a write's latest producer (the K/V
