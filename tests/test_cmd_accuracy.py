@@ -59,6 +59,10 @@ def test_named_mapping_strategies_follow_the_capacity_rule_of_run():
     tiny = load_hw("tiny")
     timed = simulate_workload(tiny, "gpt2-pydoc", mapping_strategy="all-analog", seq=8).mapping.targets()
     assert mapping_targets("all-analog", "gpt2-pydoc", tiny) == timed
+    assert set(timed.values()) == {"analog"}  # reprogram_per_pass: split over rounds where needed
+    resident = load_hw("tiny", {"analog.multiplexing": "resident_subset"})  # only what fits at once
+    timed = simulate_workload(resident, "gpt2-pydoc", mapping_strategy="all-analog", seq=8).mapping.targets()
+    assert mapping_targets("all-analog", "gpt2-pydoc", resident) == timed
     assert 0 < sum(t == "analog" for t in timed.values()) < len(timed)
     no_tiles = load_hw("tiny", {"analog.tiles": 0})
     assert set(mapping_targets("all-analog", "gpt2-pydoc", no_tiles).values()) == {"digital"}

@@ -89,20 +89,31 @@ def test_too_few_tiles_is_a_user_error_with_the_fix():
 
 def test_time_multiplexing_packs_projections_into_rounds_in_model_order():
     mapping = map_workload(GRAPH, hw(600, multiplex=True), "all-analog")
-    # Round 0: blocks 0-4 (540 tiles) + h.5 c_attn and c_proj (36) = 576; c_fc (36) would exceed 600.
+    # Round 0: blocks 0-4 (540 tiles) + h.5 c_attn and c_proj (36) = 576; c_fc (3x12 = 36)
+    # exceeds the 24 free tiles: its first 8 column strips (3 row blocks each) fill round 0,
+    # the other 4 start round 1.
     rounds = [p.program_round for p in mapping.placements]
-    assert rounds[:22] == [0] * 22 and rounds[22] == 1
-    assert mapping.placement("transformer.h.5.mlp.c_fc").tiles[0] == 0
-    assert mapping.placement("lm_head").program_round == mapping.program_rounds - 1 == 3
+    assert rounds[:23] == [0] * 23 and rounds[23] == 1
+    c_fc = mapping.placement("transformer.h.5.mlp.c_fc")
+    assert c_fc.block_rounds == ((0,) * 8 + (1,) * 4) * 3
+    assert [(q.program_round, q.col_start, q.col_stop, q.tiles[:2]) for q in c_fc.parts()] == [
+        (0, 0, 8, (576, 577)), (1, 8, 12, (0, 1))]
+    assert mapping.placement("transformer.h.5.mlp.c_proj").tiles[0] == 12
+    # 1887 blocks fill 3 rounds of 600 and 87 of a fourth; lm_head starts in round 2
+    assert sorted(set(mapping.placement("lm_head").block_rounds)) == [2, 3] and mapping.program_rounds == 4
     for r in range(mapping.program_rounds):
-        tiles = [t for p in mapping.placements if p.program_round == r for t in p.tiles]
+        tiles = [t for p in mapping.placements for t, tr in zip(p.tiles, p.tile_rounds()) if tr == r]
         assert len(tiles) == len(set(tiles)) and max(tiles) < 600
 
 
-def test_a_projection_larger_than_all_tiles_cannot_be_multiplexed():
-    with pytest.raises(UserError, match="lm_head alone needs 591 tiles"):
-        map_workload(GRAPH, hw(500, multiplex=True), {"lm_head": ANALOG})
-    assert map_workload(GRAPH, hw(500, multiplex=True), "all-analog").target("lm_head") == "digital"
+def test_a_projection_larger_than_all_tiles_is_split_over_rounds():
+    mapping = map_workload(GRAPH, hw(500, multiplex=True), {"lm_head": ANALOG})
+    lm_head = mapping.placement("lm_head")
+    # 3 x 197 blocks on 500 tiles: 166 column strips of 3 row blocks (498 tiles), then 31.
+    assert [(q.program_round, q.col_start, q.col_stop, len(q.tiles)) for q in lm_head.parts()] == [
+        (0, 0, 166, 498), (1, 166, 197, 93)]
+    assert mapping.program_rounds == 2
+    assert map_workload(GRAPH, hw(500, multiplex=True), "all-analog").target("lm_head") == "analog"
 
 
 def test_bad_strategies_are_user_errors():

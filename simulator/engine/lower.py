@@ -28,7 +28,8 @@ Policies (formulas in docs/timing_model.md):
   reduce task (scale, accumulate row blocks, bias) whose output is the op's output.
 - Digital Linear on a core group: one task per core, each computing a slice of the output
   columns; weights from DRAM also hold the DRAM channel (see `_digital_linear`).
-- Time multiplexing (`program_rounds > 1`): see `_program_tasks`.
+- Time multiplexing (`program_rounds > 1`): see `_program_tasks`; projections split over
+  rounds are lowered as their parts (`simulator.engine.split`).
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ from simulator.ir.graph import Graph, Op, OpKind
 from simulator.mapping.mapping import Mapping, Placement
 from simulator.engine.memory_plan import MemoryTraffic, plan_weights, split_evenly
 from simulator.engine.programming import ProgramUnits, program_units
+from simulator.engine import split
 from simulator.memory.cost import dram_latency_cycles, dram_stream_cycles, ns_to_cycles
 
 _ENERGY = {name: i for i, name in enumerate(ENERGY_COMPONENTS)}
@@ -290,8 +292,11 @@ class Lowerer:
     costs) is computed once; op fragments are cached by (op's work, placement, input pieces).
     """
 
-    def __init__(self, graph: Graph, hw: HwConfig):
+    def __init__(self, graph: Graph, hw: HwConfig, input_rows: dict[int, tuple[int, int, int]] | None = None):
+        """`input_rows`: op id -> (first, stop, features) of its input a row part reads (split.py)."""
         self.graph, self.hw = graph, hw
+        self._input_rows = input_rows or {}
+        self._split = split.SplitLowering(graph, hw, self._expanded_lowerer)
         self.topology = build_topology(hw)
         self.clock_ghz = hw.system.clock_ghz
         n_tiles, n_cores, n_links = hw.analog.tiles, hw.digital.cores, self.topology.n_links
@@ -325,6 +330,13 @@ class Lowerer:
         self._uses = Counter(op.projection for op in ops if op.kind == OpKind.LINEAR)  # ops per projection
         self._wirings: dict[bytes, _Wiring] = {}  # by op cores: one per distinct choice of reduction cores
         self._checked: set[tuple[Placement, int]] = set()
+
+    def _expanded_lowerer(self, graph: Graph, hw: HwConfig, input_rows: dict) -> Lowerer:
+        """A Lowerer for split.py's expanded graph, sharing this one's fragment caches
+        (fragments depend on the op's work, placement and inputs, not on the graph)."""
+        lowerer = Lowerer(graph, hw, input_rows)
+        lowerer._cache, lowerer._trees, lowerer._node_op_layouts = self._cache, self._trees, self._node_op_layouts
+        return lowerer
 
     def _kv_anchor_ops(self) -> dict[int, int]:
         """KV op -> the op whose core holds its cache: a write's latest producer (the K/V
@@ -445,6 +457,8 @@ class Lowerer:
     # ---- assembly -------------------------------------------------------------------
 
     def lower(self, mapping: Mapping) -> TaskGraph:
+        if mapping.has_split:  # a projection over several programming rounds: lower its parts
+            return self._split.lower(mapping)
         placements = self._placements(mapping)
         wiring = self._wiring(placements)
         plan = self._memory_plan(placements, wiring)
@@ -457,6 +471,8 @@ class Lowerer:
                 feedback = op.tokens * _TOKEN_FEEDBACK_BYTES
                 inputs = tuple(tuple(OutputPiece(p.node, min(p.nbytes, feedback), p.ready) for p in pieces)
                                for pieces in inputs)
+            if op.id in self._input_rows:  # a row part of a split projection reads its rows' share
+                inputs = split.row_inputs(inputs, *self._input_rows[op.id])
             if placement is not None and not placement.is_analog:
                 memory = plan.weight_resident[op.projection]
             else:
@@ -773,9 +789,10 @@ class Lowerer:
                 # A write's spilled part: its share of each input goes to the DRAM node. Its
                 # resident part only waits for the inputs: the K/V reach the core with the
                 # attention's own inputs (the same heads), so they cross the mesh once.
+                # (of all deps together: the parts of a split K/V Linear)
+                produced = sum(p.nbytes for dep_pieces in inputs for p in dep_pieces) or 1
                 arrivals = []
                 for position, dep_pieces in enumerate(inputs):
-                    produced = sum(p.nbytes for p in dep_pieces) or 1
                     share = nbytes if is_write and node == dram_node else 0
                     arrivals += self._deliver(builder, tuple(() for _ in range(position)) + (dep_pieces,),
                                               np.array([node]), _Need.whole(1, share, produced), np.zeros(1, np.int64))

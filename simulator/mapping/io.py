@@ -11,6 +11,8 @@ Format (every key optional):
     program_rounds: 1             # written by save_mapping, with:
     placements:                   # explicit tiles/cores; if present they are used as is
       - {projection: lm_head, target: digital, cores: [0, 1]}
+      # a projection split over programming rounds also lists the round of each block:
+      # block_rounds: [0, 0, 1, 1]   (row-block major, like tiles; see simulator.mapping.mapping)
 
 Precedence: `default`, then glob entries in file order (a later glob overrides an
 earlier one), then exact names, which win over any glob. A name that is not a
@@ -36,7 +38,8 @@ from simulator.safe_yaml import read_yaml_file
 
 TOP_LEVEL_KEYS = ("strategy", "default", "projections", "program_rounds", "placements")
 PLACEMENT_INT_KEYS = ("row_blocks", "col_blocks", "replicas", "program_round")
-PLACEMENT_KEYS = ("projection", "target", "cores", "tiles") + PLACEMENT_INT_KEYS
+PLACEMENT_LIST_KEYS = ("cores", "tiles", "block_rounds")
+PLACEMENT_KEYS = ("projection", "target", "cores", "tiles") + PLACEMENT_INT_KEYS + ("block_rounds",)
 GLOB_CHARS = "*?["
 
 
@@ -123,7 +126,7 @@ def _placement_from_entry(entry, index: int, source) -> Placement:
         raise UserError(f"{where}: {unknown[0]}: unknown key; valid keys are {', '.join(PLACEMENT_KEYS)}")
     fields = {"projection": entry["projection"],
               "target": check_target(entry.get("target"), f"{where}.target")}
-    for key in ("cores", "tiles"):
+    for key in PLACEMENT_LIST_KEYS:
         if key in entry:
             fields[key] = _int_list(entry[key], f"{where}.{key}")
     for key in PLACEMENT_INT_KEYS:
@@ -175,9 +178,17 @@ def mapping_document(mapping: Mapping) -> dict:
         "strategy": mapping.strategy,
         "program_rounds": mapping.program_rounds,
         "projections": mapping.targets(),
-        "placements": [{**asdict(p), "cores": list(p.cores), "tiles": list(p.tiles)}
-                       for p in mapping.placements],
+        "placements": [_placement_entry(p) for p in mapping.placements],
     }
+
+
+def _placement_entry(placement: Placement) -> dict:
+    """A placement as YAML-ready data; `block_rounds` only for a projection split over rounds."""
+    entry = {**asdict(placement), "cores": list(placement.cores), "tiles": list(placement.tiles),
+             "block_rounds": list(placement.block_rounds)}
+    if not placement.block_rounds:
+        del entry["block_rounds"]
+    return entry
 
 
 def save_mapping(mapping: Mapping, path) -> None:

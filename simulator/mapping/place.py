@@ -16,13 +16,18 @@ Policy, chosen to be predictable for architects reading a trace:
     time-multiplexing, projections are taken in model order while tiles remain (one that
     does not fit the remaining tiles runs digital, later smaller ones may still fit);
     with time-multiplexing and `analog.multiplexing: reprogram_per_pass` (default), every
-    projection that fits one programming round is analog; with `resident_subset`, the
-    projections are chosen as without time-multiplexing (no reprogramming at all).
+    projection is analog (split over rounds where it needs more tiles than are free); with
+    `resident_subset`, the projections are chosen as without time-multiplexing (no
+    reprogramming at all).
     Explicit mappings are never changed: asking for more than fits is an error.
   * More blocks than tiles is an error unless `analog.allow_time_multiplexing`; then
     projections are packed in model order into programming rounds of at most
-    `analog.tiles` blocks, tile ids restarting at 0 in every round. A projection is
-    never split over rounds: one that alone needs more tiles than exist is an error.
+    `analog.tiles` blocks, tile ids restarting at 0 in every round (`_pack_blocks`). A
+    projection that fits the free tiles of the current round goes there whole; one that
+    does not is split: whole column strips (all its row blocks) fill the current round's
+    free tiles and continue in the next rounds; when even one column strip has more row
+    blocks than there are tiles, each strip is split by rows too, and the row parts'
+    partial sums are added on a core (see `simulator.engine.split`).
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ from simulator.errors import UserError
 from simulator.hw.schema import AnalogConfig, HwConfig
 from simulator.interconnect.mesh import Topology, build_topology
 from simulator.ir.graph import Graph, Projection
-from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping, Placement
+from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping, Placement, split_parts
 
 TARGETS = (ANALOG, DIGITAL)
 ALL_ANALOG = "all-analog"
@@ -75,23 +80,40 @@ def _check_capacity(analog_projections: list[Projection], block_counts: list[int
         raise UserError(f"{source}: the mapping needs {needed} tiles, {hw_source(hw)} has "
                         f"analog.tiles={tiles}; set analog.allow_time_multiplexing: true or map "
                         "fewer projections analog")
-    for projection, blocks in zip(analog_projections, block_counts):
-        if blocks > tiles:
-            raise UserError(f"{source}: {projection.name} alone needs {blocks} tiles of "
-                            f"{hw.analog.rows}x{hw.analog.cols}, more than analog.tiles={tiles} of "
-                            f"{hw_source(hw)}, so even time-multiplexing cannot hold it; map it "
-                            "digital or use more or larger tiles")
 
 
-def _pack_rounds(block_counts: list[int], tiles: int) -> list[tuple[int, int]]:
-    """(program_round, first tile id) per projection, filling rounds in model order."""
+def _pack_blocks(grids: list[tuple[int, int]], replicas: int,
+                 tiles: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """(tile per block, round per block), row-block major (per replica), for each
+    projection's (row_blocks, col_blocks), filling rounds of `tiles` in model order: whole
+    where the free tiles of the current round hold it, else split (module doc). Within
+    each round a projection's parts take consecutive tile ids, row-block major."""
     placed = []
     round_index, used = 0, 0
-    for blocks in block_counts:
-        if used + blocks > tiles:
-            round_index, used = round_index + 1, 0
-        placed.append((round_index, used))
-        used += blocks
+    for rows, cols in grids:
+        blocks = rows * cols * replicas
+        if used + blocks <= tiles:
+            placed.append((tuple(range(used, used + blocks)), (round_index,) * blocks))
+            used += blocks
+            continue
+        block_round = [0] * blocks
+        next_tile = {round_index: used}  # first free tile of each round this projection uses
+        for col in range(cols):
+            row = 0
+            while row < rows:
+                if used == tiles or (rows <= tiles and used + rows > tiles):  # next round
+                    round_index, used = round_index + 1, 0
+                    next_tile[round_index] = 0
+                height = min(rows - row, tiles - used)
+                for r in range(row, row + height):
+                    block_round[r * cols + col] = round_index
+                row, used = row + height, used + height
+        tile_of = [0] * blocks
+        for part in split_parts(rows, cols, tuple(range(blocks)), tuple(block_round)):
+            for block in part.tiles:  # block indices, row-block major within the part
+                tile_of[block] = next_tile[part.program_round]
+                next_tile[part.program_round] += 1
+        placed.append((tuple(tile_of), tuple(block_round)))
     return placed
 
 
@@ -105,10 +127,9 @@ def place_targets(graph: Graph, hw: HwConfig, targets: dict[str, str], *,
     _check_capacity(analog_projections, block_counts, hw, source)
     needed = sum(block_counts)
     replicas = hw.analog.tiles // needed if replicate and 0 < needed <= hw.analog.tiles else 1
-    slots = _pack_rounds([blocks * replicas for blocks in block_counts], hw.analog.tiles)
+    slots = _pack_blocks(grids, replicas, hw.analog.tiles)
     topology = build_topology(hw)
-    tile_sets = [tuple(range(first_tile, first_tile + rows * cols * replicas)) for (rows, cols), (_, first_tile)
-                 in zip(grids, slots)]
+    tile_sets = [tiles for tiles, _ in slots]
     if hw.analog.reduction_cores == "exclusive" and topology.kind == "mesh":
         cores = exclusive_reduction_cores(topology, tile_sets, grids, replicas, hw.analog.reduction_col_blocks,
                                           hw.source or hw.name)
@@ -118,15 +139,15 @@ def place_targets(graph: Graph, hw: HwConfig, targets: dict[str, str], *,
                                  _distance_weight(hw))
                  for tiles, (rows, cols) in zip(tile_sets, grids)]
     analog_placements = {}
-    for projection, (rows, cols), (round_index, _), tiles, group_cores in zip(analog_projections, grids, slots,
-                                                                               tile_sets, cores):
+    for projection, (rows, cols), (tiles, rounds), group_cores in zip(analog_projections, grids, slots, cores):
+        split = len(set(rounds)) > 1
         analog_placements[projection.name] = Placement(
-            projection.name, ANALOG, cores=group_cores, tiles=tiles, row_blocks=rows,
-            col_blocks=cols, replicas=replicas, program_round=round_index)
+            projection.name, ANALOG, cores=group_cores, tiles=tiles, row_blocks=rows, col_blocks=cols,
+            replicas=replicas, program_round=rounds[0], block_rounds=rounds if split else ())
     all_cores = tuple(range(hw.digital.cores))
     placements = tuple(analog_placements.get(p.name, Placement(p.name, DIGITAL, cores=all_cores))
                        for p in graph.projections)
-    rounds = slots[-1][0] + 1 if slots else 1
+    rounds = max(max(block_rounds) for _, block_rounds in slots) + 1 if slots else 1
     return Mapping(placements, strategy=strategy, program_rounds=rounds)
 
 
@@ -258,13 +279,36 @@ def _check_placement(placement: Placement, projection: Projection, hw: HwConfig,
     if not 0 <= placement.program_round < rounds:
         raise UserError(f"{where}: program_round: expected 0..{rounds - 1}, "
                         f"got {placement.program_round}")
-    for tile in placement.tiles:
+    if placement.block_rounds:
+        _check_block_rounds(placement, rounds, where)
+    for tile, tile_round in zip(placement.tiles, placement.tile_rounds()):
         if not 0 <= tile < hw.analog.tiles:
             raise UserError(f"{where}: tiles: id {tile} is outside 0..{hw.analog.tiles - 1}")
-        if (placement.program_round, tile) in used_tiles:
+        if (tile_round, tile) in used_tiles:
             raise UserError(f"{where}: tiles: tile {tile} is already used in program round "
-                            f"{placement.program_round}")
-        used_tiles.add((placement.program_round, tile))
+                            f"{tile_round}")
+        used_tiles.add((tile_round, tile))
+
+
+def _check_block_rounds(placement: Placement, rounds: int, where: str) -> None:
+    """A split placement's rounds: one per block, in range, starting at program_round, in parts."""
+    if placement.replicas != 1:
+        raise UserError(f"{where}: block_rounds: a projection split over rounds has no replicas, "
+                        f"got replicas={placement.replicas}")
+    blocks = placement.row_blocks * placement.col_blocks
+    if len(placement.block_rounds) != blocks:
+        raise UserError(f"{where}: block_rounds: expected {blocks} rounds (one per block, row-block "
+                        f"major) or none, got {len(placement.block_rounds)}")
+    bad = [r for r in placement.block_rounds if not 0 <= r < rounds]
+    if bad:
+        raise UserError(f"{where}: block_rounds: expected rounds in 0..{rounds - 1}, got {bad[0]}")
+    if min(placement.block_rounds) != placement.program_round:
+        raise UserError(f"{where}: program_round: expected the first of block_rounds "
+                        f"({min(placement.block_rounds)}), got {placement.program_round}")
+    try:
+        placement.parts()
+    except ValueError as error:
+        raise UserError(f"{where}: block_rounds: {error}") from None
 
 
 def fitting_analog_targets(graph: Graph, hw: HwConfig) -> dict[str, str]:
@@ -276,7 +320,7 @@ def fitting_analog_targets(graph: Graph, hw: HwConfig) -> dict[str, str]:
         rows, cols = block_grid(projection, hw.analog)
         blocks = rows * cols
         if hw.analog.allow_time_multiplexing and hw.analog.multiplexing == "reprogram_per_pass":
-            fits = blocks <= tiles
+            fits = tiles > 0  # split over rounds where it needs more tiles than there are
         else:
             fits = blocks <= free
             free -= blocks if fits else 0

@@ -167,8 +167,8 @@ def _reprogrammings_per_tile(mapping: Mapping, passes: int, n_tiles: int) -> np.
     rounds_of_tile: list[set[int]] = [set() for _ in range(n_tiles)]
     for p in mapping.placements:
         if p.is_analog:
-            for tile in p.tiles:
-                rounds_of_tile[tile].add(p.program_round)
+            for tile, tile_round in zip(p.tiles, p.tile_rounds()):  # per block: a split projection spans rounds
+                rounds_of_tile[tile].add(tile_round)
     counts = np.zeros(n_tiles)
     for tile, rounds in enumerate(rounds_of_tile):
         if len(rounds) > 1:
