@@ -41,15 +41,6 @@ OP_GAP_REASONS = {
     "gelu": "a GELU runs on its projection's reduction cores, while the bound spreads it over every core",
 }
 GAP_REASONS = {
-    "kv_read": "each layer's KV cache is read through its attention core's SRAM port, layer after "
-               "layer, while the bound reads it through every core's port at once",
-    "linear_analog": "an analog projection's partial sums are reduced on its reduction core's SIMD "
-                     "lanes after its MVMs, while the bound spreads the reduction over every core",
-    "softmax": "a layer's softmax runs on its attention core, while the bound spreads it over every core",
-    "matmul": "a layer's QK^T and AV run on its attention core, while the bound spreads them over every core",
-    "gelu": "a GELU runs on one core, while the bound spreads it over every core",
-}
-GAP_REASONS = {
     "digital_compute": "digital ops run on the few cores of the projection they follow (its "
                        "reduction cores), one after another along the layers, while the bound "
                        "spreads each op over every core",
@@ -107,32 +98,8 @@ def _gap(row: dict, top: str) -> str:
         ops = row["critical_path_op_shares"]
         top_op = max(ops, key=ops.get) if ops else None
         text = f"latency: the critical path is {100 * row['critical_path_shares'][top]:.0f} % {top}"
-        if top_op in OP_GAP_REASONS = {
-    "kv_read": "each layer's KV cache is read through the SRAM ports of the cores holding its heads "
-               "(the K/V projection's reduction cores), layer after layer, while the bound reads it "
-               "through every core's port at once",
-    "linear_analog": "each analog projection's partial sums cross the mesh to its reduction cores and "
-                     "are added there before the next layer can start, token after token, while the "
-                     "bound's chain moves nothing and spreads the additions over every core",
-    "softmax": "a layer's softmax runs on the cores holding its heads, while the bound spreads it over every core",
-    "matmul": "a layer's QK^T and AV run on the cores holding its heads, while the bound spreads them over "
-              "every core",
-    "gelu": "a GELU runs on its projection's reduction cores, while the bound spreads it over every core",
-}
-GAP_REASONS:
-            text += f", {100 * ops[top_op]:.0f} % {top_op}: {OP_GAP_REASONS = {
-    "kv_read": "each layer's KV cache is read through the SRAM ports of the cores holding its heads "
-               "(the K/V projection's reduction cores), layer after layer, while the bound reads it "
-               "through every core's port at once",
-    "linear_analog": "each analog projection's partial sums cross the mesh to its reduction cores and "
-                     "are added there before the next layer can start, token after token, while the "
-                     "bound's chain moves nothing and spreads the additions over every core",
-    "softmax": "a layer's softmax runs on the cores holding its heads, while the bound spreads it over every core",
-    "matmul": "a layer's QK^T and AV run on the cores holding its heads, while the bound spreads them over "
-              "every core",
-    "gelu": "a GELU runs on its projection's reduction cores, while the bound spreads it over every core",
-}
-GAP_REASONS[top_op]}"
+        if top_op in OP_GAP_REASONS:
+            text += f", {100 * ops[top_op]:.0f} % {top_op}: {OP_GAP_REASONS[top_op]}"
         else:
             text += f": {GAP_REASONS.get(top, '')}"
         notes.append(text)

@@ -369,20 +369,22 @@ def test_sram_overflows_across_two_projections_first_fit_in_graph_order():
 
 
 def test_kv_cache_spills_to_dram_once_it_outgrows_the_sram():
-    # 1 KiB of SRAM, no weights, one layer on core0: the cache read (768 B) is resident; the
-    # write of 512 more bytes fits only 256 B, the other 256 B spill to DRAM
+    # 1 KiB of SRAM, no weights, one layer on core0. qk's working set (64 B in, 64 B out) is
+    # reserved first: 896 B are left for the cache. The read (768 B) is resident; the write of
+    # 512 more bytes fits only 128 B, the other 384 B spill to DRAM
     hw = HwConfig(digital=DigitalConfig(cores=1, sram_kib=1))
     ops = (Op(0, "kv_read", OpKind.KV_READ, dram_elements=768, elements_out=768, layer=0),
-           Op(1, "qk", OpKind.MATMUL, (0,), macs=64, elements_in=768, elements_out=64, layer=0),
+           Op(1, "qk", OpKind.MATMUL, (0,), macs=64, elements_in=64, elements_out=64, layer=0),
            Op(2, "kv_write", OpKind.KV_WRITE, (1,), dram_elements=512, elements_in=512, layer=0))
     tg = lower(Graph("toy", "decode", 1, 1, ops, ()), Mapping(()), hw)
     read, write = (tg.task_op == 0), (tg.task_op == 2)
     assert [TASK_KINDS[k] for k in tg.task_kind[read]] == ["sram"]
     assert tg.energy_pj[read, E["sram"]].sum() == pytest.approx(768 * 0.5) and tg.duration_cycles[read][0] == 12
     assert [TASK_KINDS[k] for k in tg.task_kind[write]] == ["sram", "transfer", "delay", "dram"]
-    assert tg.energy_pj[write, E["sram"]].sum() == pytest.approx(256 * 0.5)
-    assert tg.energy_pj[write, E["dram"]].sum() == pytest.approx(256 * 20.0)
-    assert tg.memory.kv_resident_bytes == (1024,) and tg.memory.dram_bytes == 256
+    assert tg.energy_pj[write, E["sram"]].sum() == pytest.approx(128 * 0.5)
+    assert tg.energy_pj[write, E["dram"]].sum() == pytest.approx(384 * 20.0)
+    assert tg.memory.activation_bytes == (128,) and tg.memory.kv_resident_bytes == (896,)
+    assert tg.memory.resident_bytes == (1024,) and tg.memory.dram_bytes == 384
     _schedule(tg)
 
 

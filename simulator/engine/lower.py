@@ -493,13 +493,15 @@ class Lowerer:
         (see memory_plan)."""
         digital = self.hw.digital
         capacity = digital.sram_kib * 1024
-        weight_resident, weight_used = plan_weights(self.graph.projections, placements, digital.cores, capacity,
+        buffer = np.minimum(self._activation_buffer(placements, wiring), capacity)
+        weight_resident, weight_used = plan_weights(self.graph.projections, placements, buffer, capacity,
                                                     digital.weight_bytes)
         layers_on_core: dict[int, set[int]] = {}
         for op_id, slices in wiring.kv_slices.items():
             for core in slices.cores:
                 layers_on_core.setdefault(core, set()).add(self.graph.ops[op_id].layer)
-        share = {core: max(0, capacity - int(weight_used[core])) // len(layers) for core, layers in layers_on_core.items()}
+        share = {core: max(0, capacity - int(buffer[core]) - int(weight_used[core])) // len(layers)
+                 for core, layers in layers_on_core.items()}
         cached: dict[tuple[int, int], int] = {}  # (layer, core) -> bytes in its part of the cache so far
         kv_split, kv_peak = {}, np.zeros(digital.cores, dtype=np.int64)
         for op_id, slices in wiring.kv_slices.items():
@@ -521,7 +523,35 @@ class Lowerer:
             kv_split[op_id] = tuple(parts)
         for (layer, core), held in cached.items():
             kv_peak[core] += min(held, share[core])
-        return _MemoryPlan(weight_resident, weight_used, kv_split, kv_peak, capacity)
+        return _MemoryPlan(weight_resident, weight_used, kv_split, kv_peak, capacity, buffer)
+
+    def _activation_buffer(self, placements: dict[str, Placement], wiring: _Wiring) -> np.ndarray:
+        """Per core, the largest working set of one op slice that runs there: inputs and
+        outputs of a core op's slice or a digital Linear's slice; partial sums and output of
+        an analog reduction group. Computed once per distinct (op work, where it runs)."""
+        act, cores = self._act_bytes, self.hw.digital.cores
+        buffer = np.zeros(cores, dtype=np.int64)
+        seen: set = set()
+        for op, slices in zip(self.graph.ops, wiring.op_slices):
+            placement = placements.get(op.projection) if op.kind == OpKind.LINEAR else None
+            key = (self._op_work[op.id], slices, placement)
+            if key in seen or (slices is None and placement is None):
+                continue
+            seen.add(key)
+            if slices is not None:
+                span = slices.bounds[-1] - slices.bounds[0]
+                for j, core in enumerate(slices.cores):
+                    part = _scaled(op, slices.bounds[j + 1] - slices.bounds[j], span)
+                    buffer[core] = max(buffer[core], (part.elements_in + part.elements_out) * act)
+                continue
+            projection = self.graph.projections[int(self._op_projection[op.id])]
+            group_cores, bounds = self._column_groups(projection, placement)
+            row_blocks = placement.row_blocks if placement.is_analog else 0
+            for core, lo, hi in zip(group_cores, bounds[:-1], bounds[1:]):
+                held = op.tokens * (hi - lo) * (row_blocks + 1) if placement.is_analog else \
+                    op.tokens * (op.in_features + hi - lo)
+                buffer[core] = max(buffer[core], held * act)
+        return buffer
 
     def _stage(self, op: Op, placement: Placement | None, rounds: int, stages: np.ndarray) -> int:
         """Programming epoch an op runs in: (decode step, round) flattened; deps bound it below."""
@@ -617,7 +647,9 @@ class Lowerer:
                 streamed += int(per_use) * self._uses[projection.name]
         return MemoryTraffic(sram_capacity_bytes=plan.capacity_bytes,
                              weight_resident_bytes=tuple(int(b) for b in plan.weight_used),
-                             kv_resident_bytes=tuple(int(b) for b in plan.kv_peak), weight_streamed_bytes=streamed,
+                             kv_resident_bytes=tuple(int(b) for b in plan.kv_peak),
+                             activation_bytes=tuple(int(b) for b in plan.activation_bytes),
+                             weight_streamed_bytes=streamed,
                              sram_bytes=int(moved[0]), dram_bytes=int(moved[1]), noc_byte_hops=int(moved[2]),
                              program_bytes=int(program_bytes))
 
@@ -1074,6 +1106,7 @@ class _MemoryPlan:
     kv_split: dict[int, tuple]  # KV op id -> per core: (core, lo, hi, heads, SRAM bytes, DRAM bytes)
     kv_peak: np.ndarray  # KV-cache bytes resident per core at the end
     capacity_bytes: int
+    activation_bytes: np.ndarray  # working buffer per core, reserved first
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ Capacity rule (docs/timing_model.md, "SRAM"): every core has `digital.sram_kib` 
     left free, shared equally by the layers whose attention runs on that core; entries
     are kept in position order, so the cache spills to DRAM once it outgrows its share
     (later positions are read from and written to DRAM).
-  * Activations and partial sums in flight are charged SRAM energy (written when they
-    arrive or are produced, read when consumed) but take no capacity: they are assumed
-    to fit a working buffer beside the weights and the KV cache (not checked).
+  * Activations and partial sums in flight take a working buffer on each core, reserved
+    before anything else: the largest working set of one op slice on that core (its input
+    and output bytes; for an analog reduction its partial sums and its output). They are
+    charged SRAM energy (written when they arrive or are produced, read when consumed).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class MemoryTraffic:
     sram_capacity_bytes: int  # per core
     weight_resident_bytes: tuple[int, ...]  # per core: digital weights resident
     kv_resident_bytes: tuple[int, ...]  # per core: largest KV cache held at once
+    activation_bytes: tuple[int, ...]  # per core: working buffer for activations and partial sums
     weight_streamed_bytes: int  # digital weight bytes streamed from DRAM (all uses)
     sram_bytes: int
     dram_bytes: int
@@ -41,8 +43,9 @@ class MemoryTraffic:
 
     @property
     def resident_bytes(self) -> tuple[int, ...]:
-        """Bytes resident per core (weights + KV cache)."""
-        return tuple(w + k for w, k in zip(self.weight_resident_bytes, self.kv_resident_bytes))
+        """Bytes held per core (activation buffer + weights + KV cache)."""
+        return tuple(a + w + k for a, w, k in zip(self.activation_bytes, self.weight_resident_bytes,
+                                                  self.kv_resident_bytes))
 
     @property
     def occupancy(self) -> tuple[float, ...]:
@@ -56,15 +59,16 @@ def split_evenly(total: int, parts: int) -> np.ndarray:
     return total // parts + (np.arange(parts) < total % parts)
 
 
-def plan_weights(projections, placements, n_cores: int, sram_bytes: int,
+def plan_weights(projections, placements, reserved_bytes: np.ndarray, sram_bytes: int,
                  weight_bytes: int) -> tuple[dict[str, tuple[bool, ...]], np.ndarray]:
-    """First-fit residency of digital weight slices in graph order.
+    """First-fit residency of digital weight slices in graph order, in the SRAM each core
+    has left after `reserved_bytes` (its activation buffer).
 
     Returns (projection -> resident flag per core of its group, resident bytes per core).
     A digital projection on a group of g cores gives core k the k-th of g near-equal
     column slices (as the lowering computes them).
     """
-    used = np.zeros(n_cores, dtype=np.int64)
+    used = np.asarray(reserved_bytes, dtype=np.int64).copy()
     resident = {}
     for projection in projections:
         placement = placements[projection.name]
@@ -80,4 +84,4 @@ def plan_weights(projections, placements, n_cores: int, sram_bytes: int,
                 used[core] += nbytes
             flags.append(bool(fits))
         resident[projection.name] = tuple(flags)
-    return resident, used
+    return resident, used - reserved_bytes

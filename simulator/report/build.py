@@ -244,6 +244,7 @@ def memory_summary(tg: TaskGraph) -> dict:
         "sram_resident_bytes_per_core": dict(zip(core_labels, (int(b) for b in resident))),
         "sram_weight_bytes_per_core": dict(zip(core_labels, (int(b) for b in memory.weight_resident_bytes))),
         "sram_kv_bytes_per_core": dict(zip(core_labels, (int(b) for b in memory.kv_resident_bytes))),
+        "sram_activation_bytes_per_core": dict(zip(core_labels, (int(b) for b in memory.activation_bytes))),
         "weight_streamed_bytes": int(memory.weight_streamed_bytes),
         "program_bytes": int(getattr(memory, "program_bytes", 0)),
     }
