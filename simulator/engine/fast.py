@@ -46,6 +46,7 @@ from numba.extending import intrinsic
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from simulator.engine.taskgraph import Schedule, TaskGraph, check_durations
+from simulator.errors import UserError
 
 # What the main loop reads and writes of a task when it starts and finishes: 16 bytes,
 # four records per cache line. Its successor list starts at first_successor and ends
@@ -496,8 +497,9 @@ def simulate(tg: TaskGraph) -> Schedule:
     inputs = engine_inputs(tg)
     priority_keys, key_bits = _priority_keys(tg)
     if inputs.total_cycles >> (key_bits - event_bits):  # the latest possible event must fit a key
-        raise ValueError(f"TaskGraph too long for int64 event keys: {tg.n_tasks} tasks, "
-                         f"{inputs.total_cycles} cycles in total")
+        raise UserError(f"fast engine: {tg.n_tasks:,} tasks over up to {inputs.total_cycles:,} cycles do not fit "
+                        "its 63-bit event keys; run fewer tokens or a coarser --chunk-tokens, or use --engine des "
+                        "(exact, but about 100x slower)")
     # written now, not left empty: first touches (page faults) inside the loop cost more
     start_cycles = np.full(tg.n_tasks, -1, dtype=np.int64)
     makespan_cycles, n_started = _schedule(
