@@ -5,6 +5,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+
+from simulator.errors import UserError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -199,7 +201,7 @@ def test_engines_agree_when_long_and_short_tasks_mix(seed):
 
 def test_fast_engine_rejects_graphs_too_long_for_its_event_keys():
     n_tasks = 70_000  # 17 task bits leave 46 for cycles; the durations sum to more than 2**47
-    with pytest.raises(ValueError, match="int64 event keys"):
+    with pytest.raises(UserError, match="63-bit event keys.*--engine des"):
         fast.simulate(task_graph([-1] * n_tasks, [(1 << 31) - 1] * n_tasks, [[]] * n_tasks, 0))
 
 
