@@ -45,6 +45,7 @@ JSON = OutputFormat("JSON", (".json",))
 HDF5 = OutputFormat("HDF5", (".h5", ".hdf5"))
 YAML = OutputFormat("YAML", (".yaml", ".yml"))
 PLOT = OutputFormat("plot", (".png", ".svg", ".pdf"))
+SAFETENSORS = OutputFormat("safetensors", (".safetensors",))
 
 
 def is_stream(path) -> bool:

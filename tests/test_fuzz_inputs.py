@@ -387,8 +387,8 @@ def test_duplicate_keys_in_a_mapping_file(tmp_path, capsys):
     (["search", "--out", "{d}/m.json"], "--out"),
     (["run", "--seeds", "0"], "--seeds: expected a positive integer, got '0'"),
     (["run", "--t", "1x"], "--t"),
-    (["accuracy", "--max-tokens", "1"], "--max-tokens: expected a multiple of the 256-token"),
-    (["accuracy", "--max-tokens", "64"], "at least 256"),
+    (["accuracy", "--max-tokens", "1"], "--max-tokens: expected at least the 256-token evaluation window"),
+    (["accuracy", "--max-tokens", "64"], "at least the 256-token evaluation window"),
     (["run", "--bogus"], "--bogus"),
     (["run", "--engine", "warp"], "--engine"),
 ])

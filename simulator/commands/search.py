@@ -12,7 +12,7 @@ from simulator.atomic import JSON, PLOT, YAML
 from simulator.commands.accuracy import format_time, parse_duration_s
 from simulator.commands.common import (
     add_accuracy_args, add_hw_args, add_phase_args, check_max_tokens, check_outputs, load_hw_arg,
-    positive_int, write_json_atomic, wrote,
+    load_model_checked, positive_int, write_json_atomic, wrote,
 )
 from simulator.commands.profile import PROFILE_TOKENS
 from simulator.errors import UserError
@@ -105,18 +105,21 @@ def run(args) -> int:
     from simulator.analysis.profile import make_probe
     from simulator.analysis.search import (CachedCost, EngineCost, Problem, group_gains, make_groups, run_search,
                                            search_runs_at_most, verified_points)
+    from simulator.commands.memory import check_seeds_memory
+    from simulator.mapping.resolve import fits_alone
     from simulator.run import default_phase
-    from workloads.registry import build_graph, load_model
+    from workloads.registry import build_graph
 
     graph = build_graph(args.model, args.phase or default_phase(args.model), seq=args.seq)
     engine = EngineCost(graph, hw)
     cost = CachedCost(engine)
-    loaded = load_model(args.model)
+    loaded = load_model_checked(args.model)
     check_max_tokens(args.max_tokens, loaded)
+    check_seeds_memory(loaded, [p.name for p in graph.projections if fits_alone(p, hw)], args.seeds)
     probe = make_probe(loaded, hw, list(range(args.seeds)), args.max_tokens)
     timed = {p.name for p in graph.projections}
-    eligible = [name for name in probe.projections
-                if name in timed and 0 < engine.tiles(name) <= hw.analog.tiles]
+    eligible = [name for name in probe.projections  # the one capacity rule (mapping/resolve.py)
+                if name in timed and fits_alone(graph.projection(name), hw)]
     if not eligible:
         raise UserError(f"--hw {args.hw}: no projection of {args.model} fits its analog tiles "
                         f"(analog.tiles={hw.analog.tiles}); nothing to search")
