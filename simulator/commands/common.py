@@ -121,12 +121,14 @@ def load_model_checked(name: str, flag: str = "--model"):
 
 
 def check_timing_args(args, hw, workload: str, mapping, parallel: int = 1) -> None:
-    """The workload's context window and the task graph's memory, before any timing run."""
+    """The workload's context window, the mapping and the task graph's memory, before any timing run."""
     from simulator.commands.memory import check_timing_memory
+    from simulator.mapping.resolve import resolve_mapping
     from simulator.run import default_phase
     from workloads.registry import build_graph
     phase = args.phase or default_phase(workload)
     build_graph(workload, phase, batch=args.batch, seq=args.seq, new_tokens=args.new_tokens)  # positions
+    resolve_mapping(workload, hw, mapping)  # a bad mapping file, or one that does not fit
     check_timing_memory(hw, workload, phase, mapping, parallel=parallel, **graph_kwargs(args))
 
 
