@@ -565,20 +565,29 @@ def test_memory_is_estimated_before_allocating(tmp_path, capsys, monkeypatch, ar
 
 
 def test_memory_estimates_track_what_was_measured(monkeypatch):
-    """The seeds estimate matches the measured 84 MB per chip realisation of gpt2-pydoc on hermes64
-    (peak RSS, seeds 1..48) within 15 %, and a plain default run is never refused."""
+    """The seeds estimate matches the measured 84 MB per chip realisation of gpt2-pydoc on
+    hermes64 (peak RSS, seeds 1..48) within 15 %; short runs are never lowered to estimate."""
     from simulator.commands import memory
+    from simulator.hw.loader import load_hw
     from simulator.mapping.resolve import analog_names, resolve_targets
     from workloads.registry import load_model
-    loaded = load_model("gpt2-pydoc")
-    names = analog_names(resolve_targets("gpt2-pydoc", __import__("simulator.hw.loader").hw.loader.load_hw("hermes64"),
-                                         "all-analog"))
+    names = analog_names(resolve_targets("gpt2-pydoc", load_hw("hermes64"), "all-analog"))
     seen = {}
-    monkeypatch.setattr(memory, "check_fits", lambda needed, *a: seen.setdefault("bytes", needed))
-    memory.check_seeds_memory(loaded, names, 10)
+    monkeypatch.setattr(memory, "check_fits", lambda needed, *_: seen.setdefault("bytes", needed))
+    memory.check_seeds_memory(load_model("gpt2-pydoc"), names, 10)
     assert abs(seen["bytes"] / 10 / 84e6 - 1) < 0.15
-    monkeypatch.setattr(memory, "available_bytes", lambda: 4 * GIB)
-    monkeypatch.undo()
     assert memory.timing_units("prefill", 128, 16, "auto") == (1, "--tokens")
     assert memory.timing_units("decode", 128, 16, None) == (16, "--new-tokens")
     assert memory.timing_units("prefill", 1024, 16, 4) == (256, "--chunk-tokens")
+
+
+@pytest.mark.parametrize("cut", [0, 8, 1000])
+def test_truncated_checkpoint_weights_are_one_line(tmp_path, capsys, monkeypatch, cut):
+    _fail_before_any_work(monkeypatch)
+    source = Path("workloads/data/gpt2-pydoc")
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_bytes((source / "config.json").read_bytes())
+    (checkpoint / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes()[:cut])
+    expect_clean_error(["accuracy", "--model", checkpoint], tmp_path, ["model.safetensors", "cannot read weights"],
+                       capsys)

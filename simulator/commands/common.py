@@ -120,15 +120,22 @@ def load_model_checked(name: str, flag: str = "--model"):
     return load_model(name)
 
 
-def check_timing_args(args, hw, workload: str, mapping, parallel: int = 1) -> None:
-    """The workload's context window, the mapping and the task graph's memory, before any timing run."""
+def check_timing_args(args, hw, workload: str, mapping, parallel: int = 1, *, one_of_many: bool = False) -> None:
+    """The workload's context window, the mapping and the task graph's memory, before any timing
+    run. `one_of_many`: `hw` is one point of a sweep, where a mapping may fit some points only
+    (then the points that it does not fit report that, and memory is not estimated here)."""
     from simulator.commands.memory import check_timing_memory
     from simulator.mapping.resolve import resolve_mapping
     from simulator.run import default_phase
     from workloads.registry import build_graph
     phase = args.phase or default_phase(workload)
     build_graph(workload, phase, batch=args.batch, seq=args.seq, new_tokens=args.new_tokens)  # positions
-    resolve_mapping(workload, hw, mapping)  # a bad mapping file, or one that does not fit
+    try:
+        resolve_mapping(workload, hw, mapping)  # a bad mapping file, or one that does not fit
+    except UserError:
+        if not one_of_many:
+            raise
+        return
     check_timing_memory(hw, workload, phase, mapping, parallel=parallel, **graph_kwargs(args))
 
 

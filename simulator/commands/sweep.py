@@ -105,7 +105,7 @@ def _check_before_the_points(args, spec: SweepSpec) -> None:
             raise UserError(f"{flag}: only used with --accuracy; add --accuracy or leave {flag} out")
     hw = load_hw(spec.hw, {key: values[0] for key, values in spec.axes})
     parallel = 1 if args.local else args.workers
-    check_timing_args(args, hw, spec.workload, spec.mapping, parallel=parallel)
+    check_timing_args(args, hw, spec.workload, spec.mapping, parallel=parallel, one_of_many=True)
     if not args.accuracy:
         return
     from simulator.commands.memory import check_seeds_memory
@@ -113,8 +113,11 @@ def _check_before_the_points(args, spec: SweepSpec) -> None:
     model = spec.accuracy_model or spec.workload
     loaded = load_model_checked(model, "--model" if spec.accuracy_model else "--workload")
     check_max_tokens(args.max_tokens, loaded)
-    check_seeds_memory(loaded, analog_names(resolve_targets(model, hw, spec.mapping)), args.seeds,
-                       parallel=parallel)
+    try:
+        analog = analog_names(resolve_targets(model, hw, spec.mapping))
+    except UserError:  # the mapping does not fit this point; the points say so
+        return
+    check_seeds_memory(loaded, analog, args.seeds, parallel=parallel)
 
 
 def parse_axes(items: list[str]) -> tuple[tuple[str, tuple], ...]:
