@@ -52,12 +52,12 @@ def check_fits(needed_bytes: float, flag: str, what: str, hint: str) -> None:
                         f"{format_bytes(available)} is available; {hint}")
 
 
-def largest_fitting(per_unit_bytes: float, fixed_bytes: float = 0.0) -> int | None:
-    """How many units of `per_unit_bytes` fit beside `fixed_bytes` (None: unknown)."""
+def largest_fitting(per_unit_bytes: float) -> int | None:
+    """How many units of `per_unit_bytes` fit in the memory available (None: unknown)."""
     available = available_bytes()
     if available is None:
         return None
-    return max(0, int((available - fixed_bytes) // max(per_unit_bytes, 1.0)))
+    return int(available // max(per_unit_bytes, 1.0))
 
 
 # ---------------------------------------------------------------- timing runs

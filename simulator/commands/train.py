@@ -36,11 +36,15 @@ def add_parser(sub) -> None:
                    help="pulsed-device parameter, e.g. --param up_down=0.2 (repeatable)")
     p.add_argument("--seeds", type=bounded_int(MAX_SEEDS), default=3, help="seeds 0..N-1 (default 3)")
     p.add_argument("--epochs", type=bounded_int(MAX_EPOCHS), default=None, help="default 20 (lsq), 8 (digits)")
-    p.add_argument("--lr", type=finite_float("--lr", 0.0, above=True), default=None, help="learning rate (default 0.01 lsq, 0.05 digits)")
-    p.add_argument("--transfer-lr", type=finite_float("--transfer-lr", 0.0), default=0.05, help="Tiki-Taka/residual transfer rate (default 0.05)")
-    p.add_argument("--transfer-every", type=bounded_int(MAX_EPOCHS), default=1, help="steps between column transfers (default 1)")
+    p.add_argument("--lr", type=finite_float("--lr", 0.0, above=True), default=None,
+                   help="learning rate (default 0.01 lsq, 0.05 digits)")
+    p.add_argument("--transfer-lr", type=finite_float("--transfer-lr", 0.0), default=0.05,
+                   help="Tiki-Taka/residual transfer rate (default 0.05)")
+    p.add_argument("--transfer-every", type=bounded_int(MAX_EPOCHS), default=1,
+                   help="steps between column transfers (default 1)")
     p.add_argument("--gamma", type=finite_float("--gamma"), default=0.5, help="residual: W = C + gamma A (default 0.5)")
-    p.add_argument("--read-noise", type=finite_float("--read-noise", 0.0), default=0.01, help="transfer read noise std, device units (default 0.01)")
+    p.add_argument("--read-noise", type=finite_float("--read-noise", 0.0), default=0.01,
+                   help="transfer read noise std, device units (default 0.01)")
     p.add_argument("--bl", type=bounded_int(MAX_PULSE_BITS), default=31, help="pulse-train bit length (default 31)")
     p.add_argument("--update", default="stochastic", help="stochastic | expected (default stochastic)")
     p.add_argument("--json", metavar="FILE", help="write all runs as JSON")
