@@ -45,6 +45,7 @@ JSON = OutputFormat("JSON", (".json",))
 HDF5 = OutputFormat("HDF5", (".h5", ".hdf5"))
 YAML = OutputFormat("YAML", (".yaml", ".yml"))
 PLOT = OutputFormat("plot", (".png", ".svg", ".pdf"))
+SAFETENSORS = OutputFormat("safetensors", (".safetensors",))
 
 
 def is_stream(path) -> bool:
@@ -100,6 +101,8 @@ def check_output_paths(outputs) -> None:
 
 def _check_writable(flag: str, path: str) -> None:
     real = os.path.realpath(path)
+    if os.path.islink(real):  # what realpath leaves a link is a loop of links
+        raise UserError(f"{flag} {path}: is a loop of symbolic links; give a file name")
     if os.path.isdir(real):
         raise UserError(f"{flag} {path}: is a folder; give a file name")
     folder = os.path.dirname(real)

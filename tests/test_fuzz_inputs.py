@@ -387,8 +387,8 @@ def test_duplicate_keys_in_a_mapping_file(tmp_path, capsys):
     (["search", "--out", "{d}/m.json"], "--out"),
     (["run", "--seeds", "0"], "--seeds: expected a positive integer, got '0'"),
     (["run", "--t", "1x"], "--t"),
-    (["accuracy", "--max-tokens", "1"], "--max-tokens: expected a multiple of the 256-token"),
-    (["accuracy", "--max-tokens", "64"], "at least 256"),
+    (["accuracy", "--max-tokens", "1"], "--max-tokens: expected at least the 256-token evaluation window"),
+    (["accuracy", "--max-tokens", "64"], "at least the 256-token evaluation window"),
     (["run", "--bogus"], "--bogus"),
     (["run", "--engine", "warp"], "--engine"),
 ])
@@ -438,3 +438,156 @@ def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("simulator.commands.run.simulate_workload", exhausted)
     expect_clean_error(["run", "--hw", "tiny", "--workload", "gpt2-xl", "--tokens", "1024",
                         "--chunk-tokens", "1", "--no-accuracy"], tmp_path, ["out of memory", "--tokens"], capsys)
+
+
+# ---------------------------------------------------------------- hand-picked: every flag of every subcommand
+
+ADAPT = ["adapt", "--out", "{d}/a.safetensors"]
+EVERY_FLAG_CASES = [
+    (ADAPT + ["--rank", "100000000"], "--rank"),
+    (ADAPT + ["--rank", "1000"], "--rank: expected at most 128"),
+    (ADAPT + ["--alpha", "nan"], "--alpha: expected a finite number > 0"),
+    (ADAPT + ["--alpha", "inf"], "--alpha"),
+    (ADAPT + ["--lr", "-1"], "--lr: expected a finite number > 0"),
+    (ADAPT + ["--lr", "nan"], "--lr"),
+    (ADAPT + ["--weight-sigma", "-0.1"], "--weight-sigma"),
+    (ADAPT + ["--weight-sigma", "inf"], "--weight-sigma"),
+    (ADAPT + ["--out-noise", "nan"], "--out-noise"),
+    (ADAPT + ["--seq", "100000"], "--seq: gpt2-pydoc has a 256-token context"),
+    (ADAPT + ["--batch", "100000000"], "--batch"),
+    (ADAPT + ["--chips", "100000", "--mode", "specific"], "--chips"),
+    (ADAPT + ["--steps", "10000000000000"], "--steps"),
+    (ADAPT + ["--t-train", "1x"], "--t-train"),
+    (ADAPT + ["--seed", "-5"], "--seed: expected an integer in 0.."),
+    (ADAPT + ["--domain", "mars"], "--domain: expected one of pydoc, docstrings"),
+    (ADAPT + ["--json", "{d}/a.safetensors"], "--out and --json"),
+    (ADAPT + ["--json", "{d}/missing/x.json"], "does not exist"),
+    (ADAPT + ["--json", "{d}/x.txt"], "--json"),
+    (["adapt", "--out", "{d}"], "--out"),
+    (["train", "--seeds", "100000000"], "--seeds"),
+    (["train", "--epochs", "1000000000"], "--epochs"),
+    (["train", "--lr", "nan"], "--lr"),
+    (["train", "--lr", "-1"], "--lr"),
+    (["train", "--transfer-lr", "inf"], "--transfer-lr"),
+    (["train", "--gamma", "nan"], "--gamma"),
+    (["train", "--read-noise", "-1"], "--read-noise"),
+    (["train", "--bl", "1000000000"], "--bl"),
+    (["train", "--transfer-every", "1000000000"], "--transfer-every"),
+    (["program", "--seeds", "100000000", "--model", "gpt2-pydoc"], "--seeds"),
+    (["program", "--max-tokens", "64", "--model", "gpt2-pydoc"], "--max-tokens: expected at least the 256-token"),
+    (["program", "--max-tokens", "300", "--model", "gpt2-pydoc"], "--max-tokens: expected a multiple"),
+    (["search", "--budget", "inf"], "--budget"),
+    (["search", "--max-rounds", "100000000000"], "--max-rounds"),
+    (["search", "--max-verifications", "10000000000000"], "--max-verifications"),
+    (["search", "--pareto-budgets", "inf"], "--pareto-budgets"),
+    (["search", "--tokens", "100000"], "n_positions is 256"),
+    (["sweep", "--hw", "tiny", "--set", "analog.tiles=4,8", "--out", "{d}/s.h5", "--max-tokens", "256"],
+     "--max-tokens: only used with --accuracy"),
+    (["sweep", "--hw", "tiny", "--set", "analog.tiles=4,8", "--out", "{d}/s.h5", "--model", "gpt2-pydoc"],
+     "--model: only used with --accuracy"),
+    (["sweep", "--hw", "tiny", "--set", "analog.tiles=4,8", "--out", "{d}/s.h5", "--workload", "gpt2-pydoc",
+      "--tokens", "8", "--accuracy", "--max-tokens", "64"], "--max-tokens: expected at least the 256-token"),
+    (["sweep", "--hw", "tiny", "--set", "analog.tiles=4,8", "--out", "{d}/s.h5", "--workload", "gpt2-pydoc",
+      "--tokens", "8", "--accuracy", "--max-tokens", "999936"], "--max-tokens: the held-out split has"),
+    (["sweep", "--hw", "tiny", "--set", "analog.tiles=4,8", "--out", "{d}/s.h5", "--tokens", "2000"],
+     "n_positions is 1024"),
+    (["sweep", "--hw", "tiny", "--set", "analog.tiles=4,8", "--out", "{d}/s.h5", "--accuracy", "--tokens", "8"],
+     "shape-only"),
+    (["accuracy", "--t", "99999999999y"], "--t: '99999999999y' is beyond"),
+    (["run", "--hw", "tiny", "--workload", "gpt2", "--accuracy", "--tokens", "8"], "shape-only"),
+    (["run", "--hw", "tiny", "--workload", "gpt2", "--phase", "decode", "--tokens", "1000", "--new-tokens", "100",
+      "--no-accuracy"], "needs 1100 positions"),
+    (["compare", "--hw", "tiny", "--tokens", "100000"], "n_positions is 1024"),
+    (["hw", "tiny", "--set", "analog.tiles=.nan"], "--set analog.tiles"),
+    (["hw", "tiny", "--set", "analog.tiles=[1,2]"], "--set analog.tiles"),
+    (["run", "--hw", "tiny", "--no-accuracy", "--json", "{d}/file.txt/x.json"], "does not exist"),
+    (["run", "--hw", "tiny", "--no-accuracy", "--h5", "{d}/loop/x.h5"], "does not exist"),
+    (["run", "--hw", "tiny", "--no-accuracy", "--json", "{d}/loop.json"], "loop.json: is a loop of symbolic links"),
+    (["run", "--hw", "tiny", "--no-accuracy", "--mapping", "{d}/file.txt"], "file.txt"),
+]
+
+
+def _fail_before_any_work(monkeypatch):
+    monkeypatch.setattr("simulator.commands.run.simulate_workload", _must_not_run)
+    monkeypatch.setattr("simulator.commands.compare.simulate_workload", _must_not_run)
+    monkeypatch.setattr("simulator.commands.sweep.run_sweep", _must_not_run)
+    monkeypatch.setattr("simulator.accuracy.evaluate.evaluate_accuracy", _must_not_run)
+    monkeypatch.setattr("simulator.adapt.train.train", _must_not_run)
+    monkeypatch.setattr("simulator.commands.train.train_grid", _must_not_run)
+    monkeypatch.setattr("simulator.analysis.profile.make_probe", _must_not_run)
+
+
+def _hostile_folder(folder: Path) -> None:
+    """A file where a folder is expected and symlink loops, inside the test's own folder."""
+    (folder / "file.txt").write_text("hi\n")
+    os.symlink("loop", folder / "loop")
+    os.symlink("loop.json", folder / "loop.json")
+
+
+@pytest.mark.parametrize("argv, fragment", EVERY_FLAG_CASES)
+def test_every_flag_fails_before_any_work(tmp_path, capsys, monkeypatch, argv, fragment):
+    _fail_before_any_work(monkeypatch)
+    _hostile_folder(tmp_path)
+    expect_clean_error([a.format(d=tmp_path) for a in argv], tmp_path, fragment, capsys)
+
+
+GIB = 1 << 30
+MEMORY_CASES = [  # with 1 GiB available
+    (["accuracy", "--seeds", "1000"], ["--seeds 1000", "chip realisations", "1.0 GiB is available",
+                                       "use at most"]),
+    (["run", "--seeds", "1000"], "--seeds 1000"),
+    (["profile", "--seeds", "1000"], "--seeds 1000"),
+    (["search", "--seeds", "1000"], "--seeds 1000"),
+    (["sweep", "--hw", "hermes64", "--set", "analog.adc_bits=6,8", "--out", "{d}/s.h5", "--workload", "gpt2-pydoc",
+      "--tokens", "8", "--accuracy", "--seeds", "100", "--workers", "4"], ["--seeds 100", "4 at once"]),
+    (["run", "--hw", "hermes64", "--workload", "gpt2", "--phase", "decode", "--tokens", "8", "--new-tokens", "1000",
+      "--no-accuracy"], ["--new-tokens 1000", "decode steps"]),
+    (["run", "--hw", "hermes64", "--workload", "gpt2", "--tokens", "1024", "--chunk-tokens", "1", "--no-accuracy"],
+     ["--chunk-tokens 1", "1,024 chunks"]),
+    (["compare", "--hw", "hermes64", "--workload", "gpt2", "--tokens", "1024", "--chunk-tokens", "1"],
+     "--chunk-tokens 1"),
+    (ADAPT + ["--batch", "4096"], ["--batch 4096", "training batch"]),
+    (["accuracy", "--model", "{d}/big"], ["--model", "parameters (config.json)"]),
+    (["run", "--hw", "tiny", "--workload", "{d}/big", "--tokens", "8", "--accuracy"], ["--workload", "parameters"]),
+]
+
+
+@pytest.mark.parametrize("argv, fragments", MEMORY_CASES)
+def test_memory_is_estimated_before_allocating(tmp_path, capsys, monkeypatch, argv, fragments):
+    """Sizes that would not fit are refused with the estimate, before any large allocation."""
+    _fail_before_any_work(monkeypatch)
+    monkeypatch.setattr("simulator.commands.memory.available_bytes", lambda: GIB)
+    big = tmp_path / "big"  # a checkpoint whose config.json asks for trillions of parameters
+    big.mkdir()
+    config = json.loads(Path("workloads/data/gpt2-pydoc/config.json").read_text())
+    (big / "config.json").write_text(json.dumps(dict(config, n_embd=65536, n_layer=96, n_head=64)))
+    expect_clean_error([a.format(d=tmp_path) for a in argv], tmp_path, fragments, capsys)
+
+
+def test_memory_estimates_track_what_was_measured(monkeypatch):
+    """The seeds estimate matches the measured 84 MB per chip realisation of gpt2-pydoc on
+    hermes64 (peak RSS, seeds 1..48) within 15 %; short runs are never lowered to estimate."""
+    from simulator.commands import memory
+    from simulator.hw.loader import load_hw
+    from simulator.mapping.resolve import analog_names, resolve_targets
+    from workloads.registry import load_model
+    names = analog_names(resolve_targets("gpt2-pydoc", load_hw("hermes64"), "all-analog"))
+    seen = {}
+    monkeypatch.setattr(memory, "check_fits", lambda needed, *_: seen.setdefault("bytes", needed))
+    memory.check_seeds_memory(load_model("gpt2-pydoc"), names, 10)
+    assert abs(seen["bytes"] / 10 / 84e6 - 1) < 0.15
+    assert memory.timing_units("prefill", 128, 16, "auto") == (1, "--tokens")
+    assert memory.timing_units("decode", 128, 16, None) == (16, "--new-tokens")
+    assert memory.timing_units("prefill", 1024, 16, 4) == (256, "--chunk-tokens")
+
+
+@pytest.mark.parametrize("cut", [0, 8, 1000])
+def test_truncated_checkpoint_weights_are_one_line(tmp_path, capsys, monkeypatch, cut):
+    _fail_before_any_work(monkeypatch)
+    source = Path("workloads/data/gpt2-pydoc")
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_bytes((source / "config.json").read_bytes())
+    (checkpoint / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes()[:cut])
+    expect_clean_error(["accuracy", "--model", checkpoint], tmp_path, ["model.safetensors", "cannot read weights"],
+                       capsys)

@@ -41,7 +41,8 @@ from simulator.engine.taskgraph import Schedule, TaskGraph
 from simulator.hw.schema import HwConfig
 from simulator.ir.graph import Graph
 from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping
-from simulator.mapping.place import block_grid, place_targets
+from simulator.mapping.place import place_targets
+from simulator.mapping.resolve import tile_capacity, tiles_needed
 
 OBJECTIVES = ("latency", "energy", "edp")
 GRANULARITIES = ("projection", "layer", "type")
@@ -157,11 +158,10 @@ class EngineCost:
         return place_targets(self.graph, self.hw, targets, strategy=strategy)
 
     def tiles(self, projection_name: str) -> int:
-        rows, cols = block_grid(self.graph.projection(projection_name), self.hw.analog)
-        return rows * cols
+        return tiles_needed(self.graph.projection(projection_name), self.hw.analog)
 
-    def tile_capacity(self) -> int | None:
-        return None if self.hw.analog.allow_time_multiplexing else self.hw.analog.tiles
+    def tile_capacity(self) -> int | None:  # the one capacity rule (mapping/resolve.py)
+        return tile_capacity(self.hw)
 
     def __call__(self, analog: frozenset[str]) -> Cost:
         tg = self.lowerer.lower(self.mapping(analog))

@@ -12,8 +12,8 @@ import sys
 
 from simulator.atomic import HDF5, JSON, atomic_output
 from simulator.commands.common import (
-    add_accuracy_args, add_hw_args, check_max_tokens, check_outputs, load_hw_arg, write_json_atomic,
-    wrote,
+    add_accuracy_args, add_hw_args, check_max_tokens, check_outputs, load_hw_arg, load_model_checked,
+    write_json_atomic, wrote,
 )
 from simulator.errors import UserError
 
@@ -22,6 +22,7 @@ SECONDS_PER_UNIT = {
     "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0,
     "mo": 30 * 86400.0, "month": 30 * 86400.0, "y": 365 * 86400.0,
 }
+MAX_TIME_S = 1000 * SECONDS_PER_UNIT["y"]  # drift laws are fitted to hours..years of data
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$")
 
 
@@ -44,14 +45,18 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def parse_duration_s(text: str) -> float:
+def parse_duration_s(text: str, flag: str = "--t") -> float:
     """'0', '90', '1s', '1h', '1d', '1w', '1mo', '1month', '1y', '10y' -> seconds."""
     match = _DURATION.match(text.lower())
     if not match or match.group(2) not in ("", *SECONDS_PER_UNIT):
-        raise UserError(f"--t: cannot read time {text!r}; use plain seconds or a number with "
+        raise UserError(f"{flag}: cannot read time {text!r}; use plain seconds or a number with "
                         f"one of the units {', '.join(SECONDS_PER_UNIT)} (e.g. 1h, 1d, 1mo, 10y)")
     number, unit = match.groups()
-    return float(number) * SECONDS_PER_UNIT.get(unit, 1.0)
+    seconds = float(number) * SECONDS_PER_UNIT.get(unit, 1.0)
+    if seconds > MAX_TIME_S:
+        raise UserError(f"{flag}: {text!r} is beyond the drift models' range; expected at most "
+                        f"{MAX_TIME_S / SECONDS_PER_UNIT['y']:g}y")
+    return seconds
 
 
 def parse_times(text: str) -> list[float]:
@@ -184,15 +189,17 @@ def run(args) -> int:
     times_s = parse_times(args.t)
     hw = load_hw_arg(args)
     from simulator.accuracy.evaluate import evaluate_accuracy, projection_names
-    from workloads.registry import load_model
+    from simulator.commands.memory import check_seeds_memory
+    from simulator.mapping.resolve import analog_names
     adapters = None
     if getattr(args, "adapters", None):
         from simulator.adapt.files import load_adapters
         adapters = load_adapters(args.adapters)
-    loaded_model = load_model(args.model)
+    loaded_model = load_model_checked(args.model)
     check_max_tokens(args.max_tokens, loaded_model)
     _check_metric_flag(args.metric, loaded_model.family)
     targets = mapping_targets(args.mapping, args.model, hw)
+    check_seeds_memory(loaded_model, analog_names(targets), args.seeds)
     with TotalBar("accuracy", "forward") as bar:
         result = evaluate_accuracy(loaded_model, hw, targets, times_s, args.seeds, metric=args.metric,
                                    max_tokens=args.max_tokens, adapters=adapters, progress=bar.update)

@@ -14,8 +14,15 @@ import argparse
 import os
 import time
 
-from simulator.commands.common import add_hw_args, load_hw_arg, positive_int, write_json_atomic
+from simulator.atomic import JSON, SAFETENSORS
+from simulator.commands.common import (
+    MAX_BATCH, MAX_SEEDS, MAX_TOKENS, add_hw_args, bounded_int, check_outputs, finite_float, load_hw_arg,
+    load_model_checked, non_negative_int, positive_int, write_json_atomic,
+)
 from simulator.errors import UserError
+
+
+MAX_STEPS = 10_000_000
 
 
 def add_parser(sub) -> None:
@@ -29,23 +36,23 @@ def add_parser(sub) -> None:
                    help="lora: digital adapters, analog frozen; hwa: fine-tune every weight (default lora)")
     p.add_argument("--mode", default="agnostic", choices=("agnostic", "specific"),
                    help="LoRA: one adapter set for all chips (noise injection) or one per chip (default agnostic)")
-    p.add_argument("--rank", type=positive_int, default=8, help="LoRA rank r (default 8)")
-    p.add_argument("--alpha", type=float, default=32.0, help="LoRA scale alpha, output times alpha/r (default 32)")
-    p.add_argument("--dropout", type=float, default=0.1, help="dropout on the adapter input (default 0.1)")
+    p.add_argument("--rank", type=bounded_int(MAX_TOKENS), default=8, help="LoRA rank r (default 8)")
+    p.add_argument("--alpha", type=finite_float("--alpha", 0.0, above=True), default=32.0, help="LoRA scale alpha, output times alpha/r (default 32)")
+    p.add_argument("--dropout", type=finite_float("--dropout"), default=0.1, help="dropout on the adapter input (default 0.1)")
     p.add_argument("--targets", default="*", help="comma-separated globs over analog projection names (default *)")
-    p.add_argument("--steps", type=positive_int, default=100, help="training steps (default 100)")
-    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 2e-3 LoRA, 1e-4 AHWA)")
-    p.add_argument("--batch", type=positive_int, default=8, help="sequences per step (default 8)")
-    p.add_argument("--seq", type=positive_int, default=128, help="LMs: tokens per sequence (default 128)")
+    p.add_argument("--steps", type=bounded_int(MAX_STEPS), default=100, help="training steps (default 100)")
+    p.add_argument("--lr", type=finite_float("--lr", 0.0, above=True), default=None, help="AdamW learning rate (default 2e-3 LoRA, 1e-4 AHWA)")
+    p.add_argument("--batch", type=bounded_int(MAX_BATCH), default=8, help="sequences per step (default 8)")
+    p.add_argument("--seq", type=bounded_int(MAX_TOKENS), default=128, help="LMs: tokens per sequence (default 128)")
     p.add_argument("--t-train", default="0", help="specific: drift time of the programmed chips, e.g. 1d (default 0)")
-    p.add_argument("--chips", type=positive_int, default=1,
+    p.add_argument("--chips", type=bounded_int(MAX_SEEDS), default=1,
                    help="specific: chips 0..N-1, one adapter set each (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of batches, noise, dropout and init (default 0)")
+    p.add_argument("--seed", type=non_negative_int("--seed"), default=0, help="seed of batches, noise, dropout and init (default 0)")
     p.add_argument("--weight-noise", default="additive", choices=("additive", "pcm", "none"),
                    help="training weight noise (default additive)")
-    p.add_argument("--weight-sigma", type=float, default=0.067,
+    p.add_argument("--weight-sigma", type=finite_float("--weight-sigma", 0.0), default=0.067,
                    help="additive weight noise, fraction of max|W| (default 0.067)")
-    p.add_argument("--out-noise", type=float, default=None, help="training output noise (default: the config's)")
+    p.add_argument("--out-noise", type=finite_float("--out-noise", 0.0), default=None, help="training output noise (default: the config's)")
     p.add_argument("--loss", default="distill", choices=("distill", "task"),
                    help="distill to the FP model, or the encoders' source-task loss (default distill)")
     p.add_argument("--domain", default="pydoc", help="encoders: training text domain, pydoc or docstrings (default pydoc)")
@@ -59,32 +66,49 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def check_adapt_sizes(args, loaded, names) -> None:
+    """--domain known, --seq within the context, --rank within the widths, the batch and chips
+    within memory: checked before the first step."""
+    from simulator.adapt.data import DOMAINS
+    from simulator.commands.memory import check_seeds_memory, check_training_memory
+    if args.domain not in DOMAINS:
+        raise UserError(f"--domain: expected one of {', '.join(DOMAINS)}, got {args.domain!r}")
+    config = loaded.model.config
+    positions = config.n_positions if loaded.family == "gpt2" else config.max_position_embeddings
+    if args.seq > positions:
+        raise UserError(f"--seq: {loaded.name} has a {positions}-token context, got {args.seq}")
+    widest = max(min(loaded.model.get_submodule(n).in_features, loaded.model.get_submodule(n).out_features)
+                 for n in names)
+    if args.method == "lora" and args.rank > widest:
+        raise UserError(f"--rank: expected at most {widest} (the widest analog projection's smaller "
+                        f"dimension), got {args.rank}")
+    check_training_memory(loaded, args.batch, args.seq)
+    if args.method == "lora" and args.mode == "specific":
+        check_seeds_memory(loaded, names, args.chips, flag="--chips")
+
+
 def run(args) -> int:
     from simulator.accuracy.evaluate import analog_projection_names
     from simulator.adapt.files import model_fingerprint, save_adapters
     from simulator.adapt.train import AdaptConfig, train
     from simulator.commands.accuracy import mapping_targets, parse_duration_s
-    from workloads.registry import load_model
 
-    if not args.out.endswith(".safetensors"):
-        raise UserError(f"--out {args.out}: expected a .safetensors file name")
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder):
-        raise UserError(f"--out {args.out}: folder {folder} does not exist")
+    check_outputs(("--out", args.out, SAFETENSORS), ("--json", args.json, JSON))
     hw = load_hw_arg(args)
     config = AdaptConfig(
         method=args.method, mode=args.mode if args.method == "lora" else "agnostic", rank=args.rank,
         alpha=args.alpha, dropout=args.dropout, targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
         steps=args.steps, lr=args.lr, batch=args.batch, seq=args.seq,
-        t_train_s=parse_duration_s(args.t_train), chips=tuple(range(args.chips)), seed=args.seed,
+        t_train_s=parse_duration_s(args.t_train, "--t-train"), chips=tuple(range(args.chips)), seed=args.seed,
         weight_noise=args.weight_noise, weight_sigma=args.weight_sigma, out_noise=args.out_noise,
         loss=args.loss, domain=args.domain, checkpoint_every=args.checkpoint_every)
     if args.method == "hwa" and args.mode == "specific":
         raise UserError("--mode specific: AHWA trains one set of weights for every chip; use --method lora")
-    loaded = load_model(args.model)
+    loaded = load_model_checked(args.model)
     names = analog_projection_names(loaded.model, mapping_targets(args.mapping, args.model, hw))
     if not names:
         raise UserError("--mapping: no projection is analog, so there is nothing to adapt")
+    check_adapt_sizes(args, loaded, names)
     head = None
     if config.loss == "task" and loaded.family != "gpt2":
         from simulator.adapt.head import train_source_head

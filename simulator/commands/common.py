@@ -96,6 +96,9 @@ def check_max_tokens(max_tokens: int | None, loaded_model) -> None:
         return
     from simulator.accuracy.lm import EVAL_WINDOW_TOKENS
     window = min(EVAL_WINDOW_TOKENS, loaded_model.model.config.n_positions)
+    if max_tokens < window:
+        raise UserError(f"--max-tokens: expected at least the {window}-token evaluation window of "
+                        f"{loaded_model.name} (a multiple of it), got {max_tokens}")
     if max_tokens % window:
         low, high = max(window, max_tokens - max_tokens % window), max_tokens - max_tokens % window + window
         raise UserError(f"--max-tokens: expected a multiple of the {window}-token evaluation "
@@ -107,6 +110,33 @@ def check_max_tokens(max_tokens: int | None, loaded_model) -> None:
         raise UserError(f"--max-tokens: the held-out split has {available} tokens in whole "
                         f"{window}-token windows; give at most {available} or leave it out, "
                         f"got {max_tokens}")
+
+
+def load_model_checked(name: str, flag: str = "--model"):
+    """The model's weights, after checking that its config's dimensions fit in memory."""
+    from simulator.commands.memory import check_checkpoint_memory
+    from workloads.registry import load_model
+    check_checkpoint_memory(name, flag)
+    return load_model(name)
+
+
+def check_timing_args(args, hw, workload: str, mapping, parallel: int = 1, *, one_of_many: bool = False) -> None:
+    """The workload's context window, the mapping and the task graph's memory, before any timing
+    run. `one_of_many`: `hw` is one point of a sweep, where a mapping may fit some points only
+    (then the points that it does not fit report that, and memory is not estimated here)."""
+    from simulator.commands.memory import check_timing_memory
+    from simulator.mapping.resolve import resolve_mapping
+    from simulator.run import default_phase
+    from workloads.registry import build_graph
+    phase = args.phase or default_phase(workload)
+    build_graph(workload, phase, batch=args.batch, seq=args.seq, new_tokens=args.new_tokens)  # positions
+    try:
+        resolve_mapping(workload, hw, mapping)  # a bad mapping file, or one that does not fit
+    except UserError:
+        if not one_of_many:
+            raise
+        return
+    check_timing_memory(hw, workload, phase, mapping, parallel=parallel, **graph_kwargs(args))
 
 
 def graph_kwargs(args) -> dict:
@@ -138,6 +168,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(flag: str, maximum: int = 2 ** 32 - 1):
+    """argparse type: an integer in 0..maximum (seeds: numpy takes 0..2^32-1), named by `flag`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= maximum:
+            raise UserError(f"{flag}: expected an integer in 0..{maximum}, got {text!r}")
+        return value
+    return parse
+
+
 def bounded_int(maximum: int):
     """argparse type: a positive integer no larger than `maximum`."""
     def parse(text: str) -> int:
@@ -146,6 +189,22 @@ def bounded_int(maximum: int):
             raise argparse.ArgumentTypeError(f"expected a positive integer <= {maximum}, got {text!r}")
         return value
     parse.__name__ = "positive integer"
+    return parse
+
+
+def finite_float(flag: str, low: float = -math.inf, *, above: bool = False, high: float = math.inf):
+    """argparse type: a finite number >= low (> low with `above`) and <= high, named by `flag`."""
+    bound = (f"> {low:g}" if above else f">= {low:g}") if math.isfinite(low) else ""
+    bound += (" and " if bound else "") + f"<= {high:g}" if math.isfinite(high) else ""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < low or (above and value == low) or value > high:
+            raise UserError(f"{flag}: expected a finite number{' ' + bound if bound else ''}, got {text!r}")
+        return value
     return parse
 
 

@@ -12,7 +12,7 @@ import dataclasses
 
 from simulator.atomic import JSON
 from simulator.commands.common import (
-    add_hw_args, add_workload_args, check_outputs, graph_kwargs, load_hw_arg, presets_help,
+    add_hw_args, add_workload_args, check_outputs, check_timing_args, graph_kwargs, load_hw_arg, presets_help,
     write_json_atomic, wrote,
 )
 from simulator.hw.loader import load_hw, parse_overrides
@@ -50,6 +50,8 @@ def run(args) -> int:
     check_outputs(("--json", args.json, JSON))
     candidate_hw = load_hw_arg(args)
     baseline_hw = digital_twin(args) if args.baseline == TWIN else load_hw(args.baseline)
+    check_timing_args(args, candidate_hw, args.workload, args.mapping)
+    check_timing_args(args, baseline_hw, args.workload, "all-digital")
     kw = dict(engine=args.engine, **graph_kwargs(args))
     candidate = simulate_workload(candidate_hw, args.workload, args.phase, args.mapping, **kw)
     baseline = simulate_workload(baseline_hw, args.workload, args.phase, "all-digital", **kw)

@@ -8,7 +8,8 @@ from tqdm import tqdm
 from simulator.atomic import HDF5, JSON, PLOT
 from simulator.commands.accuracy import compact_names, format_time, parse_times
 from simulator.commands.common import (
-    add_accuracy_args, add_hw_args, check_max_tokens, check_outputs, load_hw_arg, write_json_atomic, wrote,
+    add_accuracy_args, add_hw_args, check_max_tokens, check_outputs, load_hw_arg, load_model_checked,
+    write_json_atomic, wrote,
 )
 from simulator.errors import UserError
 
@@ -52,11 +53,12 @@ def run(args) -> int:
     times_s = parse_times(args.t)
     hw = load_hw_arg(args)
     from simulator.analysis.profile import make_probe, measure_sets, profile_result, profile_sets, write_profile_h5
+    from simulator.commands.memory import check_seeds_memory
     from simulator.mapping.resolve import analog_names, resolve_targets
-    from workloads.registry import load_model
-    loaded = load_model(args.model)
+    loaded = load_model_checked(args.model)
     check_max_tokens(args.max_tokens, loaded)
     fitting = set(analog_names(resolve_targets(args.model, hw, "all-analog")))
+    check_seeds_memory(loaded, sorted(fitting), args.seeds)
     probe = make_probe(loaded, hw, list(range(args.seeds)), args.max_tokens)
     # The one capacity rule (mapping/resolve.py): only what all-analog puts on tiles is profiled.
     left_digital = [name for name in probe.projections if name not in fitting]

@@ -9,7 +9,10 @@ import sys
 
 import numpy as np
 
-from simulator.commands.common import add_hw_args, load_hw_arg, check_outputs, positive_int, write_json_atomic
+from simulator.commands.common import (
+    MAX_SEEDS, MAX_TOKENS, add_hw_args, bounded_int, check_max_tokens, check_outputs, load_hw_arg,
+    load_model_checked, write_json_atomic,
+)
 from simulator.atomic import HDF5, JSON, PLOT
 from simulator.errors import UserError
 
@@ -24,8 +27,8 @@ def add_parser(sub) -> None:
                    help=f"verify tolerance(s) as fractions of g_max, comma separated (default {DEFAULT_TOLERANCES})")
     p.add_argument("--model", default=None,
                    help="also program this model's Linear weights and score it (gpt2-pydoc, minilm, a folder)")
-    p.add_argument("--seeds", type=positive_int, default=1, help="programming realisations (default 1)")
-    p.add_argument("--max-tokens", type=positive_int, default=None, help="LMs: score the first N held-out tokens")
+    p.add_argument("--seeds", type=bounded_int(MAX_SEEDS), default=1, help="programming realisations (default 1)")
+    p.add_argument("--max-tokens", type=bounded_int(MAX_TOKENS), default=None, help="LMs: score the first N held-out tokens")
     p.add_argument("--json", metavar="FILE", help="write the sweep as JSON")
     p.add_argument("--h5", metavar="FILE", help="write the sweep as HDF5")
     p.add_argument("--plot", metavar="FILE", help="tolerance vs time vs accuracy (.png, .svg, .pdf)")
@@ -54,8 +57,11 @@ def run(args) -> int:
     hw = load_hw_arg(args)
     loaded = None
     if args.model:
-        from workloads.registry import load_model
-        loaded = load_model(args.model)
+        from simulator.accuracy.evaluate import projection_names
+        from simulator.commands.memory import check_seeds_memory
+        loaded = load_model_checked(args.model)
+        check_max_tokens(args.max_tokens, loaded)
+        check_seeds_memory(loaded, projection_names(loaded.model), args.seeds)  # the reference points
     rows = []
     for tolerance in tolerances:
         hw_tol = with_tolerance(hw, tolerance)

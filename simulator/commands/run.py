@@ -10,8 +10,8 @@ import sys
 
 from simulator.atomic import HDF5, JSON
 from simulator.commands.common import (
-    MAX_SEEDS, add_hw_args, add_workload_args, bounded_int, check_outputs, graph_kwargs, load_hw_arg,
-    write_json_atomic, wrote,
+    MAX_SEEDS, add_hw_args, add_workload_args, bounded_int, check_outputs, check_timing_args, graph_kwargs,
+    load_hw_arg, load_model_checked, write_json_atomic, wrote,
 )
 from simulator.report.h5 import write_run_h5
 from simulator.report.table import format_report
@@ -58,15 +58,17 @@ def run(args) -> int:
     parse_times(args.t)  # a bad --t fails now, not after the timing run
     hw = load_hw_arg(args)
     adapters = _checked_adapters(args) if getattr(args, "adapters", None) else None
+    check_timing_args(args, hw, args.workload, args.mapping)
+    wants_accuracy = args.workload == DEFAULT_WORKLOAD if args.accuracy is None else args.accuracy
+    loaded = _checked_model(args, hw) if wants_accuracy else None
     sim = simulate_workload(hw, args.workload, args.phase, args.mapping, engine=args.engine,
                             **graph_kwargs(args))
     result = sim.report.to_dict()
     print(format_report(sim.report))
     if adapters is not None:
         result["adapters"] = _adapter_overhead(args, hw, adapters, result["workload"].get("chunk_tokens"))
-    wants_accuracy = args.workload == DEFAULT_WORKLOAD if args.accuracy is None else args.accuracy
-    if wants_accuracy:
-        result["accuracy"] = _accuracy_next_to_timing(args, hw, result["mapping"], adapters)
+    if loaded is not None:
+        result["accuracy"] = _accuracy_next_to_timing(args, hw, loaded, result["mapping"], adapters)
     if args.json:
         write_json_atomic(args.json, result)
     if args.trace:
@@ -106,13 +108,22 @@ def _adapter_overhead(args, hw, adapters, chunk_tokens: int | None) -> dict:
     return overhead
 
 
-def _accuracy_next_to_timing(args, hw, targets: dict, adapters=None) -> dict:
+def _checked_model(args, hw):
+    """The weights for the accuracy figure, loaded before the timing run so that a shape-only
+    workload or too many --seeds fail first."""
+    from simulator.commands.memory import check_seeds_memory
+    from simulator.mapping.resolve import analog_names, resolve_targets
+    loaded = load_model_checked(args.workload, "--workload")
+    check_seeds_memory(loaded, analog_names(resolve_targets(args.workload, hw, args.mapping)), args.seeds)
+    return loaded
+
+
+def _accuracy_next_to_timing(args, hw, loaded, targets: dict, adapters=None) -> dict:
     """A quick accuracy figure of the same mapping (a short eval, few seeds)."""
     from simulator.accuracy.evaluate import evaluate_accuracy
     from simulator.commands.accuracy import format_table, parse_times
-    from workloads.registry import load_model
 
-    result = evaluate_accuracy(load_model(args.workload), hw, targets, parse_times(args.t),
+    result = evaluate_accuracy(loaded, hw, targets, parse_times(args.t),
                                args.seeds, max_tokens=QUICK_EVAL_TOKENS, adapters=adapters)
     print("\naccuracy of this mapping (quick look; `aimcsim accuracy` scores the whole split)")
     print(format_table(result))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
 
@@ -11,8 +12,8 @@ from tqdm import tqdm
 from simulator.atomic import JSON, PLOT, YAML
 from simulator.commands.accuracy import format_time, parse_duration_s
 from simulator.commands.common import (
-    add_accuracy_args, add_hw_args, add_phase_args, check_max_tokens, check_outputs, load_hw_arg,
-    positive_int, write_json_atomic, wrote,
+    add_accuracy_args, add_hw_args, add_phase_args, bounded_int, check_max_tokens, check_outputs, load_hw_arg,
+    load_model_checked, write_json_atomic, wrote,
 )
 from simulator.commands.profile import PROFILE_TOKENS
 from simulator.errors import UserError
@@ -20,6 +21,8 @@ from simulator.ir.graph import OpKind
 from simulator.report.table import format_energy_pj, format_time_ns
 
 PARETO_BUDGET_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+MAX_ROUNDS = 1000  # MILP rounds; each costs a functional run
+MAX_VERIFICATIONS = 100_000
 
 
 def add_parser(sub) -> None:
@@ -38,7 +41,7 @@ def add_parser(sub) -> None:
                         "one alone), layer (all projections of a transformer block) or type "
                         "(e.g. every mlp.c_fc) (default projection)")
     add_phase_args(p)
-    p.add_argument("--max-rounds", type=positive_int, default=6,
+    p.add_argument("--max-rounds", type=bounded_int(MAX_ROUNDS), default=6,
                    help="MILP verify-and-adjust rounds (proxy budget relaxed or tightened; default 6)")
     p.add_argument("--max-verifications", type=non_negative_int, default=30,
                    help="functional runs the local search after the MILP may spend (0: none; default 30)")
@@ -59,9 +62,9 @@ def non_negative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UserError(f"--budget: expected a number >= 0, got {text!r}") from None
-    if not value >= 0:  # also rejects nan
-        raise UserError(f"--budget: expected a number >= 0, got {text!r}")
+        value = math.nan
+    if not 0 <= value < math.inf:  # also rejects nan
+        raise UserError(f"--budget: expected a number >= 0 (finite), got {text!r}")
     return value
 
 
@@ -69,9 +72,9 @@ def non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise UserError(f"--max-verifications: expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise UserError(f"--max-verifications: expected an integer >= 0, got {text!r}")
+        value = -1
+    if not 0 <= value <= MAX_VERIFICATIONS:
+        raise UserError(f"--max-verifications: expected an integer >= 0 and <= {MAX_VERIFICATIONS}, got {text!r}")
     return value
 
 
@@ -82,7 +85,7 @@ def parse_budgets(text: str | None, budget: float) -> list[float]:
         budgets = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise UserError(f"--pareto-budgets: expected comma-separated numbers, got {text!r}") from None
-    if not budgets or any(not b >= 0 for b in budgets):
+    if not budgets or any(not 0 <= b < math.inf for b in budgets):
         raise UserError(f"--pareto-budgets: expected one or more numbers >= 0, got {text!r}")
     return budgets
 
@@ -105,18 +108,21 @@ def run(args) -> int:
     from simulator.analysis.profile import make_probe
     from simulator.analysis.search import (CachedCost, EngineCost, Problem, group_gains, make_groups, run_search,
                                            search_runs_at_most, verified_points)
+    from simulator.commands.memory import check_seeds_memory
+    from simulator.mapping.resolve import fits_alone
     from simulator.run import default_phase
-    from workloads.registry import build_graph, load_model
+    from workloads.registry import build_graph
 
     graph = build_graph(args.model, args.phase or default_phase(args.model), seq=args.seq)
     engine = EngineCost(graph, hw)
     cost = CachedCost(engine)
-    loaded = load_model(args.model)
+    loaded = load_model_checked(args.model)
     check_max_tokens(args.max_tokens, loaded)
+    check_seeds_memory(loaded, [p.name for p in graph.projections if fits_alone(p, hw)], args.seeds)
     probe = make_probe(loaded, hw, list(range(args.seeds)), args.max_tokens)
     timed = {p.name for p in graph.projections}
-    eligible = [name for name in probe.projections
-                if name in timed and 0 < engine.tiles(name) <= hw.analog.tiles]
+    eligible = [name for name in probe.projections  # the one capacity rule (mapping/resolve.py)
+                if name in timed and fits_alone(graph.projection(name), hw)]
     if not eligible:
         raise UserError(f"--hw {args.hw}: no projection of {args.model} fits its analog tiles "
                         f"(analog.tiles={hw.analog.tiles}); nothing to search")

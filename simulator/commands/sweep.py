@@ -21,10 +21,11 @@ from simulator.analysis.sweep import (SweepSpec, plot_sweep, read_points, run_in
 from simulator.atomic import HDF5, PLOT
 from simulator.commands.accuracy import parse_times
 from simulator.commands.common import (
-    MAX_SEEDS, MAX_TOKENS, add_workload_args, bounded_int, check_outputs, graph_kwargs, presets_help,
+    MAX_SEEDS, MAX_TOKENS, add_workload_args, bounded_int, check_max_tokens, check_outputs, check_timing_args,
+    graph_kwargs, load_model_checked, presets_help,
 )
 from simulator.errors import UserError
-from simulator.hw.loader import parse_overrides
+from simulator.hw.loader import load_hw, parse_overrides
 from simulator.report.table import format_energy_pj, format_time_ns
 from workloads.registry import model_config
 
@@ -80,6 +81,7 @@ def run(args) -> int:
             raise UserError(f"--model: {exc}") from None
     png = os.path.splitext(args.out)[0] + ".png"
     check_outputs(("--out", args.out, HDF5), ("the plot beside --out", png, PLOT))
+    _check_before_the_points(args, spec)
     progress = _Progress()
     if args.local:
         counts = run_sweep(spec, args.out, run_in_process, on_plan=progress.start, on_point=progress.point)
@@ -92,6 +94,30 @@ def run(args) -> int:
     print(f"{counts.points} points: {counts.skipped} already done, {counts.evaluated} evaluated, "
           f"{counts.failed} failed; results in {args.out}, plot in {png}")
     return 0
+
+
+def _check_before_the_points(args, spec: SweepSpec) -> None:
+    """What would fail every point fails once, now: the context window (--tokens,
+    --new-tokens, --max-tokens), the memory the points running at once need, the model.
+    Sizes are estimated on the grid's first point."""
+    for flag, value in (("--max-tokens", args.max_tokens), ("--model", args.model)):
+        if value is not None and not args.accuracy:
+            raise UserError(f"{flag}: only used with --accuracy; add --accuracy or leave {flag} out")
+    hw = load_hw(spec.hw, {key: values[0] for key, values in spec.axes})
+    parallel = 1 if args.local else args.workers
+    check_timing_args(args, hw, spec.workload, spec.mapping, parallel=parallel, one_of_many=True)
+    if not args.accuracy:
+        return
+    from simulator.commands.memory import check_seeds_memory
+    from simulator.mapping.resolve import analog_names, resolve_targets
+    model = spec.accuracy_model or spec.workload
+    loaded = load_model_checked(model, "--model" if spec.accuracy_model else "--workload")
+    check_max_tokens(args.max_tokens, loaded)
+    try:
+        analog = analog_names(resolve_targets(model, hw, spec.mapping))
+    except UserError:  # the mapping does not fit this point; the points say so
+        return
+    check_seeds_memory(loaded, analog, args.seeds, parallel=parallel)
 
 
 def parse_axes(items: list[str]) -> tuple[tuple[str, tuple], ...]:

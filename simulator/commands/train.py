@@ -7,13 +7,17 @@ import sys
 
 import numpy as np
 
-from simulator.commands.common import check_outputs, positive_int, write_json_atomic
+from simulator.commands.common import (
+    MAX_SEEDS, bounded_int, check_outputs, finite_float, write_json_atomic,
+)
 from simulator.atomic import HDF5, JSON, PLOT
 from simulator.errors import UserError
 from simulator.hw.schema import PulsedDeviceConfig
 
 TASKS = ("lsq", "digits")
 DEFAULT_EPOCHS = {"lsq": 20, "digits": 8}
+MAX_EPOCHS = 100_000
+MAX_PULSE_BITS = 4096  # pulse-train bit length; published arrays use 1..255
 
 
 def add_parser(sub) -> None:
@@ -30,14 +34,18 @@ def add_parser(sub) -> None:
     p.add_argument("--hw", default=None, help="take analog.device.pulsed from this hardware config")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="pulsed-device parameter, e.g. --param up_down=0.2 (repeatable)")
-    p.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 (default 3)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="default 20 (lsq), 8 (digits)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01 lsq, 0.05 digits)")
-    p.add_argument("--transfer-lr", type=float, default=0.05, help="Tiki-Taka/residual transfer rate (default 0.05)")
-    p.add_argument("--transfer-every", type=positive_int, default=1, help="steps between column transfers (default 1)")
-    p.add_argument("--gamma", type=float, default=0.5, help="residual: W = C + gamma A (default 0.5)")
-    p.add_argument("--read-noise", type=float, default=0.01, help="transfer read noise std, device units (default 0.01)")
-    p.add_argument("--bl", type=positive_int, default=31, help="pulse-train bit length (default 31)")
+    p.add_argument("--seeds", type=bounded_int(MAX_SEEDS), default=3, help="seeds 0..N-1 (default 3)")
+    p.add_argument("--epochs", type=bounded_int(MAX_EPOCHS), default=None, help="default 20 (lsq), 8 (digits)")
+    p.add_argument("--lr", type=finite_float("--lr", 0.0, above=True), default=None,
+                   help="learning rate (default 0.01 lsq, 0.05 digits)")
+    p.add_argument("--transfer-lr", type=finite_float("--transfer-lr", 0.0), default=0.05,
+                   help="Tiki-Taka/residual transfer rate (default 0.05)")
+    p.add_argument("--transfer-every", type=bounded_int(MAX_EPOCHS), default=1,
+                   help="steps between column transfers (default 1)")
+    p.add_argument("--gamma", type=finite_float("--gamma"), default=0.5, help="residual: W = C + gamma A (default 0.5)")
+    p.add_argument("--read-noise", type=finite_float("--read-noise", 0.0), default=0.01,
+                   help="transfer read noise std, device units (default 0.01)")
+    p.add_argument("--bl", type=bounded_int(MAX_PULSE_BITS), default=31, help="pulse-train bit length (default 31)")
     p.add_argument("--update", default="stochastic", help="stochastic | expected (default stochastic)")
     p.add_argument("--json", metavar="FILE", help="write all runs as JSON")
     p.add_argument("--h5", metavar="FILE", help="write the curves as HDF5")

@@ -31,17 +31,17 @@ Policy, chosen to be predictable for architects reading a trace:
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping as MappingABC
 from pathlib import Path
 
 import numpy as np
 
 from simulator.errors import UserError
-from simulator.hw.schema import AnalogConfig, HwConfig
+from simulator.hw.schema import HwConfig
 from simulator.interconnect.mesh import Topology, build_topology
 from simulator.ir.graph import Graph, Projection
 from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping, Placement, split_parts
+from simulator.mapping.resolve import block_grid, fits, fits_alone, tile_capacity, tiles_needed
 
 TARGETS = (ANALOG, DIGITAL)
 ALL_ANALOG = "all-analog"
@@ -56,27 +56,21 @@ def check_target(value, location: str) -> str:
     return value
 
 
-def block_grid(projection: Projection, analog: AnalogConfig) -> tuple[int, int]:
-    """(row_blocks, col_blocks): inputs on rows, outputs on columns."""
-    return (math.ceil(projection.in_features / analog.rows),
-            math.ceil(projection.out_features / analog.cols))
-
-
 def hw_source(hw: HwConfig) -> str:
     return hw.source or f"hw config {hw.name!r}"
 
 
-def _check_capacity(analog_projections: list[Projection], block_counts: list[int],
-                    hw: HwConfig, source: str) -> None:
+def _check_capacity(analog_projections: list[Projection], hw: HwConfig, source: str) -> None:
+    """The capacity rule of mapping/resolve.py, with a message saying which part fails."""
+    if fits(analog_projections, hw):
+        return
     tiles = hw.analog.tiles
-    if analog_projections and tiles == 0:
+    if tiles == 0:
         raise UserError(f"{source}: {len(analog_projections)} projections are mapped analog (first "
                         f"{analog_projections[0].name}) but {hw_source(hw)} has analog.tiles=0; "
                         "map them digital or use a config with analog tiles")
-    needed = sum(block_counts)
-    if needed <= tiles:
-        return
-    if not hw.analog.allow_time_multiplexing:
+    if tile_capacity(hw) is not None:
+        needed = sum(tiles_needed(p, hw.analog) for p in analog_projections)
         raise UserError(f"{source}: the mapping needs {needed} tiles, {hw_source(hw)} has "
                         f"analog.tiles={tiles}; set analog.allow_time_multiplexing: true or map "
                         "fewer projections analog")
@@ -122,9 +116,9 @@ def place_targets(graph: Graph, hw: HwConfig, targets: dict[str, str], *,
                   replicate: bool = False) -> Mapping:
     """The Mapping for complete, valid `targets` (projection -> analog | digital)."""
     analog_projections = [p for p in graph.projections if targets[p.name] == ANALOG]
+    _check_capacity(analog_projections, hw, source)
     grids = [block_grid(p, hw.analog) for p in analog_projections]
     block_counts = [rows * cols for rows, cols in grids]
-    _check_capacity(analog_projections, block_counts, hw, source)
     needed = sum(block_counts)
     replicas = hw.analog.tiles // needed if replicate and 0 < needed <= hw.analog.tiles else 1
     slots = _pack_blocks(grids, replicas, hw.analog.tiles)
@@ -313,18 +307,15 @@ def _check_block_rounds(placement: Placement, rounds: int, where: str) -> None:
 
 def fitting_analog_targets(graph: Graph, hw: HwConfig) -> dict[str, str]:
     """Every projection analog where the tiles can hold it, the rest digital."""
-    tiles = hw.analog.tiles
-    free = tiles
+    reprogram = hw.analog.allow_time_multiplexing and hw.analog.multiplexing == "reprogram_per_pass"
+    free = hw.analog.tiles
     targets = {}
     for projection in graph.projections:
-        rows, cols = block_grid(projection, hw.analog)
-        blocks = rows * cols
-        if hw.analog.allow_time_multiplexing and hw.analog.multiplexing == "reprogram_per_pass":
-            fits = tiles > 0  # split over rounds where it needs more tiles than there are
-        else:
-            fits = blocks <= free
-            free -= blocks if fits else 0
-        targets[projection.name] = ANALOG if fits else DIGITAL
+        blocks = tiles_needed(projection, hw.analog)
+        analog = fits_alone(projection, hw) if reprogram else blocks <= free
+        if analog and not reprogram:
+            free -= blocks
+        targets[projection.name] = ANALOG if analog else DIGITAL
     return targets
 
 
