@@ -436,8 +436,9 @@ def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
         raise MemoryError
 
     monkeypatch.setattr("simulator.commands.run.simulate_workload", exhausted)
-    expect_clean_error(["run", "--hw", "tiny", "--workload", "gpt2-xl", "--tokens", "1024",
-                        "--chunk-tokens", "1", "--no-accuracy"], tmp_path, ["out of memory", "--tokens"], capsys)
+    # a run small enough for the up-front estimate, so the allocation itself fails
+    expect_clean_error(["run", "--hw", "digital", "--workload", "gpt2", "--tokens", "8", "--no-accuracy"],
+                       tmp_path, ["out of memory", "--tokens"], capsys)
 
 
 # ---------------------------------------------------------------- hand-picked: every flag of every subcommand
