@@ -22,6 +22,19 @@ def test_train_writes_json_h5_and_plot(tmp_path, capsys):
     assert "soft_bounds" in capsys.readouterr().out
 
 
+def test_train_results_do_not_depend_on_jobs(tmp_path):
+    """Runs in parallel processes give the very same runs (each is seeded by itself)."""
+    outputs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"j{jobs}.json"
+        assert main(["train", "--device", "soft_bounds,constant_step", "--algorithm", "fp,sgd,residual",
+                     "--task", "lsq", "--seeds", "2", "--epochs", "1", "--jobs", jobs, "--json", str(out)]) == 0
+        outputs.append(json.loads(out.read_text()))
+    assert outputs[0]["runs"] == outputs[1]["runs"]
+    assert outputs[0]["runs"]["soft_bounds"]["fp"] == outputs[0]["runs"]["constant_step"]["fp"]
+    assert outputs[0]["runs"]["soft_bounds"]["sgd"] != outputs[0]["runs"]["constant_step"]["sgd"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--param", "w_min=2"], "w_min < w_max"),
     (["--param", "dw_min=-0.1"], "dw_min"),

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from simulator.analog.pulsed import CONSTANT, EXP, LINEAR, POW, SOFT, PulsedArray, q_down_scalar, q_up_scalar
 from simulator.analog.rng import mix64
@@ -202,13 +202,13 @@ def _affine_row(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d_p
     return row_total
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key):
     """Constant step, linear step and soft bounds, q = max(1 - gamma w / bound, 0): every
     device's n pulses in closed form (_affine_pulses), one pass per row."""
     rows, cols = w.shape
     total = 0
-    for i in prange(rows):
+    for i in range(rows):
         if d_masks[i] != 0:
             total += _affine_row(w[i], gamma_up, gamma_down, s_up[i], s_down[i], w_min[i], w_max[i], c2c, x,
                                  d[i] > 0, x_masks, d_masks[i], row_key(key, 2, i))
@@ -247,13 +247,13 @@ def _pulse_rounds(model, v, counts, up, s_up, s_down, w_min, w_max, params, step
             k += 1
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key):
     """Exp step and power step: each device's pulses applied one after another."""
     x_pos = x > 0
     rows, cols = w.shape
     total = 0
-    for i in prange(rows):
+    for i in range(rows):
         d_mask = d_masks[i]
         if d_mask == 0:
             continue
@@ -297,13 +297,13 @@ def _stochastic_update(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, 
     return _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _expected_update(w, model, params, s_up, s_down, w_min, w_max, x, d, lr, bl, dw_min):
     a, b = _update_scales(x, d, lr, bl, dw_min)
     if a == 0.0:
         return
     rows, cols = w.shape
-    for i in prange(rows):
+    for i in range(rows):
         q = min(b * abs(d[i]), 1.0)
         for j in range(cols):
             n = bl * min(a * abs(x[j]), 1.0) * q  # expected coincidences
