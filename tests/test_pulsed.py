@@ -163,6 +163,25 @@ def test_expected_update_of_a_constant_step_is_exact():
     assert np.allclose(w, -0.01 * np.outer(d, x), rtol=1e-5)
 
 
+@pytest.mark.parametrize("model", pulsed.PULSED_MODELS)
+def test_expected_update_is_the_expected_pulse_count_times_the_step(model):
+    """Mean-field mode: each device moves n q(w) s in one step, n = BL p_j q_i (truncated at 1)."""
+    cfg = PulsedDeviceConfig(model=model, dw_min=0.002)
+    arr = pulsed.sample_array(cfg, (5, 7), np.random.default_rng(8))
+    rng = np.random.default_rng(9)
+    start = np.clip(rng.uniform(-0.8, 0.8, (5, 7)), arr.w_min, arr.w_max).astype(np.float32)
+    x, d, lr, bl = rng.uniform(-1, 1, 7), rng.normal(size=5), 0.05, 31
+    w = start.copy()
+    pulse_update.expected_update(w, arr, x, d, lr, bl, cfg.dw_min)
+    k = lr / (bl * cfg.dw_min)
+    a, b = np.sqrt(k * np.abs(d).max() / np.abs(x).max()), np.sqrt(k * np.abs(x).max() / np.abs(d).max())
+    n = bl * np.outer(np.minimum(b * np.abs(d), 1), np.minimum(a * np.abs(x), 1))
+    up = np.outer(d, x) < 0
+    w0 = start.astype(np.float64)
+    expected = np.clip(w0 + n * np.where(up, arr.up(w0), -arr.down(w0)), arr.w_min, arr.w_max)
+    assert np.allclose(w, expected, rtol=0, atol=1e-6) and np.abs(w - start).max() > 0.01
+
+
 def test_zero_mean_updates_drive_soft_bounds_to_the_symmetric_point():
     cfg = PulsedDeviceConfig(model="soft_bounds", up_down=0.3, dw_min=0.005, dw_min_std=0.1)
     arr = pulsed.sample_array(cfg, (6, 6), np.random.default_rng(4))

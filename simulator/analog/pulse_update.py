@@ -297,12 +297,36 @@ def _stochastic_update(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, 
     return _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _expected_affine_row(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, x, d_pos, a_scale, row_q, bl):
+    """One row of the expected update for an affine response, float32 vector lanes."""
+    one = np.float32(1.0)
+    for j in range(v.size):
+        n = np.float32(bl * min(a_scale * abs(x[j]), 1.0) * row_q)  # expected coincidences
+        up = np.float32((x[j] > 0) != d_pos)  # blend, not select (see _affine_device)
+        lo, hi = w_min[j], w_max[j]
+        s = up * s_up[j] - (one - up) * s_down[j]
+        c = (up * gamma_up + (one - up) * gamma_down) / (up * hi + (one - up) * lo)
+        a = v[j]
+        moved = min(max(a + n * s * max(one - c * a, np.float32(0.0)), lo), hi)
+        v[j] = a if n == 0 else moved
+
+
 @njit(cache=True, nogil=True)
 def _expected_update(w, model, params, s_up, s_down, w_min, w_max, x, d, lr, bl, dw_min):
     a, b = _update_scales(x, d, lr, bl, dw_min)
     if a == 0.0:
         return
     rows, cols = w.shape
+    if model == CONSTANT or model == LINEAR or model == SOFT:
+        gamma_up = np.float32(0.0 if model == CONSTANT else 1.0 if model == SOFT else params[0])
+        gamma_down = np.float32(0.0 if model == CONSTANT else 1.0 if model == SOFT else params[1])
+        for i in range(rows):
+            q = min(b * abs(d[i]), 1.0)
+            if q > 0.0:
+                _expected_affine_row(w[i], gamma_up, gamma_down, s_up[i], s_down[i], w_min[i], w_max[i], x,
+                                     d[i] > 0, a, q, bl)
+        return
     for i in range(rows):
         q = min(b * abs(d[i]), 1.0)
         for j in range(cols):
