@@ -99,8 +99,8 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"threads: numba {numba.get_num_threads()}, torch {torch.get_num_threads()}; thread CPU time")
     u = bench_update(args.size, args.bl, args.lr, args.repeats, args.model)
-    print(f"{args.size}x{args.size} {args.model} update, BL {args.bl}, lr {args.lr}: {u['pulses_per_update']:.3g} pulses "
-          f"({u['pulses_per_update'] / args.size ** 2:.2f} per device)")
+    print(f"{args.size}x{args.size} {args.model} update, BL {args.bl}, lr {args.lr}: "
+          f"{u['pulses_per_update']:.3g} pulses ({u['pulses_per_update'] / args.size ** 2:.2f} per device)")
     print(f"  torch FP rank-1 (addr_)  {u['fp_us']:9.1f} us")
     print(f"  stochastic pulse update  {u['stochastic_us']:9.1f} us  median ratio {u['ratio_median']:.1f}x  "
           f"{u['device_pulses_per_s'] / 1e6:.1f} M device-pulses/s")

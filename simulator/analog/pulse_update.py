@@ -280,6 +280,16 @@ def _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_mas
     return total
 
 
+@njit(cache=True, inline="always")
+def _affine_gammas(model, params):
+    """(gamma_up, gamma_down) of an affine response q = max(1 - gamma w / bound, 0)."""
+    if model == CONSTANT:
+        return np.float32(0.0), np.float32(0.0)
+    if model == SOFT:
+        return np.float32(1.0), np.float32(1.0)
+    return np.float32(params[0]), np.float32(params[1])
+
+
 @njit(cache=True, nogil=True)
 def _stochastic_update(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, lr, bl, dw_min, key):
     """Draw the row and column trains, then apply the coincidences with the model's kernel."""
@@ -288,12 +298,9 @@ def _stochastic_update(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, 
         return 0
     x_masks = _train_masks(x, a, bl, key, 0)
     d_masks = _train_masks(d, b, bl, key, 1)
-    if model == CONSTANT:
-        return _affine_rows(w, np.float32(0.0), np.float32(0.0), s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
-    if model == LINEAR:
-        return _affine_rows(w, np.float32(params[0]), np.float32(params[1]), s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
-    if model == SOFT:
-        return _affine_rows(w, np.float32(1.0), np.float32(1.0), s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
+    if model == CONSTANT or model == LINEAR or model == SOFT:
+        gamma_up, gamma_down = _affine_gammas(model, params)
+        return _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
     return _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
 
 
@@ -319,8 +326,7 @@ def _expected_update(w, model, params, s_up, s_down, w_min, w_max, x, d, lr, bl,
         return
     rows, cols = w.shape
     if model == CONSTANT or model == LINEAR or model == SOFT:
-        gamma_up = np.float32(0.0 if model == CONSTANT else 1.0 if model == SOFT else params[0])
-        gamma_down = np.float32(0.0 if model == CONSTANT else 1.0 if model == SOFT else params[1])
+        gamma_up, gamma_down = _affine_gammas(model, params)
         for i in range(rows):
             q = min(b * abs(d[i]), 1.0)
             if q > 0.0:
