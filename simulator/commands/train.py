@@ -140,15 +140,17 @@ def _run_job(task, model, algorithm, device, pulses, settings, seed, epochs, pro
     return _jsonable(dataclasses.asdict(result))
 
 
-def _ignore_interrupt() -> None:
-    """Workers leave Ctrl-C to the parent, which stops them (no worker tracebacks)."""
+def _worker_signals() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them with SIGTERM; the default
+    SIGTERM action (not the CLI's handler, inherited by fork) ends them without tracebacks."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run_parallel(jobs_list, jobs: int, finished) -> list:
     import multiprocessing
-    pool = multiprocessing.get_context("fork").Pool(min(jobs, len(jobs_list)), initializer=_ignore_interrupt)
+    pool = multiprocessing.get_context("fork").Pool(min(jobs, len(jobs_list)), initializer=_worker_signals)
     try:
         pending = [pool.apply_async(_run_job, job) for job in jobs_list]
         results = []
