@@ -1,6 +1,6 @@
 """Speed of pulsed-device writes, measured side by side in one run.
 
-1. A stochastic pulse-train update (BL 31) of a 512x512 crossbar of soft-bounds devices
+1. A stochastic pulse-train update (BL 31) of a 512x512 crossbar of soft-bounds devices (`--model`)
    (device-to-device and cycle-to-cycle variation on) against the plain FP rank-1 update
    W -= lr d x^T in torch (`addr_`), interleaved, medians over repeats; also the expected-
    value update. Reports device pulses per second and the time ratio (goal: <= 10x).
@@ -12,7 +12,7 @@
    for all 12 is extrapolated linearly (every block has the same four shapes); `--blocks 12`
    measures the whole 85 M weights.
 
-    PYTHONPATH=$PWD python benchmarks/pulse_update.py [--repeats 30] [--blocks 1]
+    PYTHONPATH=$PWD python benchmarks/pulse_update.py [--repeats 30] [--blocks 1] [--model soft_bounds]
 """
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ from simulator.hw.schema import PulsedDeviceConfig
 GPT2_BLOCK_SHAPES = ((2304, 768), (768, 768), (3072, 768), (768, 3072))  # c_attn, c_proj, c_fc, mlp.c_proj
 
 
-def bench_update(size: int, bl: int, lr: float, repeats: int) -> dict:
+def bench_update(size: int, bl: int, lr: float, repeats: int, model: str = "soft_bounds") -> dict:
     rng = np.random.default_rng(0)
-    cfg = PulsedDeviceConfig(model="soft_bounds", dw_min=0.001)
+    cfg = PulsedDeviceConfig(model=model, dw_min=0.001)
     devices = pulsed.sample_array(cfg, (size, size), rng)
     w = np.zeros((size, size), dtype=np.float32)
     w_torch = torch.zeros(size, size)
@@ -91,14 +91,16 @@ def main() -> None:
     parser.add_argument("--bl", type=int, default=31)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--model", default="soft_bounds", choices=pulsed.PULSED_MODELS,
+                        help="device model of the crossbar (default soft_bounds)")
     parser.add_argument("--blocks", type=int, default=1, help="GPT-2 blocks to program (1..12; 0 skips)")
     args = parser.parse_args()
     numba.set_num_threads(1)
     torch.set_num_threads(1)
     print(f"threads: numba {numba.get_num_threads()}, torch {torch.get_num_threads()}; thread CPU time")
-    u = bench_update(args.size, args.bl, args.lr, args.repeats)
-    print(f"{args.size}x{args.size} update, BL {args.bl}, lr {args.lr}: {u['pulses_per_update']:.3g} pulses "
-          f"({u['pulses_per_update'] / args.size ** 2:.2f} per device)")
+    u = bench_update(args.size, args.bl, args.lr, args.repeats, args.model)
+    print(f"{args.size}x{args.size} {args.model} update, BL {args.bl}, lr {args.lr}: "
+          f"{u['pulses_per_update']:.3g} pulses ({u['pulses_per_update'] / args.size ** 2:.2f} per device)")
     print(f"  torch FP rank-1 (addr_)  {u['fp_us']:9.1f} us")
     print(f"  stochastic pulse update  {u['stochastic_us']:9.1f} us  median ratio {u['ratio_median']:.1f}x  "
           f"{u['device_pulses_per_s'] / 1e6:.1f} M device-pulses/s")

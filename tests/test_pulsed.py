@@ -108,6 +108,52 @@ def test_stochastic_update_is_reproducible_per_key():
     assert np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
 
 
+def _pulse_by_pulse(arr, w, up, n):
+    """The readable reference: n pulses, one after another, in float64."""
+    w = w.astype(np.float64)
+    for _ in range(n):
+        step = np.where(up, arr.up(w), -arr.down(w))
+        w = np.clip(w + step, arr.w_min, arr.w_max)
+    return w
+
+
+@pytest.mark.parametrize("model, extra", [
+    ("constant_step", {}), ("linear_step", {"gamma_up": 0.5, "gamma_down": 0.8}), ("soft_bounds", {}),
+    ("exp_step", {}), ("pow_step", {}),
+    ("soft_bounds", {"dw_min": 0.9, "up_down": 0.3}),  # up steps so large that they overshoot 1/c = w_max
+])
+@pytest.mark.parametrize("bl", [1, 7, 31, 64])
+def test_stochastic_update_applies_each_devices_pulses_in_order(model, extra, bl):
+    """With every slot firing (|x| = |d| = 1, lr large), each device takes exactly BL pulses:
+    the kernels (closed form for the affine responses) must match pulse-by-pulse updates,
+    also where a train reaches a bound."""
+    cfg = PulsedDeviceConfig(model=model, dw_min_std=0.0, **({"dw_min": 0.02} | extra))
+    arr = pulsed.sample_array(cfg, (4, 6), np.random.default_rng(3))
+    start = np.clip(np.linspace(-0.97, 0.97, 24).reshape(4, 6), arr.w_min, arr.w_max).astype(np.float32)
+    x, d = np.array([1.0, -1.0, 1.0, -1.0, 1.0, 1.0]), np.array([1.0, -1.0, -1.0, 1.0])
+    w = start.copy()
+    pulses = pulse_update.stochastic_update(w, arr, x, d, 2.0 * bl * cfg.dw_min, bl, cfg.dw_min, 11)
+    assert pulses == bl * w.size
+    expected = _pulse_by_pulse(arr, start, np.outer(d, x) < 0, bl)
+    assert np.allclose(w, expected, rtol=0, atol=2e-6 * bl), np.abs(w - expected).max()
+    assert np.abs(w - start).max() > min(0.5 * bl * cfg.dw_min, 0.5)  # the trains did move the devices
+
+
+@pytest.mark.parametrize("s, c", [(0.002, 1.0), (-0.003, -1.25), (0.001, 0.0), (0.05, -0.4), (0.7, 0.9)])
+def test_closed_form_sums_the_steps_and_their_squares(s, c):
+    """n pulses of step s (1 - c w) in closed form: the total move and the sum of squared
+    steps (the cycle-to-cycle noise's variance) equal the pulse-by-pulse sums."""
+    for a in (-0.8, 0.0, 0.35):
+        for n in (0, 1, 2, 5, 17, 31, 64):
+            w, steps = a, []
+            for _ in range(n):
+                steps.append(s * max(1.0 - c * w, 0.0))
+                w += steps[-1]
+            move, squares = pulse_update._affine_pulses(np.float32(a), np.int32(n), np.float32(s), np.float32(c))
+            assert move == pytest.approx(sum(steps), rel=2e-5, abs=1e-9)
+            assert squares == pytest.approx(sum(t * t for t in steps), rel=2e-5, abs=1e-12)
+
+
 def test_expected_update_of_a_constant_step_is_exact():
     cfg = _quiet(model="constant_step", dw_min=0.001)
     arr = pulsed.nominal_array(cfg, (2, 3))
@@ -115,6 +161,25 @@ def test_expected_update_of_a_constant_step_is_exact():
     x, d = np.array([0.5, -0.2, 0.1]), np.array([0.3, -0.6])
     pulse_update.expected_update(w, arr, x, d, 0.01, 31, cfg.dw_min)
     assert np.allclose(w, -0.01 * np.outer(d, x), rtol=1e-5)
+
+
+@pytest.mark.parametrize("model", pulsed.PULSED_MODELS)
+def test_expected_update_is_the_expected_pulse_count_times_the_step(model):
+    """Mean-field mode: each device moves n q(w) s in one step, n = BL p_j q_i (truncated at 1)."""
+    cfg = PulsedDeviceConfig(model=model, dw_min=0.002)
+    arr = pulsed.sample_array(cfg, (5, 7), np.random.default_rng(8))
+    rng = np.random.default_rng(9)
+    start = np.clip(rng.uniform(-0.8, 0.8, (5, 7)), arr.w_min, arr.w_max).astype(np.float32)
+    x, d, lr, bl = rng.uniform(-1, 1, 7), rng.normal(size=5), 0.05, 31
+    w = start.copy()
+    pulse_update.expected_update(w, arr, x, d, lr, bl, cfg.dw_min)
+    k = lr / (bl * cfg.dw_min)
+    a, b = np.sqrt(k * np.abs(d).max() / np.abs(x).max()), np.sqrt(k * np.abs(x).max() / np.abs(d).max())
+    n = bl * np.outer(np.minimum(b * np.abs(d), 1), np.minimum(a * np.abs(x), 1))
+    up = np.outer(d, x) < 0
+    w0 = start.astype(np.float64)
+    expected = np.clip(w0 + n * np.where(up, arr.up(w0), -arr.down(w0)), arr.w_min, arr.w_max)
+    assert np.allclose(w, expected, rtol=0, atol=1e-6) and np.abs(w - start).max() > 0.01
 
 
 def test_zero_mean_updates_drive_soft_bounds_to_the_symmetric_point():

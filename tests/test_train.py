@@ -46,3 +46,31 @@ def test_bad_training_settings_are_user_errors():
         TrainSettings(gamma=0.0)
     with pytest.raises(UserError, match="--algorithm"):
         run_lsq("adam", ASYMMETRIC, PulseSettings(), TrainSettings(), seed=0, epochs=1)
+
+
+def _digits(algorithm, seed, epochs):
+    from simulator.train.digits import run_digits
+    return run_digits(algorithm, ASYMMETRIC, PulseSettings(), TrainSettings(), seed, epochs=epochs)
+
+
+def test_digits_residual_learning_beats_analog_sgd_early():
+    """Three epochs on one seed: Analog SGD on soft bounds already trails residual learning
+    and Tiki-Taka's loss is below its own."""
+    sgd, tt, res = (_digits(a, 0, 3) for a in ("sgd", "tiki-taka", "residual"))
+    assert res.test_accuracy[-1] > sgd.test_accuracy[-1] + 0.05
+    assert tt.losses[-1] < sgd.losses[-1] and res.losses[-1] < sgd.losses[-1] / 2
+
+
+@pytest.mark.slow
+def test_digits_analog_sgd_stalls_where_tiki_taka_and_residual_reach_fp():
+    """The documented claim at a smaller scale (3 seeds, 12 epochs): Analog SGD's loss
+    plateaus (an asymptotic error), Tiki-Taka and residual learning keep descending and
+    reach FP SGD's test accuracy."""
+    runs = {a: [_digits(a, seed, 12) for seed in range(3)] for a in ("fp", "sgd", "tiki-taka", "residual")}
+    accuracy = {a: np.mean([r.test_accuracy[-1] for r in rs]) for a, rs in runs.items()}
+    loss = {a: np.mean([r.losses for r in rs], axis=0) for a, rs in runs.items()}
+    assert loss["sgd"][-1] > 0.3 and loss["sgd"][-1] > 0.8 * loss["sgd"][5]  # plateau
+    for algorithm in ("tiki-taka", "residual"):
+        assert loss[algorithm][-1] < 0.5 * loss[algorithm][5] and loss[algorithm][-1] < 0.1
+        assert accuracy[algorithm] > accuracy["fp"] - 0.02
+    assert accuracy["sgd"] < accuracy["fp"] - 0.04

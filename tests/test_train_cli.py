@@ -22,6 +22,19 @@ def test_train_writes_json_h5_and_plot(tmp_path, capsys):
     assert "soft_bounds" in capsys.readouterr().out
 
 
+def test_train_results_do_not_depend_on_jobs(tmp_path):
+    """Runs in parallel processes give the very same runs (each is seeded by itself)."""
+    outputs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"j{jobs}.json"
+        assert main(["train", "--device", "soft_bounds,constant_step", "--algorithm", "fp,sgd,residual",
+                     "--task", "lsq", "--seeds", "2", "--epochs", "1", "--jobs", jobs, "--json", str(out)]) == 0
+        outputs.append(json.loads(out.read_text()))
+    assert outputs[0]["runs"] == outputs[1]["runs"]
+    assert outputs[0]["runs"]["soft_bounds"]["fp"] == outputs[0]["runs"]["constant_step"]["fp"]
+    assert outputs[0]["runs"]["soft_bounds"]["sgd"] != outputs[0]["runs"]["constant_step"]["sgd"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--param", "w_min=2"], "w_min < w_max"),
     (["--param", "dw_min=-0.1"], "dw_min"),
@@ -45,3 +58,26 @@ def test_program_sweep_writes_json(tmp_path, capsys):
     assert sweep[0]["error_vs_pcm"] and "pcm_sigma_uS" in sweep[0]["error_vs_pcm"][0]
     assert main(["program", "--hw", "tiny", "--tolerance", "2"]) == 2
     assert "--tolerance 2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_parallel_training_is_one_line_and_exit_130(tmp_path):
+    """SIGINT to the whole process group, as a terminal sends it: the workers ignore it,
+    the parent stops them, prints one line and exits 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli", "train", "--task", "digits", "--device", "soft_bounds",
+         "--seeds", "3", "--epochs", "200", "--jobs", "2", "--json", str(tmp_path / "t.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(20)  # past interpreter start-up even on a loaded machine
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    text = err.decode()
+    assert process.returncode == 130 and "Traceback" not in text
+    assert text.strip().splitlines()[-1] == "aimcsim: interrupted"
+    assert not (tmp_path / "t.json").exists()

@@ -14,31 +14,34 @@ A = sqrt(lr / (BL dw_min) * max|d| / max|x|), B = sqrt(lr / (BL dw_min) * max|x|
 in one step with no cycle-to-cycle noise: the deterministic mean-field model.
 
 Each coincidence is one device step, applied in order (pulse k sees the state left by
-pulse k - 1). Cycle-to-cycle noise: the n pulses a device takes in one update each have a
-relative std dw_min_std; their sum is added once per device and update, as one Gaussian
-of variance dw_min_std^2 * sum_k step_k^2 (exact to first order in the step: a noisy
-step changes the later steps' q(w) by O(dw_min^2)).
+pulse k - 1). For the affine responses (constant step, linear step, soft bounds: q = max(1 -
+c w, 0)) n consecutive pulses have a closed form (a geometric series; _affine_pulses), so
+each device is updated once, in float32 vector lanes; the exp and power steps apply their
+pulses one by one. Cycle-to-cycle noise: the n pulses a device takes in one update each
+have a relative std dw_min_std; their sum is added once per device and update, as one
+Gaussian of variance dw_min_std^2 * sum_k step_k^2 (exact to first order in the step: a
+noisy step changes the later steps' q(w) by O(dw_min^2)).
 
-Randomness is counter-based: every slot bit and every device's noise is a hash of
-(update key, stream, index), so results are the same for any thread count and each
-update's key (from the caller's seed and update counter) fixes it completely. The normal
-is a centred sum of four 16-bit uniforms from one hash (Irwin-Hall: exact mean and
-variance, tails cut at 3.46 sigma) instead of a logarithm and a cosine.
+Randomness is counter-based: every slot bit is a hash of (update key, stream, index) and
+every device's noise sample j of its row's SplitMix64 stream, so results are the same for
+any thread count and each update's key (from the caller's seed and update counter) fixes
+it completely. The normal is a centred sum of four 16-bit uniforms from one hash
+(Irwin-Hall: exact mean and variance, tails cut at 3.46 sigma) instead of a logarithm and
+a cosine.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from simulator.analog.pulsed import CONSTANT, EXP, LINEAR, POW, SOFT, PulsedArray, q_down_scalar, q_up_scalar
 from simulator.analog.rng import mix64
 
 MAX_BL = 64  # slots are bits of one uint64
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_TO_UNIT = 1.0 / 65536.0
-_IRWIN_HALL_4_SCALE = math.sqrt(3.0)  # (sum of 4 U(0,1) - 2) * sqrt(3) has unit variance
+_NORMAL_SCALE = math.sqrt(3.0) / 65536.0  # (sum of 4 U(0,1) - 2) * sqrt(3) has unit variance
 
 
 @njit(cache=True, inline="always")
@@ -53,13 +56,32 @@ def unit_uniform(key, stream, index):
 
 
 @njit(cache=True, inline="always")
+def _centred_field_sum(h):
+    """Sum of the four 16-bit fields of h minus its mean 131070: an integer in
+    [-131070, 131070] (exact in float32)."""
+    field = np.uint64(0xFFFF)
+    total = (h & field) + ((h >> np.uint64(16)) & field) + ((h >> np.uint64(32)) & field) + (h >> np.uint64(48))
+    return np.int64(total) - 131070
+
+
+@njit(cache=True, inline="always")
 def approx_normal(key, stream, index):
-    """Zero-mean, unit-variance Irwin-Hall(4) sample from one hash."""
-    h = _hash(key, stream, index)
-    total = 0.0
-    for k in range(4):
-        total += ((h >> np.uint64(16 * k)) & np.uint64(0xFFFF)) * _TO_UNIT
-    return (total - 2.0 + 2.0 * _TO_UNIT) * _IRWIN_HALL_4_SCALE
+    """Zero-mean, unit-variance Irwin-Hall(4) sample from one hash: (sum of four 16-bit
+    uniforms - their mean) * sqrt(3), summed as integers, converted once."""
+    return _centred_field_sum(_hash(key, stream, index)) * _NORMAL_SCALE
+
+
+@njit(cache=True, inline="always")
+def row_key(key, stream, row):
+    """The key of one row's stream of samples (see row_normal32)."""
+    return _hash(key, stream, row)
+
+
+@njit(cache=True, inline="always")
+def row_normal32(key, j):
+    """Sample j of a row's stream, as approx_normal but float32 and from one mix (the
+    SplitMix64 sequence started at the row key): half the hashing of approx_normal."""
+    return np.float32(_centred_field_sum(mix64(key + np.uint64(j + 1) * _GOLDEN))) * np.float32(_NORMAL_SCALE)
 
 
 @njit(cache=True, inline="always")
@@ -87,27 +109,119 @@ def _update_scales(x, d, lr, bl, dw_min):
 
 @njit(cache=True, inline="always")
 def _train_masks(values, scale, bl, key, stream):
-    """Bit t of mask j set when slot t of line j fires (probability min(scale |v_j|, 1))."""
+    """Bit t of mask j set when slot t of line j fires (probability min(scale |v_j|, 1)).
+    Slot-major and branch-free, so the hashes of all lines run in vector lanes."""
     masks = np.zeros(values.size, dtype=np.uint64)
-    for j in range(values.size):
-        p = min(scale * abs(values[j]), 1.0)
-        if p <= 0.0:
-            continue
-        m = np.uint64(0)
-        for t in range(bl):
-            if unit_uniform(key, stream, j * MAX_BL + t) < p:
-                m |= np.uint64(1) << np.uint64(t)
-        masks[j] = m
+    for t in range(bl):
+        for j in range(values.size):
+            fire = unit_uniform(key, stream, j * MAX_BL + t) < min(scale * abs(values[j]), 1.0)
+            masks[j] |= np.uint64(fire) << np.uint64(t)
     return masks
 
 
+@njit(cache=True, inline="always")
+def _geometric(r, n):
+    """(r^n, 1 + r + ... + r^(n-1)) for 0 <= n < 128, by binary splitting of n: a block of
+    2^b terms sums to prod_{c<b} (1 + r^(2^c)). No cancellation (unlike (1 - r^n)/(1 - r)
+    for r near 1), so float32 suffices; unrolled and branch-free, so it vectorises."""
+    one = np.float32(1.0)
+    power, total = one, np.float32(0.0)
+    block, square = one, r  # sum of the 2^b terms r^0 .. r^(2^b - 1); r^(2^b)
+    for bit in (1, 2, 4, 8, 16, 32, 64):
+        taken = (n & bit) != 0
+        total = total + power * block if taken else total
+        power = power * square if taken else power
+        block = block * (one + square)
+        square = square * square
+    return power, total
+
+
+@njit(cache=True, inline="always")
+def _affine_pulses(a, n, s, c):
+    """n consecutive pulses of step s (1 - c w), clipped at 0, from w = a (float32):
+    (total move, sum of squared steps).
+
+    One pulse maps w to w + s (1 - c w), i.e. (w - 1/c) to r (w - 1/c) with r = 1 - s c, so
+    the k-th step is s q0 r^k (q0 = max(1 - c a, 0)): n pulses move s q0 (1 + ... + r^(n-1))
+    with squares s^2 q0^2 (1 + ... + r^(2n-2)) = s^2 q0^2 G (1 + r^n) / (1 + r). When r < 0
+    the first pulse overshoots 1/c, where q = 0 stops the train. The caller clips the end
+    point to the bounds: the map is increasing (r >= 0), so that equals clipping after
+    every pulse (when a bound is hit, the squares keep the unclipped steps)."""
+    one = np.float32(1.0)
+    r = one - s * c
+    rn, total = _geometric(r, n)
+    squares = total * (one + rn) / (one + r)
+    overshoot = (r < 0) & (n > 0)
+    total = one if overshoot else total
+    squares = one if overshoot else squares
+    step = s * max(one - c * a, np.float32(0.0))
+    return step * total, step * step * squares
+
+
+@njit(cache=True, inline="always")
+def _affine_device(a, n, rising, s_up, s_down, lo, hi, gamma_up, gamma_down, c2c, noise):
+    """A device's state after its n pulses (float32, branch-free; scalars only, so that
+    the row loop stays free of array reference counting and vectorises)."""
+    one = np.float32(1.0)
+    up = np.float32(rising)  # blend, not select: a select of two loads becomes a gather
+    s = up * s_up - (one - up) * s_down
+    c = (up * gamma_up + (one - up) * gamma_down) / (up * hi + (one - up) * lo)
+    move, squares = _affine_pulses(a, n, s, c)
+    moved = min(max(a + move, lo), hi)
+    noisy = min(max(moved + c2c * math.sqrt(squares) * noise, lo), hi)
+    return a if n == 0 else (noisy if c2c > 0 else moved)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _affine_row(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d_pos, x_masks, d_mask, noise_key):
+    """One row of an affine response (cycle noise from the row's stream `noise_key`), in
+    vector lanes; returns the row's pulses. No device takes more pulses than the row line fired,
+    so for rows that fired < 4 or < 16 times the count is masked to 2 or 4 bits, which lets
+    the compiler drop _geometric's unused squarings."""
+    c2c = np.float32(c2c)
+    fired = popcount64(d_mask)
+    row_total = 0
+    if fired < 4:
+        for j in range(v.size):
+            n = np.int32(popcount64(x_masks[j] & d_mask)) & 3
+            v[j] = _affine_device(v[j], n, (x[j] > 0) != d_pos, s_up[j], s_down[j], w_min[j], w_max[j],
+                                  gamma_up, gamma_down, c2c, row_normal32(noise_key, j))
+            row_total += n
+    elif fired < 16:
+        for j in range(v.size):
+            n = np.int32(popcount64(x_masks[j] & d_mask)) & 15
+            v[j] = _affine_device(v[j], n, (x[j] > 0) != d_pos, s_up[j], s_down[j], w_min[j], w_max[j],
+                                  gamma_up, gamma_down, c2c, row_normal32(noise_key, j))
+            row_total += n
+    else:
+        for j in range(v.size):
+            n = np.int32(popcount64(x_masks[j] & d_mask))
+            v[j] = _affine_device(v[j], n, (x[j] > 0) != d_pos, s_up[j], s_down[j], w_min[j], w_max[j],
+                                  gamma_up, gamma_down, c2c, row_normal32(noise_key, j))
+            row_total += n
+    return row_total
+
+
+@njit(cache=True, nogil=True)
+def _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key):
+    """Constant step, linear step and soft bounds, q = max(1 - gamma w / bound, 0): every
+    device's n pulses in closed form (_affine_pulses), one pass per row."""
+    rows, cols = w.shape
+    total = 0
+    for i in range(rows):
+        if d_masks[i] != 0:
+            total += _affine_row(w[i], gamma_up, gamma_down, s_up[i], s_down[i], w_min[i], w_max[i], c2c, x,
+                                 d[i] > 0, x_masks, d_masks[i], row_key(key, 2, i))
+    return total
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _pulse_rounds(model, v, counts, up, s_up, s_down, w_min, w_max, params, rounds, step_sq):
-    """Pulses of a row: the up and the down devices each in rounds over a compacted list
-    of those still owed pulses. Round k gives pulse k to each of them, so consecutive
-    iterations touch independent devices (their chains overlap in the pipeline), each
-    list evaluates one response only, and the work is the pulse count, not row length x
-    the longest train. step_sq accumulates each device's squared steps."""
+def _pulse_rounds(model, v, counts, up, s_up, s_down, w_min, w_max, params, step_sq):
+    """Pulses of a row of a non-affine response: the up and the down devices each in rounds
+    over a compacted list of those still owed pulses. Round k gives pulse k to each of
+    them, so consecutive iterations touch independent devices (their chains overlap in
+    the pipeline), each list evaluates one response only, and the work is the pulse
+    count, not row length x the longest train. step_sq accumulates each device's squared steps."""
     owed = np.empty(v.size, dtype=np.int32)
     for direction in range(2):
         rising = direction == 0
@@ -134,62 +248,92 @@ def _pulse_rounds(model, v, counts, up, s_up, s_down, w_min, w_max, params, roun
 
 
 @njit(cache=True, nogil=True)
-def _row_pulses(model, v, counts, up, s_up, s_down, w_min, w_max, params, rounds, step_sq):
-    """_pulse_rounds with the model fixed at each call site, so its branches fold away."""
-    if model == CONSTANT:
-        _pulse_rounds(CONSTANT, v, counts, up, s_up, s_down, w_min, w_max, params, rounds, step_sq)
-    elif model == LINEAR:
-        _pulse_rounds(LINEAR, v, counts, up, s_up, s_down, w_min, w_max, params, rounds, step_sq)
-    elif model == SOFT:
-        _pulse_rounds(SOFT, v, counts, up, s_up, s_down, w_min, w_max, params, rounds, step_sq)
-    elif model == EXP:
-        _pulse_rounds(EXP, v, counts, up, s_up, s_down, w_min, w_max, params, rounds, step_sq)
-    else:
-        _pulse_rounds(POW, v, counts, up, s_up, s_down, w_min, w_max, params, rounds, step_sq)
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _stochastic_update(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, lr, bl, dw_min, key):
-    a, b = _update_scales(x, d, lr, bl, dw_min)
-    if a == 0.0:
-        return 0
-    x_masks = _train_masks(x, a, bl, key, 0)
-    d_masks = _train_masks(d, b, bl, key, 1)
+def _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key):
+    """Exp step and power step: each device's pulses applied one after another."""
     x_pos = x > 0
     rows, cols = w.shape
     total = 0
-    for i in prange(rows):
+    for i in range(rows):
         d_mask = d_masks[i]
         if d_mask == 0:
             continue
         counts = np.empty(cols, dtype=np.int32)
         up = np.empty(cols, dtype=np.bool_)
-        rounds = 0
         row_total = 0
         for j in range(cols):  # AND + popcount over the row
             counts[j] = popcount64(x_masks[j] & d_mask)
             up[j] = x_pos[j] != (d[i] > 0)  # dW = -lr d x: up when x d < 0
-            rounds = max(rounds, counts[j])
             row_total += counts[j]
         step_sq = np.zeros(cols, dtype=np.float32)
         v = w[i]
-        _row_pulses(model, v, counts, up, s_up[i], s_down[i], w_min[i], w_max[i], params, rounds, step_sq)
+        if model == EXP:
+            _pulse_rounds(EXP, v, counts, up, s_up[i], s_down[i], w_min[i], w_max[i], params, step_sq)
+        else:
+            _pulse_rounds(POW, v, counts, up, s_up[i], s_down[i], w_min[i], w_max[i], params, step_sq)
         if c2c > 0:
+            noise_key = row_key(key, 2, i)
             for j in range(cols):
                 if counts[j] > 0:
-                    noisy = v[j] + c2c * math.sqrt(step_sq[j]) * approx_normal(key, 2, i * cols + j)
+                    noisy = v[j] + c2c * math.sqrt(step_sq[j]) * row_normal32(noise_key, j)
                     v[j] = min(max(noisy, w_min[i, j]), w_max[i, j])
         total += row_total
     return total
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, inline="always")
+def _affine_gammas(model, params):
+    """(gamma_up, gamma_down) of an affine response q = max(1 - gamma w / bound, 0)."""
+    if model == CONSTANT:
+        return np.float32(0.0), np.float32(0.0)
+    if model == SOFT:
+        return np.float32(1.0), np.float32(1.0)
+    return np.float32(params[0]), np.float32(params[1])
+
+
+@njit(cache=True, nogil=True)
+def _stochastic_update(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, lr, bl, dw_min, key):
+    """Draw the row and column trains, then apply the coincidences with the model's kernel."""
+    a, b = _update_scales(x, d, lr, bl, dw_min)
+    if a == 0.0:
+        return 0
+    x_masks = _train_masks(x, a, bl, key, 0)
+    d_masks = _train_masks(d, b, bl, key, 1)
+    if model == CONSTANT or model == LINEAR or model == SOFT:
+        gamma_up, gamma_down = _affine_gammas(model, params)
+        return _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
+    return _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _expected_affine_row(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, x, d_pos, a_scale, row_q, bl):
+    """One row of the expected update for an affine response, float32 vector lanes."""
+    one = np.float32(1.0)
+    for j in range(v.size):
+        n = np.float32(bl * min(a_scale * abs(x[j]), 1.0) * row_q)  # expected coincidences
+        up = np.float32((x[j] > 0) != d_pos)  # blend, not select (see _affine_device)
+        lo, hi = w_min[j], w_max[j]
+        s = up * s_up[j] - (one - up) * s_down[j]
+        c = (up * gamma_up + (one - up) * gamma_down) / (up * hi + (one - up) * lo)
+        a = v[j]
+        moved = min(max(a + n * s * max(one - c * a, np.float32(0.0)), lo), hi)
+        v[j] = a if n == 0 else moved
+
+
+@njit(cache=True, nogil=True)
 def _expected_update(w, model, params, s_up, s_down, w_min, w_max, x, d, lr, bl, dw_min):
     a, b = _update_scales(x, d, lr, bl, dw_min)
     if a == 0.0:
         return
     rows, cols = w.shape
-    for i in prange(rows):
+    if model == CONSTANT or model == LINEAR or model == SOFT:
+        gamma_up, gamma_down = _affine_gammas(model, params)
+        for i in range(rows):
+            q = min(b * abs(d[i]), 1.0)
+            if q > 0.0:
+                _expected_affine_row(w[i], gamma_up, gamma_down, s_up[i], s_down[i], w_min[i], w_max[i], x,
+                                     d[i] > 0, a, q, bl)
+        return
+    for i in range(rows):
         q = min(b * abs(d[i]), 1.0)
         for j in range(cols):
             n = bl * min(a * abs(x[j]), 1.0) * q  # expected coincidences

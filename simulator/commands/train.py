@@ -15,7 +15,7 @@ from simulator.errors import UserError
 from simulator.hw.schema import PulsedDeviceConfig
 
 TASKS = ("lsq", "digits")
-DEFAULT_EPOCHS = {"lsq": 20, "digits": 8}
+DEFAULT_EPOCHS = {"lsq": 20, "digits": 20}
 MAX_EPOCHS = 100_000
 MAX_PULSE_BITS = 4096  # pulse-train bit length; published arrays use 1..255
 
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="pulsed-device parameter, e.g. --param up_down=0.2 (repeatable)")
     p.add_argument("--seeds", type=bounded_int(MAX_SEEDS), default=3, help="seeds 0..N-1 (default 3)")
-    p.add_argument("--epochs", type=bounded_int(MAX_EPOCHS), default=None, help="default 20 (lsq), 8 (digits)")
+    p.add_argument("--epochs", type=bounded_int(MAX_EPOCHS), default=None, help="default 20")
     p.add_argument("--lr", type=finite_float("--lr", 0.0, above=True), default=None,
                    help="learning rate (default 0.01 lsq, 0.05 digits)")
     p.add_argument("--transfer-lr", type=finite_float("--transfer-lr", 0.0), default=0.05,
@@ -47,6 +47,8 @@ def add_parser(sub) -> None:
                    help="transfer read noise std, device units (default 0.01)")
     p.add_argument("--bl", type=bounded_int(MAX_PULSE_BITS), default=31, help="pulse-train bit length (default 31)")
     p.add_argument("--update", default="stochastic", help="stochastic | expected (default stochastic)")
+    p.add_argument("--jobs", type=bounded_int(64), default=1,
+                   help="runs in parallel processes (default 1; results do not depend on it)")
     p.add_argument("--json", metavar="FILE", help="write all runs as JSON")
     p.add_argument("--h5", metavar="FILE", help="write the curves as HDF5")
     p.add_argument("--plot", metavar="FILE", help="loss curves and weight trajectories (.png, .svg, .pdf)")
@@ -100,7 +102,8 @@ def run(args) -> int:
                              gamma=args.gamma, read_noise=args.read_noise)
     pulses = PulseSettings(bl=args.bl, mode=args.update)
     epochs = args.epochs or DEFAULT_EPOCHS[args.task]
-    summary = train_grid(args.task, devices, algorithms, pulses, settings, list(range(args.seeds)), epochs)
+    summary = train_grid(args.task, devices, algorithms, pulses, settings, list(range(args.seeds)), epochs,
+                         jobs=args.jobs)
     print(format_table(summary))
     if args.json:
         write_json_atomic(args.json, summary)
@@ -112,33 +115,63 @@ def run(args) -> int:
     return 0
 
 
-def train_grid(task, devices: dict, algorithms, pulses, settings, seeds, epochs) -> dict:
-    """Every device x algorithm x seed; FP SGD runs once per seed (it has no device)."""
+def train_grid(task, devices: dict, algorithms, pulses, settings, seeds, epochs, jobs: int = 1) -> dict:
+    """Every device x algorithm x seed; FP SGD runs once per seed (it has no device). Each
+    run is seeded by itself alone, so `jobs` parallel processes give the same results."""
     from tqdm import tqdm
-
-    from simulator.train.digits import run_digits
-    from simulator.train.lsq import run_lsq
-    runner = run_lsq if task == "lsq" else run_digits
-    jobs = [(m, a, s) for m in devices for a in algorithms for s in seeds]
     runs: dict = {m: {a: [] for a in algorithms} for m in devices}
-    fp_cache = {}
-    with tqdm(total=len(jobs) * epochs, desc=f"train {task}", unit="epoch", file=sys.stderr,
+    fp_model = next(iter(devices))  # FP SGD does not depend on the device: run it once per seed
+    jobs_list = [(task, m, a, devices[m], pulses, settings, s, epochs) for m in devices for a in algorithms
+                 for s in seeds if a != "fp" or m == fp_model]
+    with tqdm(total=len(jobs_list) * epochs, desc=f"train {task}", unit="epoch", file=sys.stderr,
               disable=None) as bar:
-        for model, algorithm, seed in jobs:
-            bar.set_postfix_str(f"{model} {algorithm} seed {seed}")
-            if algorithm == "fp" and seed in fp_cache:
-                result = fp_cache[seed]
-                bar.update(epochs)
-            else:
-                result = runner(algorithm, devices[model], pulses, settings, seed, epochs=epochs,
-                                progress=lambda: bar.update(1))
-                if algorithm == "fp":
-                    fp_cache[seed] = result
-            runs[model][algorithm].append(_jsonable(dataclasses.asdict(result)))
+        if jobs == 1:
+            results = [_run_job(*job, progress=lambda: bar.update(1)) for job in jobs_list]
+        else:
+            results = _run_parallel(jobs_list, jobs, lambda: bar.update(epochs))
+    done = {(job[1], job[2], job[6]): result for job, result in zip(jobs_list, results)}
+    for model in devices:
+        for algorithm in algorithms:
+            for seed in seeds:
+                runs[model][algorithm].append(done[(fp_model if algorithm == "fp" else model, algorithm, seed)])
     return {"task": task, "epochs": epochs, "seeds": list(seeds), "bl": pulses.bl, "update": pulses.mode,
             "settings": dataclasses.asdict(settings),
             "devices": {m: dataclasses.asdict(cfg) for m, cfg in devices.items()},
             "runs": runs, "table": _table(task, runs)}
+
+
+def _run_job(task, model, algorithm, device, pulses, settings, seed, epochs, progress=None) -> dict:
+    from simulator.train.digits import run_digits
+    from simulator.train.lsq import run_lsq
+    runner = run_lsq if task == "lsq" else run_digits
+    result = runner(algorithm, device, pulses, settings, seed, epochs=epochs, progress=progress)
+    return _jsonable(dataclasses.asdict(result))
+
+
+def _worker_signals() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them with SIGTERM; the default
+    SIGTERM action (not the CLI's handler, inherited by fork) ends them without tracebacks."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _run_parallel(jobs_list, jobs: int, finished) -> list:
+    import multiprocessing
+    pool = multiprocessing.get_context("fork").Pool(min(jobs, len(jobs_list)), initializer=_worker_signals)
+    try:
+        pending = [pool.apply_async(_run_job, job) for job in jobs_list]
+        results = []
+        for job in pending:
+            results.append(job.get())
+            finished()
+        pool.close()
+        return results
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 def _jsonable(value):

@@ -9,6 +9,15 @@ from simulator.atomic import atomic_output
 COLOURS = {"fp": "black", "sgd": "tab:red", "tiki-taka": "tab:blue", "residual": "tab:green"}
 
 
+def _mean_and_spread(ax, x, curves, colour, label) -> None:
+    """The mean over seeds as a line, +- one standard deviation as a band (with 2+ seeds)."""
+    mean = curves.mean(axis=0)
+    ax.plot(x, mean, color=colour, label=label)
+    if len(curves) > 1:
+        spread = curves.std(axis=0, ddof=1)
+        ax.fill_between(x, mean - spread, mean + spread, color=colour, alpha=0.15, lw=0)
+
+
 def plot_training(summary: dict, path: str) -> None:
     """summary: the `aimcsim train` JSON (task, runs grouped by device then algorithm)."""
     import matplotlib
@@ -26,7 +35,7 @@ def plot_training(summary: dict, path: str) -> None:
             key = "error_curve" if lsq else "losses"
             curves = np.array([run[key] for run in runs])
             epochs = np.arange(curves.shape[1]) + (0 if lsq else 1)  # lsq: from the start; digits: per epoch
-            loss_ax.plot(epochs, curves.mean(axis=0), color=colour, label=algorithm)
+            _mean_and_spread(loss_ax, epochs, curves, colour, algorithm)
             if lsq:
                 trajectory = np.array(runs[0]["trajectory"])
                 for k in range(trajectory.shape[1]):
@@ -34,7 +43,7 @@ def plot_training(summary: dict, path: str) -> None:
                                   label=algorithm if k == 0 else None, lw=1.2)
             else:
                 acc = np.array([run["test_accuracy"] for run in runs])
-                right_ax.plot(np.arange(1, acc.shape[1] + 1), acc.mean(axis=0), color=colour, label=algorithm)
+                _mean_and_spread(right_ax, np.arange(1, acc.shape[1] + 1), acc, colour, algorithm)
         if lsq:
             analog = [a for a in by_algorithm if a != "fp"] or list(by_algorithm)
             run0 = by_algorithm[analog[0]][0]  # its symmetric points: those of the weight array
@@ -48,10 +57,12 @@ def plot_training(summary: dict, path: str) -> None:
             right_ax.set_ylabel("weight (device units)")
             right_ax.set_title(f"{device}: 4 largest weights (seed {run0['seed']})", fontsize=9)
         else:
+            loss_ax.set_yscale("log")
             loss_ax.set_ylabel("training cross-entropy")
             right_ax.set_ylabel("test accuracy")
-            right_ax.set_title(f"{device}: test accuracy (mean over seeds)", fontsize=9)
-        loss_ax.set_title(f"{device}: {'relative weight error' if lsq else 'loss'} (mean over seeds)", fontsize=9)
+            right_ax.set_title(f"{device}: test accuracy (mean +- std over seeds)", fontsize=9)
+        loss_ax.set_title(f"{device}: {'relative weight error' if lsq else 'loss'} (mean +- std over seeds)",
+                          fontsize=9)
         loss_ax.set_xlabel("epoch")
         right_ax.set_xlabel("epoch")
         loss_ax.legend(fontsize=7)
