@@ -55,3 +55,19 @@ def test_engine_cost_equals_run_at_the_same_chunking(preset):
         run = simulate_workload(hw, "gpt2", "prefill", {n: ANALOG for n in analog}, seq=32, chunk_tokens=None)
         assert figures.latency_ns == pytest.approx(run.report.latency_ns, rel=1e-12)
         assert figures.energy_pj == pytest.approx(run.report.energy_pj, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_run_default_cost_equals_run_auto_chunking():
+    """The re-costing of returned mappings gives what `aimcsim run --mapping` reports at its
+    default `--chunk-tokens auto`, chunk size included."""
+    from simulator.analysis.evaluate_fast import RunDefaultCost
+    hw = load_hw("analog_fabric")
+    recost = RunDefaultCost("gpt2", "prefill", hw, seq=32)
+    graph = build_graph("gpt2", "prefill", seq=32)
+    for analog in random_sets(graph, 2, seed=5):
+        figures, chunk = recost(analog)
+        run = simulate_workload(hw, "gpt2", "prefill", {n: ANALOG for n in analog}, seq=32, chunk_tokens="auto")
+        assert figures.latency_ns == pytest.approx(run.report.latency_ns, rel=1e-12)
+        assert figures.energy_pj == pytest.approx(run.report.energy_pj, rel=1e-9)
+        assert chunk == run.report.workload["chunk_tokens"]

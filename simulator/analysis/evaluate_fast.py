@@ -68,3 +68,53 @@ class MemoPlacer:
     def _place_targets(self, analog: frozenset[str], strategy: str) -> Mapping:
         targets = {p.name: ANALOG if p.name in analog else DIGITAL for p in self.graph.projections}
         return place_targets(self.graph, self.hw, targets, strategy=strategy)
+
+
+class RunDefaultCost:
+    """Latency and energy of a set of analog projections at `aimcsim run`'s default chunking
+    (`--chunk-tokens auto`, simulator.run.choose_chunking), with one Lowerer per chunk size
+    kept across mappings: what `aimcsim run --mapping` reports for the search's mapping.
+
+    The search costs its candidates at one chunk (coarser, far fewer tasks); the mappings it
+    returns are re-costed here before they are reported.
+    """
+
+    def __init__(self, workload: str, phase: str, hw: HwConfig, seq: int, batch: int = 1, new_tokens: int = 16):
+        self.workload, self.phase, self.hw = workload, phase, hw
+        self._graph_kw = dict(batch=batch, seq=seq, new_tokens=new_tokens)
+        self._by_chunk: dict[int | None, tuple[Graph, object, MemoPlacer]] = {}
+
+    def __call__(self, analog: frozenset[str]):
+        """(Cost, chunk_tokens chosen; None: one chunk)."""
+        from simulator.analysis.search import Cost, schedule_cost
+        from simulator.engine import fast
+        from simulator.run import AUTO_MIN_GAIN, AUTO_TASK_BUDGET, choose_chunking
+
+        runs, costs = [], {}
+        size: int | None = None
+        while True:
+            tg = self._lowered(size, frozenset(analog))
+            schedule = fast.simulate(tg)
+            runs.append((size, tg.n_tasks, schedule.makespan_cycles))
+            costs[size] = schedule_cost(tg, schedule, self.hw.digital.sram_static_power_mw)
+            if self.phase == "decode":
+                break
+            size = choose_chunking(runs, self._graph_kw["seq"], AUTO_TASK_BUDGET)
+            if size is None:
+                break
+        best = runs[0]
+        for run in runs[1:]:  # simulator.run._auto_chunk_tokens: the last clearly faster size
+            if run[2] <= (1 - AUTO_MIN_GAIN) * best[2]:
+                best = run
+        chosen: Cost = costs[best[0]]
+        return chosen, best[0]
+
+    def _lowered(self, chunk_tokens: int | None, analog: frozenset[str]):
+        from simulator.engine.lower import Lowerer
+        from workloads.registry import build_graph
+
+        if chunk_tokens not in self._by_chunk:
+            graph = build_graph(self.workload, self.phase, chunk_tokens=chunk_tokens, **self._graph_kw)
+            self._by_chunk[chunk_tokens] = (graph, Lowerer(graph, self.hw), MemoPlacer(graph, self.hw))
+        _, lowerer, placer = self._by_chunk[chunk_tokens]
+        return lowerer.lower(placer.mapping(analog))
