@@ -441,7 +441,7 @@ def test_profile_cli_end_to_end(tiny_checkpoint, one_torch_thread, tmp_path, cap
     from simulator.cli import main
     assert main(["profile", "--hw", "tiny", "--model", str(tiny_checkpoint), "--t", "0,1y",
                  "--seeds", "2", "--max-tokens", "128", "--json", str(tmp_path / "p.json"),
-                 "--h5", str(tmp_path / "p.h5"), "--plot", str(tmp_path / "p.svg")]) == 0
+                 "--h5", str(tmp_path / "p.h5"), "--plot", str(tmp_path / "p.svg"), "--local"]) == 0
     summary = json.loads((tmp_path / "p.json").read_text())
     assert len(summary["projections"]) == 9 and summary["times_s"] == [0.0, 365 * 86400.0]
     deltas = [e["analog_alone_delta"] for e in summary["projections"]]
@@ -450,3 +450,17 @@ def test_profile_cli_end_to_end(tiny_checkpoint, one_torch_thread, tmp_path, cap
         assert f["analog_alone"].shape == (9, 2, 2)
     assert (tmp_path / "p.svg").read_text().startswith("<?xml")
     assert "rank" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_profile_on_a_dask_cluster_equals_one_process(tiny_checkpoint, tmp_path):
+    """The default path splits the seeds over a local cluster's workers: same numbers."""
+    import json
+
+    from simulator.cli import main
+    common = ["profile", "--hw", "tiny", "--model", str(tiny_checkpoint), "--t", "1y", "--seeds", "3",
+              "--max-tokens", "128"]
+    assert main(common + ["--local", "--json", str(tmp_path / "local.json")]) == 0
+    assert main(common + ["--workers", "2", "--json", str(tmp_path / "dask.json")]) == 0
+    local, dask = (json.loads((tmp_path / name).read_text()) for name in ("local.json", "dask.json"))
+    assert dask["projections"] == local["projections"] and dask["all_analog"] == local["all_analog"]
