@@ -464,3 +464,16 @@ def test_profile_on_a_dask_cluster_equals_one_process(tiny_checkpoint, tmp_path)
     assert main(common + ["--workers", "2", "--json", str(tmp_path / "dask.json")]) == 0
     local, dask = (json.loads((tmp_path / name).read_text()) for name in ("local.json", "dask.json"))
     assert dask["projections"] == local["projections"] and dask["all_analog"] == local["all_analog"]
+
+
+def test_all_digital_is_returned_when_it_beats_every_searched_mix():
+    """On a chip where analog only slows things down, the answer is all digital (verified:
+    delta 0), not the best mix greedy and the local search found."""
+    groups = tuple(Group(n, (n,), macs, 1, 0.1) for n, macs in (("A", 3), ("B", 2)))
+    problem = Problem(groups, "latency", 1.0, None)
+    # both analog beat one (the MILP's gains around greedy's AB say keep both), none beats both
+    cost = lambda analog: Cost({0: 100.0, 1: 120.0, 2: 110.0}[len(analog)], 1.0)  # noqa: E731
+    measure = lambda analog: 0.1 * len(analog)  # noqa: E731
+    outcome = run_search(problem, cost, measure, np.random.default_rng(0), max_verifications=0)
+    assert outcome.source == "all_digital" and outcome.chosen.projections == frozenset()
+    assert outcome.to_dict()["latency_ns"] == 100.0

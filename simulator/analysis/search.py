@@ -562,14 +562,28 @@ class SearchOutcome:
 
     @property
     def chosen(self) -> Candidate:
-        return self.local.chosen
+        return self._better_extreme()[1]
 
     @property
     def source(self) -> str:
         """The stage that produced the chosen mapping."""
+        extreme = self._better_extreme()[0]
+        if extreme:
+            return extreme
         if self.local.improved:
             return "local_search"
         return "greedy" if self.optimised.fell_back_to_greedy else "milp"
+
+    def _better_extreme(self) -> tuple[str, Candidate]:
+        """All digital (delta 0) or all analog (measured) where within budget and strictly
+        better on the objective than the local search's answer, which starts from greedy's
+        or the MILP's and so can miss them (hermes64: all digital beats every mix)."""
+        objective, best, label = self.problem.objective, self.local.chosen, ""
+        for name, candidate in (("all_digital", self.all_digital), ("all_analog", self.all_analog)):
+            if (candidate is not None and candidate.delta <= self.problem.budget
+                    and candidate.cost.objective(objective) < best.cost.objective(objective)):
+                best, label = candidate, name
+        return label, best
 
     def to_dict(self) -> dict:
         objective = self.problem.objective
