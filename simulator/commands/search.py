@@ -11,7 +11,7 @@ from tqdm import tqdm
 from simulator.atomic import JSON, PLOT, YAML
 from simulator.commands.accuracy import format_time, parse_duration_s
 from simulator.commands.common import (
-    add_accuracy_args, add_hw_args, add_phase_args, check_max_tokens, check_outputs, load_hw_arg,
+    add_accuracy_args, add_hw_args, add_phase_args, check_max_tokens, check_outputs, chunk_tokens_arg, load_hw_arg,
     positive_int, write_json_atomic, wrote,
 )
 from simulator.commands.profile import PROFILE_TOKENS
@@ -38,6 +38,10 @@ def add_parser(sub) -> None:
                         "one alone), layer (all projections of a transformer block) or type "
                         "(e.g. every mlp.c_fc) (default projection)")
     add_phase_args(p)
+    p.add_argument("--chunk-tokens", type=chunk_tokens_arg, default="auto", metavar="N",
+                   help="prefill tokens per chunk the candidates are costed at: N, 'none' (one chunk), or "
+                        "'auto' (default): the size aimcsim run's auto chunking picks for the all-analog "
+                        "mapping; the reported mappings are re-costed at run's default either way")
     p.add_argument("--max-rounds", type=positive_int, default=6,
                    help="MILP verify-and-adjust rounds (proxy budget relaxed or tightened; default 6)")
     p.add_argument("--max-verifications", type=non_negative_int, default=30,
@@ -109,7 +113,12 @@ def run(args) -> int:
     from simulator.run import default_phase
     from workloads.registry import build_graph, load_model
 
-    graph = build_graph(args.model, args.phase or default_phase(args.model), seq=args.seq)
+    phase = args.phase or default_phase(args.model)
+    recost = RunDefaultCost(args.model, phase, hw, seq=args.seq)
+    chunk_tokens = args.chunk_tokens
+    if chunk_tokens == "auto":
+        chunk_tokens = search_chunk_tokens(args.model, hw, recost)
+    graph = build_graph(args.model, phase, seq=args.seq, chunk_tokens=chunk_tokens)
     engine = EngineCost(graph, hw)
     cost = CachedCost(engine)
     loaded = load_model(args.model)
@@ -154,7 +163,8 @@ def run(args) -> int:
 
     summary = {"model": args.model, "hw": hw.name, "metric": probe.metric, "fp": probe.fp,
                "t_s": horizon_s, "seeds": args.seeds, "granularity": args.granularity,
-               "phase": graph.phase, "tokens": args.seq, "eval_tokens": probe_tokens(probe),
+               "phase": graph.phase, "tokens": args.seq, "chunk_tokens": chunk_tokens,
+               "eval_tokens": probe_tokens(probe),
                "forced_digital": [p.name for p in graph.projections if p.name not in set(eligible)],
                "functional_runs": {"profile": len(eligible), "search": search_runs - len(eligible),
                                    "pareto": measure.runs - search_runs},
@@ -163,8 +173,7 @@ def run(args) -> int:
                "pareto": {"budgets": [p.to_dict() for p in sweep], "verified": [p.to_dict() for p in front]}}
     if "latency_ns" not in summary["all_analog"]:
         summary["all_analog"] = _fitting_all_analog(args, hw, cost, measure, args.objective)
-    summary["run_default"] = recost_at_run_default(RunDefaultCost(args.model, graph.phase, hw, seq=args.seq),
-                                                   summary)
+    summary["run_default"] = recost_at_run_default(recost, summary)
     print(format_search(summary))
     if args.out:
         from simulator.mapping.io import save_mapping
@@ -178,6 +187,14 @@ def run(args) -> int:
         plot_pareto(summary, args.pareto_plot)
         wrote(args.pareto_plot)
     return 0
+
+
+def search_chunk_tokens(model: str, hw, recost) -> int | None:
+    """The chunk size `aimcsim run --chunk-tokens auto` picks for the all-analog mapping
+    (where pipelining over chunks matters most): one chunk ranks mappings unlike run's
+    default on weight-stationary fabrics (benchmarks/mapping_eval.py, docs/analysis.md)."""
+    from simulator.mapping.resolve import analog_names, resolve_targets
+    return recost(frozenset(analog_names(resolve_targets(model, hw, "all-analog"))))[1]
 
 
 REPORTED_ROWS = (("chosen", None), ("greedy", "greedy"), ("all analog", "all_analog"), ("all digital", "all_digital"))
@@ -216,12 +233,17 @@ def _fitting_all_analog(args, hw, cost, measure, objective: str) -> dict:
             "note": "what the tiles hold, as aimcsim run --mapping all-analog"}
 
 
+def _chunking(chunk_tokens: int | None) -> str:
+    return "one chunk" if chunk_tokens is None else f"chunks of {chunk_tokens}"
+
+
 def format_search(summary: dict) -> str:
     kind = "verified_delta"
     lines = [f"{summary['model']} on {summary['hw']}: minimise {summary['objective']}, "
              f"delta {summary['metric']} <= {summary['budget']:g} at t = {format_time(summary['t_s'])} "
              f"(FP {summary['fp']:.4f}, {summary['seeds']} seed{'s' if summary['seeds'] != 1 else ''})",
-             f"{'':<30} {'one chunk (search)':>29} {'aimcsim run default chunking':>38}",
+             f"{'':<30} {'search: ' + _chunking(summary.get('chunk_tokens')):>29} "
+             f"{'aimcsim run default chunking':>38}",
              f"{'mapping':<12} {'analog':>6} {'delta':>10} {'latency':>14} {'energy':>14} "
              f"{'latency':>14} {'energy':>14} {'chunk':>8}"]
     recosted = summary.get("run_default", {})
