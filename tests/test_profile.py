@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from simulator.analysis.profile import (LmSuffixProbe, ProfileResult, degradation, profile_sensitivity,
-                                        projection_layer, projection_type, write_profile_h5)
+from simulator.analysis.profile import (LmSuffixProbe, ProfileResult, degradation, measure_sets, merge_parts,
+                                        profile_sensitivity, profile_sets, projection_layer, projection_type,
+                                        split_seeds, write_profile_h5)
 from simulator.hw.schema import HwConfig
 from workloads.gpt2.model import GPT2, GPT2Config
 
@@ -197,3 +198,23 @@ def test_reused_analog_layers_equal_fresh_conversions():
     assert probe._start(sets[3], 0.0)[0] == 2  # kept itself: only ln_f + lm_head re-run
     assert probe._start(frozenset({"transformer.h.0.mlp.c_fc"}), 0.0) == (0, None)
     assert all(type(m) is nn.Linear for _, m in model.named_modules() if "c_fc" in _ or _ == "lm_head")
+
+
+def test_seed_shares_side_by_side_equal_one_probe_of_all_seeds():
+    """What lets profile split its seeds over Dask workers: a seed's values do not depend on
+    which other seeds share its forwards."""
+    model = tiny_gpt2(fragile=True)
+    names = ("transformer.h.0.attn.c_attn", "transformer.h.1.mlp.c_fc", "lm_head")
+    sets = profile_sets(names)
+    whole = measure_sets(_restricted(probe_for(model, seeds=(0, 1, 2)), names), sets, [0.0, 1e4])
+    assert split_seeds((0, 1, 2), 2) == [(0, 1), (2,)] and split_seeds((0,), 4) == [(0,)]
+    shares = [("perplexity", 0.0, measure_sets(_restricted(probe_for(model, seeds=share), names), sets, [0.0, 1e4]))
+              for share in split_seeds((0, 1, 2), 2)]
+    _, _, merged = merge_parts(shares)
+    for together, apart in zip(whole, merged):
+        np.testing.assert_allclose(apart, together, rtol=1e-12, atol=1e-12)
+
+
+def _restricted(probe, names):
+    probe.projections = names
+    return probe

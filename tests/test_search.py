@@ -441,7 +441,7 @@ def test_profile_cli_end_to_end(tiny_checkpoint, one_torch_thread, tmp_path, cap
     from simulator.cli import main
     assert main(["profile", "--hw", "tiny", "--model", str(tiny_checkpoint), "--t", "0,1y",
                  "--seeds", "2", "--max-tokens", "128", "--json", str(tmp_path / "p.json"),
-                 "--h5", str(tmp_path / "p.h5"), "--plot", str(tmp_path / "p.svg")]) == 0
+                 "--h5", str(tmp_path / "p.h5"), "--plot", str(tmp_path / "p.svg"), "--local"]) == 0
     summary = json.loads((tmp_path / "p.json").read_text())
     assert len(summary["projections"]) == 9 and summary["times_s"] == [0.0, 365 * 86400.0]
     deltas = [e["analog_alone_delta"] for e in summary["projections"]]
@@ -450,3 +450,30 @@ def test_profile_cli_end_to_end(tiny_checkpoint, one_torch_thread, tmp_path, cap
         assert f["analog_alone"].shape == (9, 2, 2)
     assert (tmp_path / "p.svg").read_text().startswith("<?xml")
     assert "rank" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_profile_on_a_dask_cluster_equals_one_process(tiny_checkpoint, tmp_path):
+    """The default path splits the seeds over a local cluster's workers: same numbers."""
+    import json
+
+    from simulator.cli import main
+    common = ["profile", "--hw", "tiny", "--model", str(tiny_checkpoint), "--t", "1y", "--seeds", "3",
+              "--max-tokens", "128"]
+    assert main(common + ["--local", "--json", str(tmp_path / "local.json")]) == 0
+    assert main(common + ["--workers", "2", "--json", str(tmp_path / "dask.json")]) == 0
+    local, dask = (json.loads((tmp_path / name).read_text()) for name in ("local.json", "dask.json"))
+    assert dask["projections"] == local["projections"] and dask["all_analog"] == local["all_analog"]
+
+
+def test_all_digital_is_returned_when_it_beats_every_searched_mix():
+    """On a chip where analog only slows things down, the answer is all digital (verified:
+    delta 0), not the best mix greedy and the local search found."""
+    groups = tuple(Group(n, (n,), macs, 1, 0.1) for n, macs in (("A", 3), ("B", 2)))
+    problem = Problem(groups, "latency", 1.0, None)
+    # both analog beat one (the MILP's gains around greedy's AB say keep both), none beats both
+    cost = lambda analog: Cost({0: 100.0, 1: 120.0, 2: 110.0}[len(analog)], 1.0)  # noqa: E731
+    measure = lambda analog: 0.1 * len(analog)  # noqa: E731
+    outcome = run_search(problem, cost, measure, np.random.default_rng(0), max_verifications=0)
+    assert outcome.source == "all_digital" and outcome.chosen.projections == frozenset()
+    assert outcome.to_dict()["latency_ns"] == 100.0

@@ -104,8 +104,11 @@ def plot_pareto(search: dict, path: str) -> None:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    chunk = search.get("chunk_tokens")
+    timed = f"{search.get('phase', '')} {search.get('tokens', '')} tokens, " + (
+        "one chunk" if chunk is None else f"chunks of {chunk}")
     fig.suptitle(f"{search['model']} on {search['hw']}: objective {search['objective']}, "
-                 f"{len(points)} verified mappings")
+                 f"{len(points)} verified mappings ({timed})")
     save_figure(fig, path)
 
 

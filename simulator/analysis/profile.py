@@ -160,11 +160,12 @@ def measure_sets(probe: Probe, analog_sets: Sequence[frozenset[str]], times_s: S
     return results
 
 
-def profile_result(probe: Probe, times_s: Sequence[float], measured: Sequence[np.ndarray]) -> ProfileResult:
-    """Assemble the measurements of `profile_sets(probe.projections)` (in that order)."""
-    count = len(probe.projections)
-    return ProfileResult(metric=probe.metric, fp=probe.fp, times_s=tuple(float(t) for t in times_s),
-                         projections=tuple(probe.projections),
+def profile_result(metric: str, fp: float, projections: Sequence[str], times_s: Sequence[float],
+                   measured: Sequence[np.ndarray]) -> ProfileResult:
+    """Assemble the measurements of `profile_sets(projections)` (in that order)."""
+    count = len(projections)
+    return ProfileResult(metric=metric, fp=fp, times_s=tuple(float(t) for t in times_s),
+                         projections=tuple(projections),
                          analog_alone=np.stack(measured[:count]), digital_alone=np.stack(measured[count:2 * count]),
                          all_analog=measured[2 * count])
 
@@ -172,7 +173,8 @@ def profile_result(probe: Probe, times_s: Sequence[float], measured: Sequence[np
 def profile_sensitivity(probe: Probe, times_s: Sequence[float],
                         progress: Callable[[int], None] | None = None) -> ProfileResult:
     """Measure (a) analog alone and (b) digital alone for every projection of the probe's model."""
-    return profile_result(probe, times_s, measure_sets(probe, profile_sets(probe.projections), times_s, progress))
+    measured = measure_sets(probe, profile_sets(probe.projections), times_s, progress)
+    return profile_result(probe.metric, probe.fp, probe.projections, times_s, measured)
 
 
 class LmSuffixProbe:
@@ -399,13 +401,108 @@ def write_profile_h5(result: ProfileResult, path: str) -> None:
                    units={"times_s": "s"})
 
 
-def make_probe(loaded_model, hw, seeds: Sequence[int], max_tokens: int | None = None) -> Probe:
-    """The fast suffix probe for GPT-2 (on the held-out LM text), full evaluations otherwise."""
+def make_probe(loaded_model, hw, seeds: Sequence[int], max_tokens: int | None = None,
+               batch_seeds: int | None = None) -> Probe:
+    """The fast suffix probe for GPT-2 (on the held-out LM text), full evaluations otherwise.
+
+    `batch_seeds`: the seed count the eval batches are sized for (default len(seeds)); a
+    part of a profile split over workers sizes them for the whole profile, so each of its
+    seeds sees the same batches as in one process."""
     if loaded_model.family != "gpt2":
         return EvaluateProbe(loaded_model, hw, seeds)
     from simulator.accuracy.lm import TOKENS_PER_FORWARD, lm_eval_set
     eval_set = lm_eval_set(loaded_model, max_tokens=max_tokens)
     window = eval_set.inputs.shape[1]
+    sized_for = batch_seeds or len(seeds)
     return LmSuffixProbe(loaded_model.model, hw, seeds, torch.from_numpy(eval_set.inputs),
                          torch.from_numpy(eval_set.targets),
-                         windows_per_batch=max(1, TOKENS_PER_FORWARD // (len(seeds) * window)))
+                         windows_per_batch=max(1, TOKENS_PER_FORWARD // (sized_for * window)))
+
+
+def model_projections(loaded_model) -> tuple[str, ...]:
+    """The projections a probe of this model measures (make_probe's), without building it."""
+    if loaded_model.family == "gpt2":
+        return tuple(loaded_model.model.projection_names())
+    return tuple(name for name, module in loaded_model.model.named_modules() if isinstance(module, torch.nn.Linear))
+
+
+@dataclass(frozen=True)
+class ProfilePart:
+    """One worker's share of a profile: every run of `profile_sets(projections)`, on some seeds.
+
+    A chip realisation depends only on (seed, projection name), so the parts' per-seed
+    values, side by side, are the profile of all the seeds (tests/test_profile.py)."""
+
+    model: str
+    hw: object  # HwConfig
+    seeds: tuple[int, ...]
+    batch_seeds: int  # seeds of the whole profile (see make_probe)
+    max_tokens: int | None
+    projections: tuple[str, ...]
+    times_s: tuple[float, ...]
+    torch_threads: int | None = None  # None: leave torch's setting alone
+
+
+def split_seeds(seeds: Sequence[int], parts: int) -> list[tuple[int, ...]]:
+    """Contiguous, near-equal, non-empty runs of the seeds (at most len(seeds) of them)."""
+    seeds = tuple(seeds)
+    parts = max(1, min(parts, len(seeds)))
+    bounds = np.linspace(0, len(seeds), parts + 1).round().astype(int)
+    return [seeds[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def measure_part(part: ProfilePart, progress: Callable[[int], None] | None = None,
+                 loaded_model=None) -> tuple[str, float, list[np.ndarray]]:
+    """(metric, FP value, measure_sets of the part's runs) in this process; the model is
+    loaded here unless given, so a Dask worker needs only the part."""
+    if part.torch_threads:
+        torch.set_num_threads(part.torch_threads)
+    if loaded_model is None:
+        from workloads.registry import load_model
+        loaded_model = load_model(part.model)
+    probe = make_probe(loaded_model, part.hw, list(part.seeds), part.max_tokens, part.batch_seeds)
+    probe.projections = part.projections
+    measured = measure_sets(probe, profile_sets(part.projections), part.times_s, progress)
+    return probe.metric, float(probe.fp), measured
+
+
+def merge_parts(results: Sequence[tuple[str, float, list[np.ndarray]]]) -> tuple[str, float, list[np.ndarray]]:
+    """The parts' results (in seed order) as one: per-set arrays joined along the seed axis."""
+    metric, fp, _ = results[0]
+    merged = [np.concatenate(per_set, axis=1) for per_set in zip(*(measured for _, _, measured in results))]
+    return metric, fp, merged
+
+
+def measure_parts_on_dask(client, parts: Sequence[ProfilePart],
+                          progress: Callable[[int], None] | None = None) -> tuple[str, float, list[np.ndarray]]:
+    """measure_part of every part on a Dask cluster, merged; `progress(n)` as runs finish on
+    any worker (a distributed Queue carries one tick per run)."""
+    import time
+    import uuid
+
+    from distributed import Queue
+
+    ticks = Queue(f"profile-progress-{uuid.uuid4().hex}", client=client)
+    futures = [client.submit(_measure_part_ticking, part, ticks.name, pure=False) for part in parts]
+    while not all(future.done() for future in futures):
+        time.sleep(0.5)
+        _drain(ticks, progress)
+        for future in futures:
+            if future.status == "error":
+                future.result()  # raises the worker's error here
+    _drain(ticks, progress)
+    return merge_parts([future.result() for future in futures])
+
+
+def _drain(ticks, progress) -> None:
+    waiting = ticks.qsize()
+    if waiting:
+        finished = sum(ticks.get(batch=waiting))
+        if progress:
+            progress(finished)
+
+
+def _measure_part_ticking(part: ProfilePart, queue_name: str):
+    from distributed import Queue
+    ticks = Queue(queue_name)
+    return measure_part(part, progress=lambda n: ticks.put(n))

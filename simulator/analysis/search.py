@@ -34,15 +34,16 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from simulator.analysis.evaluate_fast import MemoPlacer
 from simulator.analysis.profile import projection_layer, projection_type
 from simulator.engine import fast
 from simulator.engine.lower import Lowerer
 from simulator.engine.taskgraph import Schedule, TaskGraph
 from simulator.hw.schema import HwConfig
 from simulator.ir.graph import Graph
-from simulator.mapping.mapping import ANALOG, DIGITAL, Mapping
-from simulator.mapping.place import place_targets
+from simulator.mapping.mapping import Mapping
 from simulator.mapping.resolve import tile_capacity, tiles_needed
+from simulator.report.build import energy_breakdown_pj
 
 OBJECTIVES = ("latency", "energy", "edp")
 GRANULARITIES = ("projection", "layer", "type")
@@ -117,11 +118,11 @@ CostFn = Callable[[frozenset[str]], Cost]  # analog projection names -> cost
 MeasureFn = Callable[[frozenset[str]], float]  # analog projection names -> mean degradation
 
 
-def schedule_cost(tg: TaskGraph, schedule: Schedule) -> Cost:
-    """Makespan and total energy: task energies plus static power over the makespan."""
-    latency_ns = schedule.makespan_cycles * tg.cycle_ns
-    static_pj = float(tg.static_power_mw.sum()) * latency_ns  # mW * ns = pJ
-    return Cost(latency_ns, float(tg.energy_pj.sum()) + static_pj)
+def schedule_cost(tg: TaskGraph, schedule: Schedule, sram_static_power_mw_per_core: float = 0.0) -> Cost:
+    """Makespan and total energy as `aimcsim run` reports them: task energies plus static
+    power (resources and every core's SRAM) over the makespan."""
+    breakdown = energy_breakdown_pj(tg, schedule.makespan_cycles, sram_static_power_mw_per_core)
+    return Cost(schedule.makespan_cycles * tg.cycle_ns, float(sum(breakdown.values())))
 
 
 class CachedCost:
@@ -146,16 +147,17 @@ class CachedCost:
 class EngineCost:
     """Cost of a set of analog projections on one graph and config: place, lower, fast engine.
 
-    The Lowerer is built once, so one evaluation costs milliseconds (benchmarks/mapping_eval.py).
+    The Lowerer and the placements are built once and reused (evaluate_fast.MemoPlacer), so
+    one evaluation costs milliseconds (benchmarks/mapping_eval.py).
     """
 
     def __init__(self, graph: Graph, hw: HwConfig):
         self.graph, self.hw = graph, hw
         self.lowerer = Lowerer(graph, hw)
+        self.placer = MemoPlacer(graph, hw)
 
     def mapping(self, analog: frozenset[str], strategy: str = "explicit") -> Mapping:
-        targets = {p.name: ANALOG if p.name in analog else DIGITAL for p in self.graph.projections}
-        return place_targets(self.graph, self.hw, targets, strategy=strategy)
+        return self.placer.mapping(frozenset(analog), strategy)
 
     def tiles(self, projection_name: str) -> int:
         return tiles_needed(self.graph.projection(projection_name), self.hw.analog)
@@ -165,7 +167,7 @@ class EngineCost:
 
     def __call__(self, analog: frozenset[str]) -> Cost:
         tg = self.lowerer.lower(self.mapping(analog))
-        return schedule_cost(tg, fast.simulate(tg))
+        return schedule_cost(tg, fast.simulate(tg), self.hw.digital.sram_static_power_mw)
 
 
 def make_groups(projections: Sequence[tuple[str, int, int]], deltas: dict[str, float],
@@ -559,14 +561,28 @@ class SearchOutcome:
 
     @property
     def chosen(self) -> Candidate:
-        return self.local.chosen
+        return self._better_extreme()[1]
 
     @property
     def source(self) -> str:
         """The stage that produced the chosen mapping."""
+        extreme = self._better_extreme()[0]
+        if extreme:
+            return extreme
         if self.local.improved:
             return "local_search"
         return "greedy" if self.optimised.fell_back_to_greedy else "milp"
+
+    def _better_extreme(self) -> tuple[str, Candidate]:
+        """All digital (delta 0) or all analog (measured) where within budget and strictly
+        better on the objective than the local search's answer, which starts from greedy's
+        or the MILP's and so can miss them (hermes64: all digital beats every mix)."""
+        objective, best, label = self.problem.objective, self.local.chosen, ""
+        for name, candidate in (("all_digital", self.all_digital), ("all_analog", self.all_analog)):
+            if (candidate is not None and candidate.delta <= self.problem.budget
+                    and candidate.cost.objective(objective) < best.cost.objective(objective)):
+                best, label = candidate, name
+        return label, best
 
     def to_dict(self) -> dict:
         objective = self.problem.objective

@@ -1,6 +1,7 @@
 """aimcsim profile: rank the projections by how much analog execution alone hurts the metric."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from tqdm import tqdm
@@ -8,9 +9,10 @@ from tqdm import tqdm
 from simulator.atomic import HDF5, JSON, PLOT
 from simulator.commands.accuracy import compact_names, format_time, parse_times
 from simulator.commands.common import (
-    add_accuracy_args, add_hw_args, check_max_tokens, check_outputs, load_hw_arg, load_model_checked,
+    add_accuracy_args, add_hw_args, bounded_int, check_max_tokens, check_outputs, load_hw_arg, load_model_checked,
     write_json_atomic, wrote,
 )
+from simulator.commands.sweep import MAX_WORKERS, dask_client
 from simulator.errors import UserError
 
 # Held-out tokens per run of profile and search. Measured (benchmarks/profile_tokens.py,
@@ -29,6 +31,11 @@ def add_parser(sub) -> None:
     p.add_argument("--h5", metavar="FILE",
                    help="write the per-seed values as HDF5 (.h5; axes named, see docs/outputs.md)")
     p.add_argument("--plot", metavar="FILE", help="bar chart of the ranking (.png, .svg or .pdf)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address; the seeds are split over its workers (default: a local cluster)")
+    p.add_argument("--workers", type=bounded_int(MAX_WORKERS), default=2, metavar="N",
+                   help="local cluster worker processes, one share of the seeds each (default 2)")
+    p.add_argument("--local", action="store_true", help="measure in this process, no Dask")
     p.set_defaults(func=run)
 
 
@@ -52,27 +59,39 @@ def run(args) -> int:
     check_outputs(("--json", args.json, JSON), ("--h5", args.h5, HDF5), ("--plot", args.plot, PLOT))
     times_s = parse_times(args.t)
     hw = load_hw_arg(args)
-    from simulator.analysis.profile import make_probe, measure_sets, profile_result, profile_sets, write_profile_h5
+    from simulator.analysis.profile import (ProfilePart, measure_part, measure_parts_on_dask, model_projections,
+                                            profile_result, profile_sets, split_seeds, write_profile_h5)
     from simulator.commands.memory import check_seeds_memory
     from simulator.mapping.resolve import analog_names, resolve_targets
     loaded = load_model_checked(args.model)
     check_max_tokens(args.max_tokens, loaded)
-    fitting = set(analog_names(resolve_targets(args.model, hw, "all-analog")))
-    check_seeds_memory(loaded, sorted(fitting), args.seeds)
-    probe = make_probe(loaded, hw, list(range(args.seeds)), args.max_tokens)
     # The one capacity rule (mapping/resolve.py): only what all-analog puts on tiles is profiled.
-    left_digital = [name for name in probe.projections if name not in fitting]
-    probe.projections = tuple(name for name in probe.projections if name in fitting)
-    if not probe.projections:
+    fitting = set(analog_names(resolve_targets(args.model, hw, "all-analog")))
+    projections = model_projections(loaded)
+    left_digital = [name for name in projections if name not in fitting]
+    profiled = tuple(name for name in projections if name in fitting)
+    if not profiled:
         raise UserError(f"--hw {args.hw}: no projection of {args.model} fits its analog tiles "
                         f"(analog.tiles={hw.analog.tiles}); nothing to profile")
     if left_digital:
         print(f"digital (do not fit the tiles): {compact_names(left_digital)}", file=sys.stderr)
-    sets = profile_sets(probe.projections)
-    with tqdm(total=len(sets) * len(times_s), unit="run", desc="profile", file=sys.stderr,
-              dynamic_ncols=True) as bar:
-        measured = measure_sets(probe, sets, times_s, progress=bar.update)
-    result = profile_result(probe, times_s, measured)
+    check_seeds_memory(loaded, sorted(profiled), args.seeds)
+    seeds = list(range(args.seeds))
+    part = ProfilePart(args.model, hw, tuple(seeds), len(seeds), args.max_tokens, profiled, tuple(times_s))
+    runs = len(profile_sets(profiled)) * len(times_s)
+    with tqdm(total=runs * (1 if args.local else len(split_seeds(seeds, args.workers))), unit="run",
+              desc="profile", file=sys.stderr, dynamic_ncols=True) as bar:
+        if args.local:
+            metric, fp, measured = measure_part(part, progress=bar.update, loaded_model=loaded)
+        else:
+            with dask_client(args.scheduler, args.workers) as client:
+                workers = len(client.scheduler_info()["workers"]) or args.workers
+                shares = split_seeds(seeds, workers)
+                bar.total = runs * len(shares)  # one bar step per run of one share of the seeds
+                bar.refresh()
+                parts = [dataclasses.replace(part, seeds=share, torch_threads=1) for share in shares]
+                metric, fp, measured = measure_parts_on_dask(client, parts, progress=bar.update)
+    result = profile_result(metric, fp, profiled, times_s, measured)
     summary = result.to_dict() | {"model": args.model, "hw": hw.name, "digital_projections": left_digital}
     print(format_profile(summary))
     if args.json:

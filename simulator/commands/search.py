@@ -12,8 +12,8 @@ from tqdm import tqdm
 from simulator.atomic import JSON, PLOT, YAML
 from simulator.commands.accuracy import format_time, parse_duration_s
 from simulator.commands.common import (
-    add_accuracy_args, add_hw_args, add_phase_args, bounded_int, check_max_tokens, check_outputs, load_hw_arg,
-    load_model_checked, write_json_atomic, wrote,
+    add_accuracy_args, add_hw_args, add_phase_args, bounded_int, check_max_tokens, check_outputs, chunk_tokens_arg,
+    load_hw_arg, load_model_checked, write_json_atomic, wrote,
 )
 from simulator.commands.profile import PROFILE_TOKENS
 from simulator.errors import UserError
@@ -41,6 +41,10 @@ def add_parser(sub) -> None:
                         "one alone), layer (all projections of a transformer block) or type "
                         "(e.g. every mlp.c_fc) (default projection)")
     add_phase_args(p)
+    p.add_argument("--chunk-tokens", type=chunk_tokens_arg, default="auto", metavar="N",
+                   help="prefill tokens per chunk the candidates are costed at: N, 'none' (one chunk), or "
+                        "'auto' (default): the size aimcsim run's auto chunking picks for the all-analog "
+                        "mapping; the reported mappings are re-costed at run's default either way")
     p.add_argument("--max-rounds", type=bounded_int(MAX_ROUNDS), default=6,
                    help="MILP verify-and-adjust rounds (proxy budget relaxed or tightened; default 6)")
     p.add_argument("--max-verifications", type=non_negative_int, default=30,
@@ -104,6 +108,7 @@ def run(args) -> int:
     horizon_s = parse_duration_s(args.t)
     budgets = parse_budgets(args.pareto_budgets, args.budget)
     hw = load_hw_arg(args)
+    from simulator.analysis.evaluate_fast import RunDefaultCost
     from simulator.analysis.pareto import budget_sweep, verified_front, verified_mappings
     from simulator.analysis.profile import make_probe
     from simulator.analysis.search import (CachedCost, EngineCost, Problem, group_gains, make_groups, run_search,
@@ -113,7 +118,12 @@ def run(args) -> int:
     from simulator.run import default_phase
     from workloads.registry import build_graph
 
-    graph = build_graph(args.model, args.phase or default_phase(args.model), seq=args.seq)
+    phase = args.phase or default_phase(args.model)
+    recost = RunDefaultCost(args.model, phase, hw, seq=args.seq)
+    chunk_tokens = args.chunk_tokens
+    if chunk_tokens == "auto":
+        chunk_tokens = search_chunk_tokens(args.model, hw, recost)
+    graph = build_graph(args.model, phase, seq=args.seq, chunk_tokens=chunk_tokens)
     engine = EngineCost(graph, hw)
     cost = CachedCost(engine)
     loaded = load_model_checked(args.model)
@@ -159,7 +169,8 @@ def run(args) -> int:
 
     summary = {"model": args.model, "hw": hw.name, "metric": probe.metric, "fp": probe.fp,
                "t_s": horizon_s, "seeds": args.seeds, "granularity": args.granularity,
-               "phase": graph.phase, "tokens": args.seq, "eval_tokens": probe_tokens(probe),
+               "phase": graph.phase, "tokens": args.seq, "chunk_tokens": chunk_tokens,
+               "eval_tokens": probe_tokens(probe),
                "forced_digital": [p.name for p in graph.projections if p.name not in set(eligible)],
                "functional_runs": {"profile": len(eligible), "search": search_runs - len(eligible),
                                    "pareto": measure.runs - search_runs},
@@ -168,6 +179,7 @@ def run(args) -> int:
                "pareto": {"budgets": [p.to_dict() for p in sweep], "verified": [p.to_dict() for p in front]}}
     if "latency_ns" not in summary["all_analog"]:
         summary["all_analog"] = _fitting_all_analog(args, hw, cost, measure, args.objective)
+    summary["run_default"] = recost_at_run_default(recost, summary)
     print(format_search(summary))
     if args.out:
         from simulator.mapping.io import save_mapping
@@ -181,6 +193,33 @@ def run(args) -> int:
         plot_pareto(summary, args.pareto_plot)
         wrote(args.pareto_plot)
     return 0
+
+
+def search_chunk_tokens(model: str, hw, recost) -> int | None:
+    """The chunk size `aimcsim run --chunk-tokens auto` picks for the all-analog mapping
+    (where pipelining over chunks matters most): one chunk ranks mappings unlike run's
+    default on weight-stationary fabrics (benchmarks/mapping_eval.py, docs/analysis.md)."""
+    from simulator.mapping.resolve import analog_names, resolve_targets
+    return recost(frozenset(analog_names(resolve_targets(model, hw, "all-analog"))))[1]
+
+
+REPORTED_ROWS = (("chosen", None), ("greedy", "greedy"), ("all analog", "all_analog"), ("all digital", "all_digital"))
+
+
+def recost_at_run_default(recost, summary: dict) -> dict:
+    """The reported mappings (chosen, greedy, all analog, all digital) re-costed at `aimcsim
+    run`'s default chunking: the search costs candidates at one chunk, which ranks them
+    alike (benchmarks/mapping_eval.py: Spearman over random mappings) but is not the
+    figure `aimcsim run --mapping` prints."""
+    rows = {}
+    for label, key in REPORTED_ROWS:
+        row = summary if key is None else summary[key]
+        if "latency_ns" not in row:
+            continue
+        figures, chunk_tokens = recost(frozenset(row["analog_projections"]))
+        rows[label] = {"latency_ns": figures.latency_ns, "energy_pj": figures.energy_pj,
+                       "chunk_tokens": chunk_tokens}
+    return rows
 
 
 def probe_tokens(probe) -> int | None:
@@ -200,20 +239,32 @@ def _fitting_all_analog(args, hw, cost, measure, objective: str) -> dict:
             "note": "what the tiles hold, as aimcsim run --mapping all-analog"}
 
 
+def _chunking(chunk_tokens: int | None) -> str:
+    return "one chunk" if chunk_tokens is None else f"chunks of {chunk_tokens}"
+
+
 def format_search(summary: dict) -> str:
     kind = "verified_delta"
     lines = [f"{summary['model']} on {summary['hw']}: minimise {summary['objective']}, "
              f"delta {summary['metric']} <= {summary['budget']:g} at t = {format_time(summary['t_s'])} "
              f"(FP {summary['fp']:.4f}, {summary['seeds']} seed{'s' if summary['seeds'] != 1 else ''})",
-             f"{'mapping':<12} {'analog':>6} {'delta':>10} {'latency':>14} {'energy':>14}"]
-    rows = [("chosen", summary), ("greedy", summary["greedy"]), ("all analog", summary["all_analog"]),
-            ("all digital", summary["all_digital"])]
-    for label, row in rows:
+             f"{'':<30} {'search: ' + _chunking(summary.get('chunk_tokens')):>29} "
+             f"{'aimcsim run default chunking':>38}",
+             f"{'mapping':<12} {'analog':>6} {'delta':>10} {'latency':>14} {'energy':>14} "
+             f"{'latency':>14} {'energy':>14} {'chunk':>8}"]
+    recosted = summary.get("run_default", {})
+    for label, key in REPORTED_ROWS:
+        row = summary if key is None else summary[key]
         if "latency_ns" not in row:
             lines.append(f"{label:<12} does not fit the tiles")
             continue
-        lines.append(f"{label:<12} {len(row['analog_projections']):>6} {row[kind]:>+10.4f} "
-                     f"{format_time_ns(row['latency_ns']):>14} {format_energy_pj(row['energy_pj']):>14}")
+        line = (f"{label:<12} {len(row['analog_projections']):>6} {row[kind]:>+10.4f} "
+                f"{format_time_ns(row['latency_ns']):>14} {format_energy_pj(row['energy_pj']):>14}")
+        if label in recosted:
+            again = recosted[label]
+            line += (f" {format_time_ns(again['latency_ns']):>14} {format_energy_pj(again['energy_pj']):>14} "
+                     f"{again['chunk_tokens'] or 'none':>8}")
+        lines.append(line)
     lines.append(f"chosen by {summary['source']}" + (f" ({summary['note']})" if summary["note"] else "")
                  + f"; proxy calibration x{summary['calibration']:.3g}, {len(summary['milp_rounds'])} MILP round(s), "
                  f"local search {summary['local_search']['accepted_moves']} of "

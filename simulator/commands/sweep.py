@@ -86,7 +86,7 @@ def run(args) -> int:
     if args.local:
         counts = run_sweep(spec, args.out, run_in_process, on_plan=progress.start, on_point=progress.point)
     else:
-        with _dask_client(args.scheduler, args.workers) as client:
+        with dask_client(args.scheduler, args.workers) as client:
             counts = run_sweep(spec, args.out, run_on_dask(client), on_plan=progress.start,
                                on_point=progress.point)
     progress.close()
@@ -167,7 +167,7 @@ class _Progress:
 
 
 @contextlib.contextmanager
-def _dask_client(address: str | None, workers: int):
+def dask_client(address: str | None, workers: int):
     """A client of the given scheduler, or of a local cluster of worker processes closed on exit."""
     from distributed import Client, LocalCluster
 
