@@ -8,9 +8,10 @@ and the result is programmed afterwards.
 
 Schedule: the learning rate warms up linearly over the first `WARMUP_FRACTION` of the
 steps and then follows a cosine down to zero, and the gradient norm is clipped at
-`CLIP_NORM`; without them the task loss (a head trained on FP embeddings, so large
-logits) diverged at a constant 2e-3 (loss 1.64 -> 3.87). The rate at step k is a pure
-function of k, so resuming needs no scheduler state.
+`CLIP_NORM`, against the instability of the task loss (a head trained on FP embeddings,
+so large logits; it diverged at a constant 2e-3 and is still unstable at a 1e-3 peak,
+docs/adaptation.md). The rate at step k is a pure function of k, so resuming needs no
+scheduler state.
 
 Reproducibility: batch k, the dropout mask and every twin layer's noise at step k are
 seeded by (seed, k), so a run resumed from a checkpoint continues exactly as the
