@@ -1,240 +1,222 @@
-"""The adaptation comparison: FP, analog without compensation, LoRA (chip-agnostic and
-chip-specific) and AHWA, over drift times and chip realisations, from one command.
+"""The adaptation comparison table: FP, analog without adapters, LoRA (chip-agnostic and
+chip-specific) and AHWA, over drift times and chip realisations, from one command
+(`aimcsim adapt --table DIR [--quick]`, see docs/adaptation.md).
 
-    python -m simulator.adapt.experiment --model gpt2-pydoc --out-dir results/adapt_gpt2
-    python -m simulator.adapt.experiment --model minilm --out-dir results/adapt_minilm
+Trains the adaptations (each writes its adapter file in DIR next to a checkpoint, so a
+killed run resumes and a finished file is reused), scores every column on the same chips
+with the numba inference kernels, and writes `table.json` and `table.md`.
 
-Trains the three adaptations (resumable: each writes its adapter file next to a
-checkpoint; a finished file is reused), evaluates every method on the same chips with
-the numba inference kernels (`simulator.accuracy.evaluate.evaluate_accuracy`), and writes
-`table.json` and `table.md`. For encoders it also puts several adapter sets on ONE
-programmed backbone (`--domains`: one per text domain, plus the `source` task head) and
-scores each with its own set. "No compensation" means no adapters (the config's global
-drift compensation stays on, as in Li et al.).
+* GPT-2: perplexity on the held-out text (`simulator.accuracy.evaluate.evaluate_accuracy`).
+* Encoders: all LoRA sets on ONE programmed backbone (`simulator.adapt.backbone`), scored
+  by embedding cosine per text domain and by the `source` task accuracy; besides the three
+  adaptations, one more adapter set per task (distilled on the `docstrings` domain, and
+  trained on the `source` task loss) shows several tasks sharing that backbone.
+
+"No compensation" means no adapters (the config's global drift compensation stays on,
+as in Li et al.).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
+from dataclasses import asdict, dataclass, replace
 
-import numpy as np
-import torch
-
-from simulator.accuracy.evaluate import evaluate_accuracy
 from simulator.accuracy.metrics import mean_std
 from simulator.adapt.files import load_adapters, model_fingerprint, save_adapters
 from simulator.adapt.train import AdaptConfig, train
-from simulator.atomic import atomic_output
-from simulator.commands.accuracy import format_time, parse_times
 from simulator.errors import UserError
-from simulator.hw.loader import load_hw
-from workloads.registry import load_model
 
 METHOD_COLUMNS = ("fp", "no_compensation", "lora_agnostic", "lora_specific", "hwa")
+TASK_SETS = {"cosine:pydoc": "lora_agnostic", "cosine:docstrings": "lora_docstrings", "task:source": "lora_task"}
+ISSUE_TIMES = "0,1h,1d,1w,1mo,1y,10y"
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """What a table run trains and evaluates (the presets below; flags override fields)."""
+
+    times: str = ISSUE_TIMES
+    chips: int = 10
+    steps: int = 60
+    batch: int = 8
+    seq: int = 128  # LMs: tokens per training window
+    t_train: str = "1d"  # chip-specific adapters: drift time of the chips they train on
+    max_tokens: int = 4096  # LMs: held-out tokens scored
+    eval_sentences: int = 32  # encoders: held-out sentences per text domain
+    domain_sets: bool = True  # encoders: also a set distilled on the `docstrings` domain
+    seed: int = 0
+
+
+FULL = TableSettings()
+QUICK = TableSettings(times="0,1d,10y", chips=3, steps=20, batch=4, seq=64, max_tokens=1024, eval_sentences=12,
+                      domain_sets=False)
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _adapt(loaded, hw, names, config: AdaptConfig, path: str, progress: bool, head=None) -> str:
     """Train unless `path` exists; returns the file."""
     if os.path.exists(path):
+        _check_reusable(path, config)
+        _log(f"reusing {path}")
         return path
+    _log(f"training {os.path.basename(path)}: {config.method} {config.mode}, loss {config.loss}, "
+         f"{config.steps} steps x {config.batch}, {config.sets} set(s)")
     started = time.perf_counter()
     result = train(loaded, hw, names, config, checkpoint=path + ".ckpt", progress=progress, head=head)
-    meta = {"method": config.method, "mode": config.mode, "model": loaded.name,
-            "fingerprint": model_fingerprint(loaded.model), "hw": hw.name, "rank": config.rank,
-            "alpha": config.alpha, "chips": list(config.chips), "t_train_s": config.t_train_s,
-            "steps": config.steps, "seed": config.seed, "loss": config.loss, "domain": config.domain,
-            "seconds": time.perf_counter() - started, "losses": result.losses}
+    meta = {**identity(config), "model": loaded.name, "fingerprint": model_fingerprint(loaded.model),
+            "hw": hw.name, "targets": list(config.targets), "seconds": time.perf_counter() - started,
+            "losses": result.losses}
     save_adapters(path, result.tensors, meta)
     if os.path.exists(path + ".ckpt"):
         os.unlink(path + ".ckpt")
     return path
 
 
-def _row(result) -> list[dict]:
-    return [{"t_s": r["t_s"], "mean": r["mean"], "std": r["std"], "values": r["values"]} for r in result.results]
+IDENTITY_KEYS = ("method", "mode", "rank", "alpha", "chips", "t_train_s", "steps", "seed", "loss", "domain",
+                 "batch", "seq", "lr")
 
 
-def compare(model: str, hw_name: str, out_dir: str, times_s: list[float], chips: int, steps: int,
-            t_train_s: float, batch: int, seq: int, max_tokens: int | None, progress: bool = True,
-            hwa_lr: float | None = None) -> dict:
+def identity(config: AdaptConfig) -> dict:
+    """The adapter-file metadata that must match for a finished file to be reused."""
+    return {"method": config.method, "mode": config.mode, "rank": config.rank, "alpha": config.alpha,
+            "chips": list(config.chips), "t_train_s": config.t_train_s, "steps": config.steps, "seed": config.seed,
+            "loss": config.loss, "domain": config.domain, "batch": config.batch, "seq": config.seq,
+            "lr": config.learning_rate}
+
+
+def _check_reusable(path: str, config: AdaptConfig) -> None:
+    meta, want = load_adapters(path).meta, identity(config)
+    differ = [key for key in IDENTITY_KEYS if meta.get(key) != want[key]]
+    if differ:
+        raise UserError(f"{path}: trained with other settings ({differ[0]} {meta.get(differ[0])!r}, this table "
+                        f"wants {want[differ[0]]!r}); delete it or use another --table folder")
+
+
+def trainings(family: str, s: TableSettings, t_train_s: float) -> dict[str, AdaptConfig]:
+    """The adapter sets a table needs, by column / set name."""
+    common = AdaptConfig(steps=s.steps, batch=s.batch, seq=s.seq, seed=s.seed)
+    plan = {"lora_agnostic": common,
+            "lora_specific": replace(common, mode="specific", t_train_s=t_train_s, chips=tuple(range(s.chips))),
+            "hwa": replace(common, method="hwa")}
+    if family != "gpt2":
+        if s.domain_sets:
+            plan["lora_docstrings"] = replace(common, domain="docstrings")
+        plan["lora_task"] = replace(common, loss="task")
+    return plan
+
+
+def _loss_summary(path: str) -> dict:
+    meta = load_adapters(path).meta
+    losses = meta.get("losses") or [float("nan")]
+    tail = losses[-max(1, len(losses) // 10):]
+    return {"first": losses[0], "last_tenth_mean": sum(tail) / len(tail), "steps": meta.get("steps"),
+            "lr": meta.get("lr"), "seconds": meta.get("seconds")}
+
+
+def compare(model: str, hw, out_dir: str, s: TableSettings, progress: bool = True) -> dict:
+    """The table for `model` on `hw` (a HwConfig); adapter files go into `out_dir`."""
+    from simulator.commands.accuracy import parse_duration_s, parse_times
+    from workloads.registry import load_model
+
+    started = time.perf_counter()
+    times_s = parse_times(s.times)
     loaded = load_model(model)
-    hw = load_hw(hw_name)
     names = loaded.model.projection_names()
-    targets = {n: "analog" for n in names}
-    common = dict(steps=steps, batch=batch, seq=seq, seed=0)
-    files = {
-        "lora_agnostic": _adapt(loaded, hw, names, AdaptConfig(method="lora", mode="agnostic", **common),
-                                os.path.join(out_dir, "lora_agnostic.safetensors"), progress),
-        "lora_specific": _adapt(loaded, hw, names, AdaptConfig(method="lora", mode="specific", t_train_s=t_train_s,
-                                                               chips=tuple(range(chips)), **common),
-                                os.path.join(out_dir, "lora_specific.safetensors"), progress),
-        "hwa": _adapt(loaded, hw, names, AdaptConfig(method="hwa", lr=hwa_lr, **common),
-                      os.path.join(out_dir, "hwa.safetensors"), progress),
-    }
-    seeds = list(range(chips))
-    columns = {}
-    plain = evaluate_accuracy(loaded, hw, targets, times_s, seeds, max_tokens=max_tokens)
-    columns["fp"] = [{"t_s": t, "mean": plain.fp, "std": 0.0, "values": [plain.fp]} for t in times_s]
-    columns["no_compensation"] = _row(plain)
-    for key, path in files.items():
-        print(f"evaluating {key}", file=sys.stderr)
-        columns[key] = _row(evaluate_accuracy(loaded, hw, targets, times_s, seeds, max_tokens=max_tokens,
-                                              adapters=load_adapters(path)))
-    table = {"model": loaded.name, "hw": hw.name, "metric": plain.metric, "seeds": seeds,
-             "eval_tokens": plain.eval_tokens, "t_train_s": t_train_s, "steps": steps, "batch": batch,
-             "seq": seq, "columns": columns,
-             "trainable": {key: int(sum(t.numel() for t in load_adapters(p).tensors.values())) for key, p in files.items()}}
+    head = None
     if loaded.family != "gpt2":
-        table["one_backbone"] = one_backbone(loaded, hw, names, out_dir, times_s, seeds, common, progress)
+        from simulator.adapt.head import train_source_head
+        head = train_source_head(loaded, s.seed)
+    files = {key: _adapt(loaded, hw, names, config, os.path.join(out_dir, f"{key}.safetensors"), progress,
+                         head if config.loss == "task" else None)
+             for key, config in trainings(loaded.family, s, parse_duration_s(s.t_train)).items()}
+    seeds = list(range(s.chips))
+    table = {"model": loaded.name, "hw": hw.name, "seeds": seeds, "settings": asdict(s),
+             "training": {key: _loss_summary(path) for key, path in files.items()},
+             "trainable": {key: int(sum(t.numel() for t in load_adapters(p).tensors.values()))
+                           for key, p in files.items()}}
+    if loaded.family == "gpt2":
+        table.update(_lm_columns(loaded, hw, names, files, times_s, seeds, s.max_tokens))
+    else:
+        table.update(_encoder_columns(loaded, hw, names, files, head, times_s, seeds, s.eval_sentences))
+    table["seconds"] = time.perf_counter() - started
     return table
 
 
-def one_backbone(loaded, hw, names, out_dir, times_s, seeds, common, progress) -> dict:
-    """Several adapter sets (one per text domain, one for the `source` task) on ONE programmed
-    backbone: the chips are programmed once, each set is swapped in and scored on its own task."""
-    from simulator.accuracy.metrics import embedding_cosine
-    from simulator.adapt.data import DOMAINS, domain_text, encode_sentences, task_sentences
-    from simulator.adapt.head import train_source_head
-    from simulator.adapt.lora import LoRA
-    from simulator.analog.layer import convert_to_analog, set_time
-    from workloads.bert.model import sentence_embedding
+def _lm_columns(loaded, hw, names, files, times_s, seeds, max_tokens) -> dict:
+    from simulator.accuracy.evaluate import evaluate_accuracy
+    targets = {n: "analog" for n in names}
 
-    head = train_source_head(loaded, seed=0)
-    files = {f"distill:{d}": _adapt(loaded, hw, names, AdaptConfig(domain=d, **common),
-                                    os.path.join(out_dir, "lora_agnostic.safetensors" if d == "pydoc"
-                                                 else f"lora_{d}.safetensors"), progress) for d in DOMAINS}
-    files["task:source"] = _adapt(loaded, hw, names, AdaptConfig(loss="task", **common),
-                                  os.path.join(out_dir, "lora_task_source.safetensors"), progress, head)
-    sets = {key: load_adapters(path) for key, path in files.items()}
-    backbone = convert_to_analog(loaded.model, names, hw, seeds).eval()  # programmed once
-    adapters = next(iter(sets.values())).attach(backbone, names, seeds)
-    R = len(seeds)
-    evals = {d: encode_sentences(loaded, list(domain_text(d).eval)) for d in DOMAINS}
-    task_text, task_labels = task_sentences("eval")
-    task_inputs = encode_sentences(loaded, task_text)
-    with torch.no_grad():
-        fp_hidden = {d: loaded.model(**batch) for d, batch in evals.items()}
-        fp_task = (head(sentence_embedding(loaded.model(**task_inputs), task_inputs["attention_mask"])).argmax(-1)
-                   == task_labels).double().mean().item()
-    results = {"fp_task_accuracy": fp_task, "rows": []}
-
-    def load_set(adapter_file):
-        for name, module in adapters.items():
-            with torch.no_grad():
-                if adapter_file is None:
-                    module.lora_B.zero_()
-                else:
-                    module.lora_A.copy_(adapter_file.tensors[f"{name}.lora_A"])
-                    module.lora_B.copy_(adapter_file.tensors[f"{name}.lora_B"])
-
-    def repeat(batch):
-        return {k: v.repeat(R, 1) for k, v in batch.items()}
-
-    for t_s in times_s:
-        for label, adapter_file in [("none", None)] + list(sets.items()):
-            load_set(adapter_file)
-            set_time(backbone, t_s)
-            with torch.no_grad():
-                row = {"t_s": t_s, "adapters": label}
-                for d, batch in evals.items():
-                    hidden = backbone(**repeat(batch)).view(R, *fp_hidden[d].shape)
-                    keep = batch["attention_mask"].bool()
-                    row[f"cosine:{d}"] = mean_std([embedding_cosine(fp_hidden[d][keep], hidden[k][keep])
-                                                   for k in range(R)])
-                hidden = backbone(**repeat(task_inputs))
-                logits = head(sentence_embedding(hidden, task_inputs["attention_mask"].repeat(R, 1)))
-                correct = (logits.argmax(-1).view(R, -1) == task_labels).double().mean(dim=1)
-                row["task:source"] = mean_std(correct.tolist())
-            results["rows"].append(row)
-    return results
-
-
-def table_from_accuracy(plain: dict, adapted: dict[str, dict]) -> dict:
-    """The comparison table from `aimcsim accuracy --json` results of the same chips and
-    times: `plain` (no adapters) and one per adapted column (lora_agnostic, lora_specific, hwa)."""
     def rows(result):
-        return [{"t_s": r["t_s"], "mean": r["mean"], "std": r["std"], "values": r["values"]} for r in result["results"]]
-    columns = {"fp": [{"t_s": r["t_s"], "mean": plain["fp"], "std": 0.0, "values": [plain["fp"]]}
-                      for r in plain["results"]],
+        return [{"t_s": r["t_s"], "mean": r["mean"], "std": r["std"], "values": r["values"]} for r in result.results]
+    _log(f"evaluating no adapters on chips {seeds}")
+    plain = evaluate_accuracy(loaded, hw, targets, times_s, seeds, max_tokens=max_tokens)
+    columns = {"fp": [{"t_s": t, "mean": plain.fp, "std": 0.0, "values": [plain.fp]} for t in times_s],
                "no_compensation": rows(plain)}
-    for key, result in adapted.items():
-        if result["seeds"] != plain["seeds"] or [r["t_s"] for r in result["results"]] != [r["t_s"] for r in plain["results"]]:
-            raise UserError(f"{key}: evaluated on other chips or times than the plain run")
-        columns[key] = rows(result)
-    return {"model": plain["model"], "hw": plain["hw"], "metric": plain["metric"], "seeds": plain["seeds"],
-            "eval_tokens": plain.get("eval_tokens"), "columns": columns}
+    for key in METHOD_COLUMNS[2:]:
+        _log(f"evaluating {key}")
+        columns[key] = rows(evaluate_accuracy(loaded, hw, targets, times_s, seeds, max_tokens=max_tokens,
+                                              adapters=load_adapters(files[key])))
+    return {"metrics": {plain.metric: columns}, "eval_tokens": plain.eval_tokens}
+
+
+def _encoder_columns(loaded, hw, names, files, head, times_s, seeds, per_domain) -> dict:
+    from simulator.adapt.backbone import METRICS, score_sets, summarise
+    sets = {"no_compensation": None, **{k: load_adapters(p) for k, p in files.items() if k.startswith("lora_")}}
+    _log(f"programming chips {seeds} once; scoring {len(sets)} adapter sets + AHWA at {len(times_s)} times")
+    result = score_sets(loaded, hw, names, sets, load_adapters(files["hwa"]), head, times_s, seeds, per_domain,
+                        progress=lambda done, total, label, t_s: _log(f"scored {label} at t={t_s:g} s "
+                                                                      f"({done}/{total})"))
+    metrics = {}
+    for metric in METRICS:
+        columns = {"fp": [{"t_s": t, "mean": result["fp"][metric], "std": 0.0, "values": [result["fp"][metric]]}
+                          for t in times_s]}
+        for key in METHOD_COLUMNS[1:]:
+            columns[key] = [summarise(entry, metric) for entry in result["scores"][key]]
+        metrics[metric] = columns
+    one_backbone = {metric: {"fp": result["fp"][metric],
+                             "none": [summarise(e, metric) for e in result["scores"]["no_compensation"]],
+                             "own_set": [summarise(e, metric) for e in result["scores"][key]], "set": key}
+                    for metric, key in TASK_SETS.items() if key in result["scores"]}
+    return {"metrics": metrics, "one_backbone": one_backbone, "eval_sentences_per_domain": per_domain,
+            "all_sets": {label: [{"t_s": e["t_s"], **{m: mean_std(e[m]) for m in METRICS}} for e in entries]
+                         for label, entries in result["scores"].items()}}
+
+
+def _time_label(t_s: float) -> str:
+    from simulator.commands.accuracy import format_time
+    return format_time(t_s) if t_s else "0"
+
+
+def _cell(entry: dict, digits: int) -> str:
+    return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
 
 
 def format_markdown(table: dict) -> str:
-    metric = table["metric"]
-    header = "| t | " + " | ".join(METHOD_COLUMNS) + " |"
-    lines = [f"{table['model']} on {table['hw']}, {metric}, mean ± std over chips {table['seeds']}"
-             + (f", {table['eval_tokens']} held-out tokens" if table.get("eval_tokens") else ""),
-             "", header, "|" + "---|" * (len(METHOD_COLUMNS) + 1)]
-    for i, t_s in enumerate(r["t_s"] for r in table["columns"]["fp"]):
-        cells = []
-        for key in METHOD_COLUMNS:
-            entry = table["columns"][key][i]
-            cells.append(f"{entry['mean']:.4g}" if key == "fp" else f"{entry['mean']:.4g} ± {entry['std']:.2g}")
-        lines.append(f"| {format_time(t_s) if t_s else '0'} | " + " | ".join(cells) + " |")
-    backbone = table.get("one_backbone")
-    if backbone:
-        keys = [k for k in backbone["rows"][0] if k not in ("t_s", "adapters")]
-        lines += ["", f"one programmed backbone, adapter set per task (FP task accuracy "
-                      f"{backbone['fp_task_accuracy']:.3f})", "",
-                  "| t | adapters | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 2)]
-        for row in backbone["rows"]:
-            lines.append(f"| {format_time(row['t_s']) if row['t_s'] else '0'} | {row['adapters']} | "
-                         + " | ".join(f"{row[k][0]:.4f} ± {row[k][1]:.3f}" for k in keys) + " |")
+    s = table["settings"]
+    what = (f"{table['eval_tokens']} held-out tokens" if table.get("eval_tokens")
+            else f"{table['eval_sentences_per_domain']} held-out sentences per domain")
+    lines = [f"{table['model']} on {table['hw']}: mean ± std over {len(table['seeds'])} chips "
+             f"(seeds {table['seeds'][0]}..{table['seeds'][-1]}), {what}; {s['steps']} training steps of "
+             f"{s['batch']}, chip-specific sets trained at {s['t_train']}; {table['seconds'] / 60:.1f} min in all"]
+    for metric, columns in table["metrics"].items():
+        digits = 1 if metric == "perplexity" else 4
+        lines += ["", f"**{metric}**", "", "| t | " + " | ".join(METHOD_COLUMNS) + " |",
+                  "|" + "---|" * (len(METHOD_COLUMNS) + 1)]
+        for i, entry in enumerate(columns["fp"]):
+            cells = [f"{entry['mean']:.{digits}f}"] + [_cell(columns[k][i], digits) for k in METHOD_COLUMNS[1:]]
+            lines.append(f"| {_time_label(entry['t_s'])} | " + " | ".join(cells) + " |")
+    if table.get("one_backbone"):
+        tasks = list(table["one_backbone"].items())
+        lines += ["", "**one programmed backbone, one adapter set per task** (no adapters -> the task's own set; "
+                      "FP: " + ", ".join(f"{m} {v['fp']:.4f}" for m, v in tasks) + ")", "",
+                  "| t | " + " | ".join(f"{m} ({v['set']})" for m, v in tasks) + " |", "|" + "---|" * (len(tasks) + 1)]
+        for i, entry in enumerate(tasks[0][1]["none"]):
+            cells = [f"{_cell(v['none'][i], 4)} -> {_cell(v['own_set'][i], 4)}" for _, v in tasks]
+            lines.append(f"| {_time_label(entry['t_s'])} | " + " | ".join(cells) + " |")
+    lines += ["", "training loss (first step -> mean of the last tenth): "
+              + ", ".join(f"{k} {v['first']:.4g} -> {v['last_tenth_mean']:.4g}" for k, v in table["training"].items())]
     return "\n".join(lines) + "\n"
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="gpt2-pydoc")
-    p.add_argument("--hw", default="hermes64")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--t", default="0,1h,1d,1w,1mo,1y,10y")
-    p.add_argument("--chips", type=int, default=3)
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--t-train", default="1d")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--max-tokens", type=int, default=4096)
-    p.add_argument("--hwa-lr", type=float, default=None)
-    p.add_argument("--from-accuracy", metavar="DIR", default=None,
-                   help="only assemble the table from acc_plain.json and acc_<column>.json in DIR "
-                        "(`aimcsim accuracy --json` runs of the same chips and times)")
-    args = p.parse_args(argv)
-    if args.from_accuracy:
-        def read(name):
-            with open(os.path.join(args.from_accuracy, f"acc_{name}.json")) as f:
-                return json.load(f)
-        table = table_from_accuracy(read("plain"), {k: read(k) for k in METHOD_COLUMNS[2:]})
-        markdown = format_markdown(table)
-        with atomic_output(os.path.join(args.out_dir, "table.md"), ".md") as tmp, open(tmp, "w") as f:
-            f.write(markdown)
-        print(markdown)
-        return 0
-    try:
-        from simulator.commands.accuracy import parse_duration_s
-        os.makedirs(args.out_dir, exist_ok=True)
-        table = compare(args.model, args.hw, args.out_dir, parse_times(args.t), args.chips, args.steps,
-                        parse_duration_s(args.t_train), args.batch, args.seq, args.max_tokens, hwa_lr=args.hwa_lr)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    with atomic_output(os.path.join(args.out_dir, "table.json"), ".json") as tmp, open(tmp, "w") as f:
-        json.dump(table, f, indent=1)
-    markdown = format_markdown(table)
-    with atomic_output(os.path.join(args.out_dir, "table.md"), ".md") as tmp, open(tmp, "w") as f:
-        f.write(markdown)
-    print(markdown)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,6 +7,11 @@ injection for every chip; `--mode specific` one set per chip on its programmed
 realisation at `--t-train`. AHWA (`--method hwa`) fine-tunes every weight under the
 same noise injection, to be programmed instead of the FP weights. The run checkpoints
 next to `--out` and resumes after an interruption.
+
+`--table DIR` instead runs the whole comparison (simulator.adapt.experiment): trains
+chip-agnostic LoRA, chip-specific LoRA and AHWA (plus, for encoders, one adapter set per
+task), scores FP / no adapters / each adaptation over `--t` and `--chips` chips, and
+writes DIR/table.md and DIR/table.json; `--quick` is the short preset.
 """
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ from simulator.commands.common import (
     load_model_checked, non_negative_int, positive_int, write_json_atomic,
 )
 from simulator.errors import UserError
+
+ISSUE_TIMES = "0,1h,1d,1w,1mo,1y,10y"
+TRAIN_DEFAULTS = {"steps": 100, "batch": 8, "seq": 128, "t_train": "0", "chips": 1}
 
 
 MAX_STEPS = 10_000_000
@@ -40,14 +48,19 @@ def add_parser(sub) -> None:
     p.add_argument("--alpha", type=finite_float("--alpha", 0.0, above=True), default=32.0, help="LoRA scale alpha, output times alpha/r (default 32)")
     p.add_argument("--dropout", type=finite_float("--dropout"), default=0.1, help="dropout on the adapter input (default 0.1)")
     p.add_argument("--targets", default="*", help="comma-separated globs over analog projection names (default *)")
-    p.add_argument("--steps", type=bounded_int(MAX_STEPS), default=100, help="training steps (default 100)")
-    p.add_argument("--lr", type=finite_float("--lr", 0.0, above=True), default=None, help="AdamW learning rate (default 2e-3 LoRA, 1e-4 AHWA)")
-    p.add_argument("--batch", type=bounded_int(MAX_BATCH), default=8, help="sequences per step (default 8)")
-    p.add_argument("--seq", type=bounded_int(MAX_TOKENS), default=128, help="LMs: tokens per sequence (default 128)")
-    p.add_argument("--t-train", default="0", help="specific: drift time of the programmed chips, e.g. 1d (default 0)")
-    p.add_argument("--chips", type=bounded_int(MAX_SEEDS), default=1,
-                   help="specific: chips 0..N-1, one adapter set each (default 1)")
-    p.add_argument("--seed", type=non_negative_int("--seed"), default=0, help="seed of batches, noise, dropout and init (default 0)")
+    p.add_argument("--steps", type=bounded_int(MAX_STEPS), default=None,
+                   help="training steps (default 100; table 60, quick 20)")
+    p.add_argument("--lr", type=finite_float("--lr", 0.0, above=True), default=None,
+                   help="AdamW learning rate (default 2e-3 LoRA, 1e-4 AHWA)")
+    p.add_argument("--batch", type=bounded_int(MAX_BATCH), default=None, help="sequences per step (default 8; quick 4)")
+    p.add_argument("--seq", type=bounded_int(MAX_TOKENS), default=None,
+                   help="LMs: tokens per sequence (default 128; quick 64)")
+    p.add_argument("--t-train", default=None,
+                   help="specific: drift time of the programmed chips, e.g. 1d (default 0; table 1d)")
+    p.add_argument("--chips", type=bounded_int(MAX_SEEDS), default=None,
+                   help="specific: chips 0..N-1, one adapter set each (default 1; table: chips scored, 10, quick 3)")
+    p.add_argument("--seed", type=non_negative_int("--seed"), default=0,
+                   help="seed of batches, noise, dropout and init (default 0)")
     p.add_argument("--weight-noise", default="additive", choices=("additive", "pcm", "none"),
                    help="training weight noise (default additive)")
     p.add_argument("--weight-sigma", type=finite_float("--weight-sigma", 0.0), default=0.067,
@@ -58,7 +71,14 @@ def add_parser(sub) -> None:
     p.add_argument("--domain", default="pydoc", help="encoders: training text domain, pydoc or docstrings (default pydoc)")
     p.add_argument("--checkpoint-every", type=positive_int, default=20,
                    help="steps between checkpoints in <out>.ckpt (default 20)")
-    p.add_argument("--out", required=True, metavar="FILE", help="adapter file to write (.safetensors)")
+    p.add_argument("--out", metavar="FILE", help="adapter file to write (.safetensors; required unless --table)")
+    p.add_argument("--table", metavar="DIR", help="run the whole comparison table into DIR (see above)")
+    p.add_argument("--quick", action="store_true", help="--table: the short preset (3 chips, t 0,1d,10y, 20 steps)")
+    p.add_argument("--t", default=None, help=f"--table: drift times scored (default {ISSUE_TIMES}; quick 0,1d,10y)")
+    p.add_argument("--eval-sentences", type=positive_int, default=None,
+                   help="--table, encoders: held-out sentences per text domain (default 32; quick 12)")
+    p.add_argument("--max-tokens", type=positive_int, default=None,
+                   help="--table, LMs: held-out tokens scored (default 4096; quick 1024)")
     p.add_argument("--json", metavar="FILE", help="write the run summary (config, loss curve) as JSON")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show a progress bar (default on)")
@@ -88,8 +108,16 @@ def check_adapt_sizes(args, loaded, names) -> None:
 
 
 def run(args) -> int:
+    if args.table:
+        return run_table(args)
+    if args.out is None:
+        raise UserError("--out: required (the adapter file to write), unless --table DIR runs the comparison")
+    for key, value in TRAIN_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     from simulator.accuracy.evaluate import analog_projection_names
     from simulator.adapt.files import model_fingerprint, save_adapters
+    from simulator.adapt.experiment import identity
     from simulator.adapt.train import AdaptConfig, train
     from simulator.commands.accuracy import mapping_targets, parse_duration_s
 
@@ -120,11 +148,8 @@ def run(args) -> int:
     seconds = time.perf_counter() - started
     trainable = sum(t.numel() for t in result.tensors.values())
     total = sum(p.numel() for p in {id(p): p for p in loaded.model.parameters()}.values())
-    meta = {"method": config.method, "mode": config.mode, "model": loaded.name,
-            "fingerprint": model_fingerprint(loaded.model), "hw": hw.name, "rank": config.rank,
-            "alpha": config.alpha, "chips": list(config.chips), "t_train_s": config.t_train_s,
-            "targets": list(config.targets), "steps": config.steps, "seed": config.seed, "loss": config.loss,
-            "domain": config.domain if loaded.family != "gpt2" else None}
+    meta = {**identity(config), "model": loaded.name, "fingerprint": model_fingerprint(loaded.model),
+            "hw": hw.name, "targets": list(config.targets), "seconds": seconds, "losses": result.losses}
     save_adapters(args.out, result.tensors, meta)
     if os.path.exists(checkpoint):
         os.unlink(checkpoint)
@@ -143,4 +168,34 @@ def run(args) -> int:
                                       "trainable_parameters_per_set": per_set, "model_parameters": total,
                                       "seconds": seconds})
         print(f"wrote {args.json}")
+    return 0
+
+
+def run_table(args) -> int:
+    """`--table DIR`: the comparison of simulator.adapt.experiment, preset + explicit flags."""
+    from dataclasses import replace
+
+    from simulator.adapt.experiment import FULL, QUICK, compare, format_markdown
+    from simulator.atomic import atomic_output
+    from simulator.commands.accuracy import parse_duration_s, parse_times
+
+    settings = QUICK if args.quick else FULL
+    overrides = {"times": args.t, "chips": args.chips, "steps": args.steps, "batch": args.batch, "seq": args.seq,
+                 "t_train": args.t_train, "max_tokens": args.max_tokens, "eval_sentences": args.eval_sentences}
+    settings = replace(settings, seed=args.seed, **{k: v for k, v in overrides.items() if v is not None})
+    parse_times(settings.times)  # bad times fail before any training
+    parse_duration_s(settings.t_train, "--t-train")
+    if args.out is not None:
+        raise UserError("--out: not used with --table (the adapter files go into the table folder)")
+    if os.path.exists(args.table) and not os.path.isdir(args.table):
+        raise UserError(f"--table {args.table}: exists and is not a folder")
+    os.makedirs(args.table, exist_ok=True)
+    hw = load_hw_arg(args)
+    table = compare(args.model, hw, args.table, settings, progress=args.progress)
+    markdown = format_markdown(table)
+    write_json_atomic(os.path.join(args.table, "table.json"), table)
+    with atomic_output(os.path.join(args.table, "table.md"), ".md") as tmp, open(tmp, "w") as handle:
+        handle.write(markdown)
+    print(markdown)
+    print(f"wrote {os.path.join(args.table, 'table.md')} and table.json")
     return 0
