@@ -549,7 +549,7 @@ MEMORY_CASES = [  # with 1 GiB available
      "--chunk-tokens 1"),
     (ADAPT + ["--batch", "4096"], ["--batch 4096", "training batch"]),
     (["accuracy", "--model", "{d}/big"], ["--model", "parameters (config.json)"]),
-    (["run", "--hw", "tiny", "--workload", "{d}/big", "--tokens", "8", "--accuracy"], ["--workload", "parameters"]),
+    (["run", "--hw", "digital", "--workload", "{d}/big", "--tokens", "8", "--accuracy"], ["--workload", "parameters"]),
 ]
 
 
