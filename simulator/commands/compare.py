@@ -12,7 +12,7 @@ import dataclasses
 
 from simulator.atomic import JSON
 from simulator.commands.common import (
-    add_hw_args, add_workload_args, check_outputs, check_timing_args, graph_kwargs, load_hw_arg, presets_help,
+    add_hw_args, add_workload_args, check_outputs, check_timing_args, graph_kwargs, load_hw_arg,
     write_json_atomic, wrote,
 )
 from simulator.hw.loader import load_hw, parse_overrides

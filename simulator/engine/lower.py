@@ -136,13 +136,11 @@ class _Need:
         """Bytes of `piece` each destination needs, rounded up. Parts along the same axis
         take their overlap (heads convert to columns when the columns are whole heads);
         otherwise a destination takes its fraction of every piece."""
-        lo, hi, total = piece.lo, piece.hi, piece.total
-        if piece.axis == HEADS and self.axis == COLS and self.total % piece.total == 0:
-            scale = self.total // piece.total
-            lo, hi, total = lo * scale, hi * scale, self.total
-        elif piece.axis != self.axis or piece.axis == WHOLE:
-            return _ceil_share(piece.nbytes, (self.hi - self.lo) * self.tok_num, self.total * self.tok_den)
-        if total != self.total:
+        axis, lo, hi, total = piece.axis, piece.lo, piece.hi, piece.total
+        if axis == HEADS and self.axis == COLS and self.total % total == 0:
+            scale = self.total // total
+            axis, lo, hi, total = COLS, lo * scale, hi * scale, self.total
+        if axis != self.axis or axis == WHOLE or total != self.total:
             return _ceil_share(piece.nbytes, (self.hi - self.lo) * self.tok_num, self.total * self.tok_den)
         overlap = np.maximum(0, np.minimum(self.hi, hi) - np.maximum(self.lo, lo))
         return _ceil_share(piece.nbytes, overlap * self.tok_num, (hi - lo) * self.tok_den)
@@ -328,6 +326,7 @@ class Lowerer:
         self._anchor_projection = np.where(anchor >= 0, self._op_projection[anchor], -1)
         self._kv_ref = self._kv_anchor_ops()
         self._uses = Counter(op.projection for op in ops if op.kind == OpKind.LINEAR)  # ops per projection
+        self._buffers: dict[tuple, np.ndarray] = {}  # activation buffer per core, by placements
         self._wirings: dict[bytes, _Wiring] = {}  # by op cores: one per distinct choice of reduction cores
         self._checked: set[tuple[Placement, int]] = set()
 
@@ -493,7 +492,7 @@ class Lowerer:
         (see memory_plan)."""
         digital = self.hw.digital
         capacity = digital.sram_kib * 1024
-        buffer = np.minimum(self._activation_buffer(placements, wiring), capacity)
+        buffer = np.minimum(self._activation_buffer(placements, wiring), capacity)  # memoised per mapping
         weight_resident, weight_used = plan_weights(self.graph.projections, placements, buffer, capacity,
                                                     digital.weight_bytes)
         layers_on_core: dict[int, set[int]] = {}
@@ -529,8 +528,13 @@ class Lowerer:
         """Per core, the largest working set of one op slice that runs there: inputs and
         outputs of a core op's slice or a digital Linear's slice; partial sums and output of
         an analog reduction group. Computed once per distinct (op work, where it runs)."""
+        key = tuple(placements[p.name] for p in self.graph.projections)
+        if key in self._buffers:
+            return self._buffers[key]
+        if len(self._buffers) >= _WIRING_CACHE_LIMIT:
+            self._buffers.clear()
         act, cores = self._act_bytes, self.hw.digital.cores
-        buffer = np.zeros(cores, dtype=np.int64)
+        buffer = self._buffers[key] = np.zeros(cores, dtype=np.int64)
         seen: set = set()
         for op, slices in zip(self.graph.ops, wiring.op_slices):
             placement = placements.get(op.projection) if op.kind == OpKind.LINEAR else None
