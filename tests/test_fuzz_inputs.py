@@ -550,6 +550,9 @@ MEMORY_CASES = [  # with 1 GiB available
     (ADAPT + ["--batch", "4096"], ["--batch 4096", "training batch"]),
     (["accuracy", "--model", "{d}/big"], ["--model", "parameters (config.json)"]),
     (["run", "--hw", "digital", "--workload", "{d}/big", "--tokens", "8", "--accuracy"], ["--workload", "parameters"]),
+    (["run", "--hw", "tiny", "--workload", "{d}/big", "--tokens", "8", "--accuracy"], ["--workload", "parameters"]),
+    (["run", "--hw", "tiny", "--workload", "{d}/big", "--tokens", "8", "--no-accuracy"],
+     ["crossbar blocks", "analog.rows", "tiny.yaml"]),
 ]
 
 

@@ -55,11 +55,14 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     check_outputs(("--json", args.json, JSON), ("--trace", args.trace, JSON), ("--h5", args.h5, HDF5))
     from simulator.commands.accuracy import parse_times
+    from simulator.commands.memory import check_checkpoint_memory
     parse_times(args.t)  # a bad --t fails now, not after the timing run
     hw = load_hw_arg(args)
     adapters = _checked_adapters(args) if getattr(args, "adapters", None) else None
-    check_timing_args(args, hw, args.workload, args.mapping)
     wants_accuracy = args.workload == DEFAULT_WORKLOAD if args.accuracy is None else args.accuracy
+    if wants_accuracy:  # a checkpoint too large to load fails before its graph is mapped
+        check_checkpoint_memory(args.workload, "--workload")
+    check_timing_args(args, hw, args.workload, args.mapping)
     loaded = _checked_model(args, hw) if wants_accuracy else None
     sim = simulate_workload(hw, args.workload, args.phase, args.mapping, engine=args.engine,
                             **graph_kwargs(args))

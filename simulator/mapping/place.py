@@ -60,8 +60,26 @@ def hw_source(hw: HwConfig) -> str:
     return hw.source or f"hw config {hw.name!r}"
 
 
+# Every crossbar block is at least one MVM task per chunk or token, and packing walks the
+# blocks one by one: 2 M blocks is ~640 MB of tasks and seconds of packing (GPT-2 XL on
+# 64x64 tiles has 0.4 M); beyond that a model has to be timed on larger tiles.
+MAX_CROSSBAR_BLOCKS = 2_000_000
+
+
+def _check_block_count(analog_projections: list[Projection], hw: HwConfig, source: str) -> None:
+    blocks = sum(tiles_needed(p, hw.analog) for p in analog_projections)
+    if blocks > MAX_CROSSBAR_BLOCKS:
+        largest = max(analog_projections, key=lambda p: tiles_needed(p, hw.analog))
+        raise UserError(f"{source}: the analog projections need {blocks:,} crossbar blocks of "
+                        f"{hw.analog.rows}x{hw.analog.cols} (largest {largest.name}, "
+                        f"{largest.in_features}x{largest.out_features}); at most "
+                        f"{MAX_CROSSBAR_BLOCKS:,} are simulated: use larger analog.rows/analog.cols "
+                        f"in {hw_source(hw)} or map fewer projections analog")
+
+
 def _check_capacity(analog_projections: list[Projection], hw: HwConfig, source: str) -> None:
     """The capacity rule of mapping/resolve.py, with a message saying which part fails."""
+    _check_block_count(analog_projections, hw, source)
     if fits(analog_projections, hw):
         return
     tiles = hw.analog.tiles
