@@ -450,21 +450,38 @@ def test_split_ops_false_runs_each_op_on_the_first_reduction_core():
     assert [tg.resource_label[r] for r in tg.resource][3:] == ["core0"] * 4
 
 
-def test_decode_kv_cache_is_split_by_heads_over_the_attention_cores():
+@pytest.mark.parametrize("attention_cores", ["reduction", "per_head"])
+def test_decode_kv_cache_is_split_by_heads_over_the_attention_cores(attention_cores):
+    """reduction: c_attn's 5 reduction cores hold 3/3/2/2/2 heads; per_head: those 5 and the
+    7 cores nearest to them hold one head each, so a decode step reads the cache through 12
+    SRAM ports."""
     from simulator.hw.loader import load_hw
     from simulator.mapping.place import map_workload
     from workloads.registry import build_graph
-    hw = load_hw("analog_fabric")
+    hw = load_hw("analog_fabric", overrides={"digital.attention_cores": attention_cores})
     graph = build_graph("gpt2", "decode", seq=16, new_tokens=1)
     mapping = map_workload(graph, hw, "all-analog")
     tg = lower(graph, mapping, hw)
     read = next(op for op in graph.ops if op.kind == OpKind.KV_READ and op.layer == 0)
     sram_tasks = np.flatnonzero((tg.task_op == read.id) & (tg.task_kind == TASK_KINDS.index("sram")))
-    cores = tuple(dict.fromkeys(mapping.placement("transformer.h.0.attn.c_attn").cores))
-    assert len(cores) > 1 and [tg.resource_label[tg.resource[t]] for t in sram_tasks] == [f"core{c}" for c in cores]
+    reduction = tuple(dict.fromkeys(mapping.placement("transformer.h.0.attn.c_attn").cores))
+    used = [int(tg.resource[t]) - tg.resource_label.index("core0") for t in sram_tasks]
+    assert len(reduction) == 5 and used[:5] == list(reduction)
+    assert len(used) == (5 if attention_cores == "reduction" else 12) and len(set(used)) == len(used)
+    if attention_cores == "per_head":  # the extra cores are the nearest to the reduction cores' centroid
+        from simulator.interconnect.mesh import build_topology
+        topology = build_topology(hw)
+        x, y = topology.node_xy([topology.core_node(c) for c in range(hw.digital.cores)])
+        distance = np.abs(x - x[list(reduction)].mean()) + np.abs(y - y[list(reduction)].mean())
+        others = [c for c in range(hw.digital.cores) if c not in reduction]
+        assert max(distance[used[5:]]) <= min(distance[[c for c in others if c not in used]])
     # 12 heads over the cores as evenly as possible; bytes in proportion, all from SRAM
-    heads = np.diff(np.linspace(0, 12, len(cores) + 1).round()).astype(int)
+    heads = np.diff(np.linspace(0, 12, len(used) + 1).round()).astype(int)
     nbytes = read.dram_elements * hw.digital.activation_bytes
     expected = [-(-nbytes * h // 12) for h in sorted(heads, reverse=True)]
     got = (tg.energy_pj[sram_tasks, E["sram"]] / hw.digital.sram_energy_pj_per_byte).round().astype(int)
     assert got.tolist() == expected
+    write = next(op for op in graph.ops if op.kind == OpKind.KV_WRITE and op.layer == 0)
+    write_cores = {int(tg.resource[t]) for t in np.flatnonzero(tg.task_op == write.id) if tg.resource[t] >= 0
+                   and tg.resource_kind[tg.resource[t]] == 1}
+    assert write_cores and write_cores <= set(tg.resource[sram_tasks].tolist())  # written where it is read

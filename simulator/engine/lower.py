@@ -329,6 +329,7 @@ class Lowerer:
         self._buffers: dict[tuple, np.ndarray] = {}  # activation buffer per core, by placements
         self._wirings: dict[bytes, _Wiring] = {}  # by op cores: one per distinct choice of reduction cores
         self._checked: set[tuple[Placement, int]] = set()
+        self._head_core_sets: dict[tuple, tuple[int, ...]] = {}  # see _head_cores
 
     def _expanded_lowerer(self, graph: Graph, hw: HwConfig, input_rows: dict) -> Lowerer:
         """A Lowerer for split.py's expanded graph, sharing this one's fragment caches
@@ -431,12 +432,29 @@ class Lowerer:
         if not self.hw.digital.split_ops:
             return Slices((cores[0],))
         if op.heads > 0:
-            return _even_slices(distinct, HEADS, op.heads)
+            return _even_slices(self._head_cores(distinct, op.heads), HEADS, op.heads)
         if op.kind == OpKind.LAYERNORM:
             return _even_slices(distinct, ROWS, op.tokens)
         if op.kind in _ELEMENTWISE and width and op.elements == op.tokens * width and len(cores) > 1:
             return Slices(cores, COLS, col_bounds, width)
         return Slices((cores[0],))
+
+    def _head_cores(self, cores: tuple[int, ...], heads: int) -> tuple[int, ...]:
+        """The cores an attention's heads are split over: its K/V Linear's distinct reduction
+        cores, and with `digital.attention_cores: per_head` as many more of the cores nearest
+        to them (Manhattan distance from their centroid, ties to the lowest id) as it takes
+        to give each head a core of its own, where there are enough cores."""
+        want = min(heads, self.hw.digital.cores)
+        if self.hw.digital.attention_cores != "per_head" or len(cores) >= want:
+            return cores
+        key = (cores, want)
+        spread = self._head_core_sets.get(key)
+        if spread is None:
+            x, y = self.topology.node_xy([self.topology.core_node(c) for c in range(self.hw.digital.cores)])
+            distance = np.abs(x - x[list(cores)].mean()) + np.abs(y - y[list(cores)].mean())
+            nearest = [c for c in np.lexsort((np.arange(len(distance)), distance)).tolist() if c not in cores]
+            spread = self._head_core_sets[key] = cores + tuple(nearest[:want - len(cores)])
+        return spread
 
     def _kv_slices(self, op_slices: list[Slices | None], groups) -> dict[int, Slices]:
         """KV op -> how its cache is split: by heads like the attention that uses it."""
@@ -449,8 +467,8 @@ class Lowerer:
             else:
                 cores = groups[anchor][0] if anchor >= 0 else (0,)
             distinct = tuple(dict.fromkeys(cores))
-            kv[op_id] = (_even_slices(distinct, HEADS, op.heads) if op.heads > 0 and self.hw.digital.split_ops
-                         else Slices((distinct[0],)))
+            kv[op_id] = (_even_slices(self._head_cores(distinct, op.heads), HEADS, op.heads)
+                         if op.heads > 0 and self.hw.digital.split_ops else Slices((distinct[0],)))
         return kv
 
     # ---- assembly -------------------------------------------------------------------

@@ -30,6 +30,7 @@ REQUIRED_SECTIONS = ("analog", "digital")  # the two compute halves must be stat
 ENUMS = {
     "system.dispatch": ("fifo", "sequence_first"),
     "analog.reduction_cores": ("balanced", "nearest", "exclusive"),
+    "digital.attention_cores": ("per_head", "reduction"),
     "analog.adc.type": ADC_TYPES,
     "analog.adc.energy_model": ADC_ENERGY_MODELS,
     "analog.dac.encoding": INPUT_ENCODINGS,

@@ -195,6 +195,9 @@ class DigitalConfig:
     # split attention (by heads), LayerNorm (by rows) and elementwise ops (by the Linear's
     # output pieces) over the cores of the Linear they follow; false: each on one core
     split_ops: bool = True
+    # the cores attention heads (and their KV cache) are split over: "reduction", the K/V
+    # Linear's reduction cores; "per_head", those plus the nearest others, a core per head
+    attention_cores: str = "per_head"
 
     @property
     def sram_static_power_mw(self) -> float:
