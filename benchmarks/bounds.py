@@ -65,6 +65,7 @@ def measure(presets: list[str]) -> list[dict]:
                 report = simulate_workload(hw, "gpt2", phase, mapping, engine="fast", **kw).report
             except UserError as exc:
                 rows.append({"preset": preset, "case": case, "error": str(exc)})
+                print(_format_row(rows[-1]), flush=True)
                 continue
             rows.append(_row(preset, case, report))
             print(_format_row(rows[-1]), flush=True)

@@ -78,8 +78,8 @@ def _lowered(hw: HwConfig, workload: str, phase: str, mapping_strategy, chunk_to
     graph = build_graph(workload, phase, chunk_tokens=chunk_tokens, **graph_kw)
     mapping = map_workload(graph, hw, mapping_strategy)
     tg = lower(graph, mapping, hw)
-    if hw.system.dispatch == "sequence_first":
-        tg = with_sequence_priority(tg, graph)
+    if hw.system.dispatch == "sequence_first" and graph.meta.get("sequence_op_start") is not None:
+        tg = with_sequence_priority(tg, graph)  # a graph whose ops serve the whole batch: fifo
     return graph, mapping, tg
 
 

@@ -14,7 +14,6 @@ import pytest
 
 from simulator.hw.loader import load_hw
 from simulator.report.ops import achieved_tops, achieved_tops_per_w, workload_ops
-from simulator.errors import UserError
 from simulator.report.sequences import sequence_latencies_ns, task_sequences
 from simulator.report.table import format_report
 from simulator.run import simulate_workload
@@ -121,10 +120,12 @@ def test_both_engines_agree_under_sequence_first_dispatch():
     assert (runs[0].schedule.start_cycles == runs[1].schedule.start_cycles).all()
 
 
-def test_sequence_first_dispatch_needs_a_graph_with_sequences():
-    hw = load_hw("tiny", {"system.dispatch": "sequence_first"})
-    with pytest.raises(UserError, match="does not record its sequences"):
-        simulate_workload(hw, "gpt2", "prefill", seq=8, engine="fast")
+def test_sequence_first_dispatch_is_fifo_on_a_graph_without_sequences():
+    """GPT-2's ops serve the whole batch at once: no sequence to prefer, the fifo schedule."""
+    runs = [simulate_workload(load_hw("tiny", {"system.dispatch": dispatch}), "gpt2", "prefill", seq=8,
+                              batch=2, chunk_tokens=4, engine="fast") for dispatch in ("sequence_first", "fifo")]
+    assert runs[0].task_graph.priority is None
+    assert (runs[0].schedule.start_cycles == runs[1].schedule.start_cycles).all()
 
 
 def test_batch_sequences_are_independent():

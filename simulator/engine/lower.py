@@ -33,7 +33,8 @@ Policies (formulas in docs/timing_model.md):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
+from typing import NamedTuple
 from collections import Counter
 from itertools import chain
 
@@ -268,13 +269,21 @@ def _even_slices(cores: tuple[int, ...], axis: int, total: int) -> Slices:
     return Slices(cores[:count], axis, tuple(np.concatenate([[0], np.cumsum(sizes)]).tolist()), total)
 
 
-def _scaled(op: Op, num: int, den: int) -> Op:
-    """The share num/den of a digital op's work and traffic (one slice of it), rounded up."""
+class _SliceWork(NamedTuple):
+    """One slice's share of a digital op's work and traffic."""
+    macs: int
+    elements: int
+    elements_in: int
+    elements_out: int
+
+
+def _slice_work(op: Op, num: int, den: int) -> _SliceWork:
+    """The share num/den of a digital op's work and traffic (one slice of it), rounded up
+    (a tuple, not a copy of the Op: lowering asks for tens of thousands)."""
     if num == den:
-        return op
-    share = lambda n: -(-n * num // den)
-    return replace(op, macs=share(op.macs), elements=share(op.elements), elements_in=share(op.elements_in),
-                   elements_out=share(op.elements_out), dram_elements=share(op.dram_elements))
+        return _SliceWork(op.macs, op.elements, op.elements_in, op.elements_out)
+    return _SliceWork(-(-op.macs * num // den), -(-op.elements * num // den),
+                      -(-op.elements_in * num // den), -(-op.elements_out * num // den))
 
 
 def _stream_lag(pred_cycles, succ_cycles):
@@ -330,6 +339,7 @@ class Lowerer:
         self._wirings: dict[bytes, _Wiring] = {}  # by op cores: one per distinct choice of reduction cores
         self._checked: set[tuple[Placement, int]] = set()
         self._head_core_sets: dict[tuple, tuple[int, ...]] = {}  # see _head_cores
+        self._slice_cost_memo: dict[tuple, tuple] = {}  # see _slice_costs
 
     def _expanded_lowerer(self, graph: Graph, hw: HwConfig, input_rows: dict) -> Lowerer:
         """A Lowerer for split.py's expanded graph, sharing this one's fragment caches
@@ -563,7 +573,7 @@ class Lowerer:
             if slices is not None:
                 span = slices.bounds[-1] - slices.bounds[0]
                 for j, core in enumerate(slices.cores):
-                    part = _scaled(op, slices.bounds[j + 1] - slices.bounds[j], span)
+                    part = _slice_work(op, slices.bounds[j + 1] - slices.bounds[j], span)
                     buffer[core] = max(buffer[core], (part.elements_in + part.elements_out) * act)
                 continue
             projection = self.graph.projections[int(self._op_projection[op.id])]
@@ -791,17 +801,22 @@ class Lowerer:
     def _slice_costs(self, op: Op, slices: Slices) -> list[tuple[int, np.ndarray, int]]:
         """(cycles, energy row, SRAM bytes) of each slice's task. A core op reads its inputs
         from and writes its output to the core's SRAM (energy only: the pipeline overlaps
-        the accesses)."""
+        the accesses). Memoised per (kind, slice work): heads and layers mostly cost alike."""
+        span = slices.bounds[-1] - slices.bounds[0]
         costs = []
         for j in range(slices.count):
-            part = _scaled(op, slices.bounds[j + 1] - slices.bounds[j], slices.bounds[-1] - slices.bounds[0])
-            if op.kind == OpKind.MATMUL:
-                cycles, energy = digital_cost.matmul_cost(self.hw.digital, part.macs)
-            else:
-                cycles, energy = _SPECIAL_COSTS[op.kind][0](self.hw.digital, part.elements)
-            sram_bytes = (part.elements_in + part.elements_out) * self._act_bytes
-            energy = dict(energy, sram=sram_bytes * self.hw.digital.sram_energy_pj_per_byte)
-            costs.append((cycles, _energy_rows(1, **energy), sram_bytes))
+            part = _slice_work(op, slices.bounds[j + 1] - slices.bounds[j], span)
+            key = (op.kind, part)
+            cost = self._slice_cost_memo.get(key)
+            if cost is None:
+                if op.kind == OpKind.MATMUL:
+                    cycles, energy = digital_cost.matmul_cost(self.hw.digital, part.macs)
+                else:
+                    cycles, energy = _SPECIAL_COSTS[op.kind][0](self.hw.digital, part.elements)
+                sram_bytes = (part.elements_in + part.elements_out) * self._act_bytes
+                energy = dict(energy, sram=sram_bytes * self.hw.digital.sram_energy_pj_per_byte)
+                cost = self._slice_cost_memo[key] = (cycles, _energy_rows(1, **energy), sram_bytes)
+            costs.append(cost)
         return costs
 
     def _slice_outputs(self, op: Op, slices: Slices, nodes: np.ndarray, tasks: np.ndarray) -> tuple[OutputPiece, ...]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 class SystemConfig:
     clock_ghz: float = 1.0  # one simulator cycle = 1 / clock_ghz ns
     # which ready task a busy resource serves next: fifo (earliest ready, then task id) |
-    # sequence_first (earliest sequence of the batch first; needs a graph that records its sequences)
+    # sequence_first (earliest sequence of the batch first, where the graph records its sequences; else fifo)
     dispatch: str = "fifo"
 
     @property
