@@ -53,6 +53,9 @@ GAP_REASONS = {
                    "need them wait",
     "wait": "the schedule leaves the critical resource idle",
 }
+UNSPLIT_REASON = ("each digital op runs whole on one core (digital.split_ops: false), so the chunks of "
+                  "a pipelined pass queue on it one after another, while the bound's chain counts one "
+                  "token per op and its core term only each core's total work")
 
 
 def measure(presets: list[str]) -> list[dict]:
@@ -67,12 +70,12 @@ def measure(presets: list[str]) -> list[dict]:
                 rows.append({"preset": preset, "case": case, "error": str(exc)})
                 print(_format_row(rows[-1]), flush=True)
                 continue
-            rows.append(_row(preset, case, report))
+            rows.append(_row(preset, case, report, split_ops=hw.digital.split_ops))
             print(_format_row(rows[-1]), flush=True)
     return rows
 
 
-def _row(preset: str, case: str, report) -> dict:
+def _row(preset: str, case: str, report, split_ops: bool = True) -> dict:
     bound, path = report.bound, report.critical_path
     total = path["latency_cycles"] or 1
     shares = {name: cycles / total for name, cycles in path["by_category"].items() if cycles}
@@ -87,6 +90,7 @@ def _row(preset: str, case: str, report) -> dict:
         "critical_path_op_shares": {name: cycles / total for name, cycles in path["by_op_kind"].items()},
         "static_energy_share": report.energy_breakdown_pj.get("static", 0.0) / report.energy_pj,
         "analog_projections": sum(1 for t in report.mapping.values() if t == "analog"),
+        "split_ops": split_ops,
     }
     row["gap"] = _gap(row, top)
     return row
@@ -99,7 +103,9 @@ def _gap(row: dict, top: str) -> str:
         ops = row["critical_path_op_shares"]
         top_op = max(ops, key=ops.get) if ops else None
         text = f"latency: the critical path is {100 * row['critical_path_shares'][top]:.0f} % {top}"
-        if top_op in OP_GAP_REASONS:
+        if top == "digital_compute" and not row["split_ops"]:
+            text += f": {UNSPLIT_REASON}"
+        elif top_op in OP_GAP_REASONS:
             text += f", {100 * ops[top_op]:.0f} % {top_op}: {OP_GAP_REASONS[top_op]}"
         else:
             text += f": {GAP_REASONS.get(top, '')}"

@@ -6,14 +6,18 @@ Latency terms (the bound is the largest; it "binds"):
 - `dependency`: the longest chain of ops, each at its own floor on the resources it may use
   (an analog Linear: one MVM per token of a replica, one after another on a tile, or its
   busiest reduction core's share of the partial-sum additions if that is longer; a digital
-  Linear: its MACs on its core group; any other digital op: its work spread over every
-  core; an embedding: the DRAM latency plus its bytes at full bandwidth; a KV access: its
-  bytes through every core's SRAM port). Transfers cost nothing here. In prefill and
+  Linear: its MACs on its core group; any other digital op: its work spread over as many
+  cores as the config lets it use (one without `digital.split_ops`; else attention one head
+  per core, LayerNorm one token row per core, the rest every core); an embedding: the DRAM
+  latency plus its bytes at full bandwidth; a KV access: its bytes through the SRAM ports of
+  as many cores, by the same rule). Transfers cost nothing here. In prefill and
   encoder passes each op counts one token of each sequence (its share of the op's work),
   because the tokens can pipeline through the layers: the floor then holds for any
   chunking of the same pass.
 - `tiles`: the busiest tile's MVMs plus its reprogrammings.
-- `cores`: all digital work at every core's peak rate, perfectly balanced.
+- `cores`: all digital work at every core's peak rate, perfectly balanced; without
+  `digital.split_ops`, at least the busiest core's unsplittable ops (each whole on the first
+  core of the Linear it follows).
 - `sram`: the resident digital weights (once per pass) and the KV entries held in SRAM
   (every read), through every core's SRAM port at once.
 - `dram`: the bytes that must cross the DRAM interface, at full bandwidth.
@@ -43,6 +47,7 @@ from simulator.interconnect.mesh import build_topology
 from simulator.ir.graph import Graph, Op, OpKind
 from simulator.mapping.mapping import Mapping, Placement
 
+_DRAM_KINDS = (OpKind.EMBEDDING, OpKind.KV_READ, OpKind.KV_WRITE)  # run at the DRAM controller
 LATENCY_TERMS = ("dependency", "tiles", "cores", "sram", "dram", "noc_dram_port", "noc_ejection",
                  "noc_bisection")
 
@@ -116,19 +121,56 @@ def _op_work(op: Op, graph: Graph, placements: dict, hw: HwConfig, topology, mvm
     elif op.kind in (OpKind.KV_READ, OpKind.KV_WRITE):
         # on the chain at SRAM speed: which entries spill is a placement choice (the bytes
         # beyond the SRAM are in the dram term)
-        w.floor_ns = op.dram_elements * act * share / (d.cores * d.sram_bytes_per_cycle) / f
+        w.floor_ns = op.dram_elements * act * share / (_cores_for(op, hw, share) * d.sram_bytes_per_cycle) / f
         if op.kind == OpKind.KV_READ and not kv_excess:
             w.counts["sram_kv_bytes"] = op.dram_elements * act
     else:
         work = _digital_work(op, hw)
         w.core_cycles = work.cycles_one_core
-        w.floor_ns = work.cycles_one_core * share / d.cores / f
+        w.floor_ns = work.cycles_one_core * share / _cores_for(op, hw, share) / f
         component = "special_function" if op.kind in (OpKind.SOFTMAX, OpKind.LAYERNORM, OpKind.GELU) \
             else "digital_mac"
         w.energy_pj[component] = work.energy_pj
         if op.kind == OpKind.MATMUL:
             w.counts["digital_macs"] = op.macs
     return w
+
+
+def _busiest_unsplit_core_cycles(graph: Graph, placements: dict, hw: HwConfig, works: dict) -> float:
+    """Without `digital.split_ops` each non-Linear digital op runs whole on one core, the
+    first core of the Linear it follows (docs/timing_model.md, "Where ops run": a Linear
+    anchors itself, any other op its latest producer that is not a DRAM op): the busiest
+    core's share of that work. 0 with split ops (then the balanced term covers it)."""
+    if hw.digital.split_ops:
+        return 0.0
+    anchor = np.full(len(graph.ops), -1, dtype=np.int64)
+    load = np.zeros(hw.digital.cores)
+    for op in graph.ops:
+        if op.kind == OpKind.LINEAR:
+            anchor[op.id] = op.id
+            continue
+        if op.kind in _DRAM_KINDS:
+            continue
+        on_cores = [dep for dep in op.deps if graph.ops[dep].kind not in _DRAM_KINDS]
+        anchor[op.id] = anchor[max(on_cores)] if on_cores else -1
+        core = placements[graph.ops[anchor[op.id]].projection].cores[0] if anchor[op.id] >= 0 else 0
+        load[core] += works[_signature(op)].core_cycles
+    return float(load.max())
+
+
+def _cores_for(op: Op, hw: HwConfig, share: float) -> int:
+    """The most cores a non-Linear digital op (or a KV access, through their SRAM ports) can
+    be split over, by the config's own rule, for its `share` of the tokens: one without
+    `digital.split_ops`; with it, attention and the KV cache one head per core at most,
+    LayerNorm one token row per core at most, anything else every core."""
+    cores = hw.digital.cores
+    if not hw.digital.split_ops:
+        return 1
+    if op.heads > 0:
+        return min(op.heads, cores)
+    if op.kind == OpKind.LAYERNORM:
+        return max(1, min(math.ceil(op.tokens * share), cores))
+    return cores
 
 
 def _digital_work(op: Op, hw: HwConfig) -> _DigitalWork:
@@ -244,7 +286,7 @@ def lower_bound(graph: Graph, mapping: Mapping, hw: HwConfig) -> Bound:
     terms = {
         "dependency": _longest_chain_ns(graph, floor_ns),
         "tiles": float(tile_busy_cycles.max()) / f if a.tiles else 0.0,
-        "cores": core_cycles / d.cores / f,
+        "cores": max(core_cycles / d.cores, _busiest_unsplit_core_cycles(graph, placements, hw, works)) / f,
         "sram": ((digital_weight_bytes - streamed_weight_bytes) * passes + counts["sram_kv_bytes"])
         / (d.cores * d.sram_bytes_per_cycle) / f,
         "dram": dram_bytes / dram_bytes_per_ns,
