@@ -60,14 +60,48 @@ def test_reprogramming_counts_per_pass():
     assert _reprogrammings_per_tile(mapping, passes=3, n_tiles=3).tolist() == [5, 1, 0]
 
 
+def test_node_links_are_grid_neighbours():
+    """A corner router has 2 neighbours, an edge one 3, an inner one 4; the bus has one link."""
+    from simulator.interconnect.mesh import build_topology
+    from simulator.report.bounds import _node_links
+    topology = build_topology(load_hw("analog_fabric"))
+    x, y = topology.node_xy(range(topology.n_nodes))
+    links = _node_links(topology, range(topology.n_nodes))
+    corner = ((x == 0) | (x == topology.cols - 1)) & ((y == 0) | (y == topology.rows - 1))
+    inner = (x > 0) & (x < topology.cols - 1) & (y > 0) & (y < topology.rows - 1)
+    assert set(links[corner]) == {2.0} and set(links[inner]) == {4.0} and set(links[~corner & ~inner]) == {3.0}
+    bus = build_topology(load_hw("analog_fabric", {"interconnect.topology": "bus"}))
+    assert _node_links(bus, [0, 1]).tolist() == [1.0, 1.0]
+
+
+def one_layernorm(tokens: int) -> Graph:
+    op = Op(id=0, name="ln#s0", kind=OpKind.LAYERNORM, tokens=tokens, elements=tokens * 768,
+            elements_in=tokens * 768, elements_out=tokens * 768)
+    return Graph(model="hand", phase="decode", batch=1, tokens=tokens, ops=(op,), projections=())
+
+
+@pytest.mark.parametrize("split_ops, tokens, cores_used", [(False, 8, 1), (True, 8, 8), (True, 64, 16), (True, 1, 1)])
+def test_a_layernorm_is_bounded_on_the_cores_its_rows_may_use(split_ops, tokens, cores_used):
+    """analog_fabric: 16 cores of 32 LayerNorm elements per cycle at 1 GHz. Unsplit ops run on
+    one core; split, a LayerNorm takes one token row per core at most."""
+    hw = load_hw("analog_fabric", {"digital.split_ops": split_ops})
+    bound = lower_bound(one_layernorm(tokens), Mapping(()), hw)
+    assert bound.latency_terms_ns["dependency"] == pytest.approx(tokens * 768 / 32 / cores_used)
+
+
 @pytest.mark.parametrize("preset, phase, kw", [
     ("analog_fabric", "prefill", dict(seq=8, chunk_tokens=2)),
+    ("ibm_fabric_bert", "prefill", dict(seq=8, chunk_tokens=2)),  # unsplit ops on one core each
+    ("ibm_fabric_bert", "decode", dict(seq=8, new_tokens=2)),
     ("analog_fabric", "prefill", dict(seq=8)),
     ("analog_fabric", "decode", dict(seq=8, new_tokens=2)),
     ("digital", "decode", dict(seq=8, new_tokens=2)),  # weights beyond SRAM stream from DRAM
     ("hermes64", "decode", dict(seq=8, new_tokens=2)),  # reprogrammed every pass
+    ("analog_fabric:twin", "decode", dict(seq=8, new_tokens=2)),  # weights streamed past the DRAM node's links
 ])
 def test_no_simulated_figure_beats_its_bound(preset, phase, kw):
-    report = simulate_workload(load_hw(preset), "gpt2", phase, "all-analog", **kw).report
+    name, _, twin = preset.partition(":")
+    hw = load_hw(name, {"analog.tiles": 0} if twin else None)
+    report = simulate_workload(hw, "gpt2", phase, "all-analog" if not twin else "all-digital", **kw).report
     assert report.bound["latency_ratio"] >= 1.0
     assert report.bound["energy_ratio"] >= 1.0

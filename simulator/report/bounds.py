@@ -22,8 +22,9 @@ Latency terms (the bound is the largest; it "binds"):
   (every read), through every core's SRAM port at once.
 - `dram`: the bytes that must cross the DRAM interface, at full bandwidth.
 - `noc_dram_port`: the DRAM bytes through the links of the DRAM controller's node (a DRAM
-  byte reaches a core or a tile over the network).
-- `noc_ejection`: the partial sums each reduction core must take in, through all its links.
+  byte reaches a core or a tile over the network), as many as its grid neighbours.
+- `noc_ejection`: the partial sums each reduction core must take in, through all its links
+  (as many as its grid neighbours).
 - `noc_bisection`: the partial sums that must cross the mesh's middle; on a bus, every byte
   that must move between nodes (tile inputs, partial sums, DRAM bytes) on the one link.
 
@@ -290,8 +291,9 @@ def lower_bound(graph: Graph, mapping: Mapping, hw: HwConfig) -> Bound:
         "sram": ((digital_weight_bytes - streamed_weight_bytes) * passes + counts["sram_kv_bytes"])
         / (d.cores * d.sram_bytes_per_cycle) / f,
         "dram": dram_bytes / dram_bytes_per_ns,
-        "noc_dram_port": dram_bytes / (_links_per_node(hw) * hw.interconnect.link_bytes_per_cycle) / f,
-        "noc_ejection": _ejection_ns(reduce_bytes_into_core, hw),
+        "noc_dram_port": dram_bytes / (_node_links(topology, [topology.dram_node])[0]
+                                       * hw.interconnect.link_bytes_per_cycle) / f,
+        "noc_ejection": _ejection_ns(reduce_bytes_into_core, hw, topology),
         "noc_bisection": _bisection_ns(bisection_bytes, counts["noc_partial_sum_bytes"] + dram_bytes,
                                        graph, placements, hw),
     }
@@ -388,14 +390,19 @@ def _mesh_shape(topology) -> tuple[int, int]:
     return int(x.max()) + 1, int(y.max()) + 1
 
 
-def _links_per_node(hw: HwConfig) -> int:
-    """Links into (or out of) one node at most: four mesh neighbours, or the one bus."""
-    return 4 if hw.interconnect.topology == "mesh" else 1
+def _node_links(topology, nodes) -> np.ndarray:
+    """Links into (equally, out of) each node: its grid neighbours on a mesh (2 at a corner,
+    3 on an edge, 4 inside; every grid position is a router), the one link of a bus."""
+    if topology.kind != "mesh":
+        return np.ones(len(nodes))
+    x, y = topology.node_xy(nodes)
+    return ((x > 0).astype(int) + (x < topology.cols - 1) + (y > 0) + (y < topology.rows - 1)).astype(float)
 
 
-def _ejection_ns(bytes_into_core: np.ndarray, hw: HwConfig) -> float:
-    """Partial sums into the busiest reduction core, through all its input links at once."""
-    return float(bytes_into_core.max(initial=0.0)) / (_links_per_node(hw) * hw.interconnect.link_bytes_per_cycle) \
+def _ejection_ns(bytes_into_core: np.ndarray, hw: HwConfig, topology) -> float:
+    """Partial sums into each reduction core through all its input links at once: the slowest."""
+    links = _node_links(topology, [topology.core_node(c) for c in range(len(bytes_into_core))])
+    return float((bytes_into_core / links).max(initial=0.0)) / hw.interconnect.link_bytes_per_cycle \
         / hw.system.clock_ghz
 
 
