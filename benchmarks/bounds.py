@@ -54,8 +54,8 @@ GAP_REASONS = {
     "wait": "the schedule leaves the critical resource idle",
 }
 UNSPLIT_REASON = ("each digital op runs whole on one core (digital.split_ops: false), so the chunks of "
-                  "a pipelined pass queue on it one after another, while the bound's chain counts one "
-                  "token per op and its core term only each core's total work")
+                  "a pipelined pass queue on it one after another and wait for each other's transfers, "
+                  "while the bound's core term counts each core's work back to back")
 
 
 def measure(presets: list[str]) -> list[dict]:

@@ -89,6 +89,19 @@ def test_a_layernorm_is_bounded_on_the_cores_its_rows_may_use(split_ops, tokens,
     assert bound.latency_terms_ns["dependency"] == pytest.approx(tokens * 768 / 32 / cores_used)
 
 
+def test_unsplit_ops_queue_on_their_core():
+    """Three independent LayerNorms of 8 x 768 with no Linear to follow run on core 0: without
+    split_ops the core term is their sum (576 ns), though the chain is one of them (192 ns)."""
+    ops = tuple(Op(id=i, name=f"ln{i}#s0", kind=OpKind.LAYERNORM, tokens=8, elements=8 * 768,
+                   elements_in=8 * 768, elements_out=8 * 768) for i in range(3))
+    graph = Graph(model="hand", phase="decode", batch=1, tokens=8, ops=ops, projections=())
+    unsplit = lower_bound(graph, Mapping(()), load_hw("analog_fabric", {"digital.split_ops": False}))
+    assert unsplit.latency_terms_ns["dependency"] == pytest.approx(192.0)
+    assert unsplit.latency_terms_ns["cores"] == pytest.approx(576.0)
+    split = lower_bound(graph, Mapping(()), load_hw("analog_fabric"))
+    assert split.latency_terms_ns["cores"] == pytest.approx(576.0 / 16)
+
+
 @pytest.mark.parametrize("preset, phase, kw", [
     ("analog_fabric", "prefill", dict(seq=8, chunk_tokens=2)),
     ("ibm_fabric_bert", "prefill", dict(seq=8, chunk_tokens=2)),  # unsplit ops on one core each

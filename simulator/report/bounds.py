@@ -16,8 +16,9 @@ Latency terms (the bound is the largest; it "binds"):
   chunking of the same pass.
 - `tiles`: the busiest tile's MVMs plus its reprogrammings.
 - `cores`: all digital work at every core's peak rate, perfectly balanced; without
-  `digital.split_ops`, at least the busiest core's unsplittable ops (each whole on the first
-  core of the Linear it follows).
+  `digital.split_ops`, at least, on any core, the shortest chain to one of its unsplittable
+  ops (each whole on the first core of the Linear it follows), all their work and the
+  shortest chain after one of them.
 - `sram`: the resident digital weights (once per pass) and the KV entries held in SRAM
   (every read), through every core's SRAM port at once.
 - `dram`: the bytes that must cross the DRAM interface, at full bandwidth.
@@ -137,26 +138,48 @@ def _op_work(op: Op, graph: Graph, placements: dict, hw: HwConfig, topology, mvm
     return w
 
 
-def _busiest_unsplit_core_cycles(graph: Graph, placements: dict, hw: HwConfig, works: dict) -> float:
+def _unsplit_core_ns(graph: Graph, placements: dict, hw: HwConfig, works: dict, floor_ns: np.ndarray) -> float:
     """Without `digital.split_ops` each non-Linear digital op runs whole on one core, the
     first core of the Linear it follows (docs/timing_model.md, "Where ops run": a Linear
-    anchors itself, any other op its latest producer that is not a DRAM op): the busiest
-    core's share of that work. 0 with split ops (then the balanced term covers it)."""
+    anchors itself, any other op its latest producer that is not a DRAM op); a digital
+    Linear's MACs are split evenly over its core group. A core can
+    start none of its ops before the shortest chain that reaches one of them, and after its
+    last piece of work the rest of the chain from that op still runs: per core, the
+    shortest head + all its work + the shortest tail, at most over the cores. 0 with split ops."""
     if hw.digital.split_ops:
         return 0.0
-    anchor = np.full(len(graph.ops), -1, dtype=np.int64)
+    f = hw.system.clock_ghz
+    n = len(graph.ops)
+    head, tail = np.zeros(n), np.zeros(n)
+    for op in graph.ops:
+        head[op.id] = max((head[dep] + floor_ns[dep] for dep in op.deps), default=0.0)
+    for op in reversed(graph.ops):
+        for dep in op.deps:
+            tail[dep] = max(tail[dep], floor_ns[op.id] + tail[op.id])
+    anchor = np.full(n, -1, dtype=np.int64)
     load = np.zeros(hw.digital.cores)
+    first = np.full(hw.digital.cores, np.inf)
+    last = np.full(hw.digital.cores, np.inf)
     for op in graph.ops:
         if op.kind == OpKind.LINEAR:
             anchor[op.id] = op.id
+            p = placements[op.projection]
+            if not p.is_analog:  # a digital Linear's MACs are split evenly over its group
+                group = list(p.cores)
+                load[group] += works[_signature(op)].core_cycles / len(group) / f
+                first[group] = np.minimum(first[group], head[op.id])
+                last[group] = np.minimum(last[group], tail[op.id])
             continue
         if op.kind in _DRAM_KINDS:
             continue
         on_cores = [dep for dep in op.deps if graph.ops[dep].kind not in _DRAM_KINDS]
         anchor[op.id] = anchor[max(on_cores)] if on_cores else -1
         core = placements[graph.ops[anchor[op.id]].projection].cores[0] if anchor[op.id] >= 0 else 0
-        load[core] += works[_signature(op)].core_cycles
-    return float(load.max())
+        load[core] += works[_signature(op)].core_cycles / f
+        first[core] = min(first[core], head[op.id])
+        last[core] = min(last[core], tail[op.id])
+    used = load > 0
+    return float((first[used] + load[used] + last[used]).max(initial=0.0))
 
 
 def _cores_for(op: Op, hw: HwConfig, share: float) -> int:
@@ -287,7 +310,7 @@ def lower_bound(graph: Graph, mapping: Mapping, hw: HwConfig) -> Bound:
     terms = {
         "dependency": _longest_chain_ns(graph, floor_ns),
         "tiles": float(tile_busy_cycles.max()) / f if a.tiles else 0.0,
-        "cores": max(core_cycles / d.cores, _busiest_unsplit_core_cycles(graph, placements, hw, works)) / f,
+        "cores": max(core_cycles / d.cores / f, _unsplit_core_ns(graph, placements, hw, works, floor_ns)),
         "sram": ((digital_weight_bytes - streamed_weight_bytes) * passes + counts["sram_kv_bytes"])
         / (d.cores * d.sram_bytes_per_cycle) / f,
         "dram": dram_bytes / dram_bytes_per_ns,
