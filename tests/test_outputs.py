@@ -243,19 +243,10 @@ def test_version(capsys):
 @pytest.mark.slow
 def test_ctrl_c_during_a_dask_sweep_is_one_line_and_exit_130(tmp_path):
     """A real SIGINT to the whole process group (as a terminal sends it), workers included."""
-    import subprocess
-    import sys
-    import time
+    from conftest import interrupt_cli
     out = tmp_path / "s.h5"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", "sweep", "--hw", "tiny", "--set", "analog.tiles=4,8",
-         "--workload", "gpt2", "--tokens", "64", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(20)  # past interpreter start-up even on a loaded machine
-    os.killpg(process.pid, signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    text = err.decode()
-    assert process.returncode == 130 and "Traceback" not in text
+    returncode, text = interrupt_cli(["sweep", "--hw", "tiny", "--set", "analog.tiles=4,8", "--workload", "gpt2",
+                                      "--tokens", "64", "--out", str(out)])
+    assert returncode == 130 and "Traceback" not in text
     assert text.strip().splitlines()[-1] == "aimcsim: interrupted"
     assert hidden_temporaries(tmp_path) == []

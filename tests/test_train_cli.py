@@ -64,20 +64,9 @@ def test_program_sweep_writes_json(tmp_path, capsys):
 def test_ctrl_c_during_parallel_training_is_one_line_and_exit_130(tmp_path):
     """SIGINT to the whole process group, as a terminal sends it: the workers ignore it,
     the parent stops them, prints one line and exits 130."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    process = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", "train", "--task", "digits", "--device", "soft_bounds",
-         "--seeds", "3", "--epochs", "200", "--jobs", "2", "--json", str(tmp_path / "t.json")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(20)  # past interpreter start-up even on a loaded machine
-    os.killpg(process.pid, signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    text = err.decode()
-    assert process.returncode == 130 and "Traceback" not in text
+    from conftest import interrupt_cli
+    returncode, text = interrupt_cli(["train", "--task", "digits", "--device", "soft_bounds", "--seeds", "3",
+                                      "--epochs", "200", "--jobs", "2", "--json", str(tmp_path / "t.json")])
+    assert returncode == 130 and "Traceback" not in text
     assert text.strip().splitlines()[-1] == "aimcsim: interrupted"
     assert not (tmp_path / "t.json").exists()

@@ -83,13 +83,15 @@ def run(args) -> int:
     check_outputs(("--out", args.out, HDF5), ("the plot beside --out", png, PLOT))
     _check_before_the_points(args, spec)
     progress = _Progress()
-    if args.local:
-        counts = run_sweep(spec, args.out, run_in_process, on_plan=progress.start, on_point=progress.point)
-    else:
-        with dask_client(args.scheduler, args.workers) as client:
-            counts = run_sweep(spec, args.out, run_on_dask(client), on_plan=progress.start,
-                               on_point=progress.point)
-    progress.close()
+    try:
+        if args.local:
+            counts = run_sweep(spec, args.out, run_in_process, on_plan=progress.start, on_point=progress.point)
+        else:
+            with dask_client(args.scheduler, args.workers) as client:
+                counts = run_sweep(spec, args.out, run_on_dask(client), on_plan=progress.start,
+                                   on_point=progress.point)
+    finally:  # the bar ends before any "interrupted" line
+        progress.close()
     plot_sweep(read_points(args.out), spec.axes, png)
     print(f"{counts.points} points: {counts.skipped} already done, {counts.evaluated} evaluated, "
           f"{counts.failed} failed; results in {args.out}, plot in {png}")
@@ -179,6 +181,12 @@ def dask_client(address: str | None, workers: int):
         with client:
             yield client
         return
+    # Only CRITICAL logs: a point's failure comes back as its record, and on Ctrl-C the workers
+    # and nannies, interrupted with the parent, log their cancelled shutdown as ERROR tracebacks.
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        yield client
+                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        try:
+            yield client
+        except KeyboardInterrupt:
+            logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
+            raise
