@@ -247,8 +247,9 @@ class LmSuffixProbe:
         for k, t_s in enumerate(times_s):
             for j in order:
                 if analog_sets[j]:
-                    results[j][k] = np.exp(self.nll_per_batch(analog_sets[j], float(t_s)).sum(axis=0)
-                                           / self._tokens) - self.fp
+                    nll = self.nll_per_batch(analog_sets[j], float(t_s)).sum(axis=0) / self._tokens
+                    with np.errstate(over="ignore"):  # a model the set destroys: perplexity inf (JSON null)
+                        results[j][k] = np.exp(nll) - self.fp
                 if progress:
                     progress()
         return results
