@@ -319,7 +319,6 @@ class Lowerer:
         self.mvm_cycles = max(1, ns_to_cycles(tile_cost.mvm_latency_ns(hw.analog), self.clock_ghz)) if n_tiles else 0
         self.dram_latency_cycles = dram_latency_cycles(hw.memory, self.clock_ghz)
         self._cache: dict = {}
-        self._trees: dict[tuple[int, bytes], MergedRoutes] = {}  # multicast trees by (source, destinations)
         self._node_op_layouts: dict = {}  # single-node op fragments by task layout (see _build_fragment)
         self._op_work = [tuple(getattr(op, name) for name in _WORK_FIELDS) for op in graph.ops]
         ops = graph.ops
@@ -345,7 +344,7 @@ class Lowerer:
         """A Lowerer for split.py's expanded graph, sharing this one's fragment caches
         (fragments depend on the op's work, placement and inputs, not on the graph)."""
         lowerer = Lowerer(graph, hw, input_rows)
-        lowerer._cache, lowerer._trees, lowerer._node_op_layouts = self._cache, self._trees, self._node_op_layouts
+        lowerer._cache, lowerer._node_op_layouts = self._cache, self._node_op_layouts
         return lowerer
 
     def _kv_anchor_ops(self) -> dict[int, int]:
@@ -951,7 +950,7 @@ class Lowerer:
         task `source` streams it out: the first links may start once the channel has started
         (finishing no earlier than it), later links follow by the flow control. Returns
         the last link task into each destination."""
-        tree = self._multicast(self.topology.dram_node, dst_nodes)
+        tree = self.topology.multicast(self.topology.dram_node, dst_nodes)
         links = self._merged_transfer(builder, tree, nbytes, np.arange(dst_nodes.shape[0]))
         first = links[np.unique(tree.first)]
         builder.add_lag_edges(first, source, _stream_lag(source_cycles, builder.durations(first)))
@@ -1044,14 +1043,6 @@ class Lowerer:
             builder.add_lag_edges(ids[routes.feeds_into], ids[routes.feeds_from], lags)
         return ids
 
-    def _multicast(self, src_node: int, dst_nodes: np.ndarray) -> MergedRoutes:
-        """`Topology.multicast`, memoised: a few hundred distinct trees serve every op."""
-        key = (src_node, dst_nodes.tobytes())
-        tree = self._trees.get(key)
-        if tree is None:
-            tree = self._trees[key] = self.topology.multicast(src_node, dst_nodes)
-        return tree
-
     def _deliver(self, builder: _FragmentBuilder, inputs, dst_nodes: np.ndarray, need: _Need,
                  dst_data: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Bring what each destination `need`s of each input piece along one multicast tree.
@@ -1066,7 +1057,7 @@ class Lowerer:
                 ready = np.array([builder.import_ref(dep_position, t) for t in piece.ready], dtype=np.int64)
                 nbytes = need.bytes_of(piece)
                 moved = (nbytes > 0) & (dst_nodes != piece.node)
-                tree = self._multicast(piece.node, dst_nodes[moved])
+                tree = self.topology.multicast(piece.node, dst_nodes[moved])
                 links = self._merged_transfer(builder, tree, nbytes[moved], dst_data[moved])
                 builder.add_edges(links[np.unique(tree.first)][:, None], ready[None, :])
                 arrivals.append((np.flatnonzero(moved), links[tree.last]))

@@ -160,13 +160,15 @@ class Topology:
         """XY routes from one node to many, merged into a tree: a link's distance from
         the source is the same on every route through it, which orders the links."""
         dst = np.asarray(dst_nodes, dtype=np.int64)
-        return self._merge(*self.routes(np.full(dst.shape[0], src_node), dst), from_source=True)
+        return _memoised((self, True, int(src_node), dst.tobytes()), lambda: self._merge(
+            *self.routes(np.full(dst.shape[0], src_node), dst), from_source=True))
 
     def gather(self, src_nodes, dst_node: int) -> MergedRoutes:
         """XY routes from many nodes to one, merged: two routes that meet on a link share
         the rest of the way, so a link's distance to the destination orders the links."""
         src = np.asarray(src_nodes, dtype=np.int64)
-        return self._merge(*self.routes(src, np.full(src.shape[0], dst_node)), from_source=False)
+        return _memoised((self, False, int(dst_node), src.tobytes()), lambda: self._merge(
+            *self.routes(src, np.full(src.shape[0], dst_node)), from_source=False))
 
     @staticmethod
     def _merge(hops: np.ndarray, hop_links: np.ndarray, from_source: bool) -> MergedRoutes:
@@ -188,6 +190,24 @@ class Topology:
         last[moved] = link_of_hop[starts[moved] + hops[moved] - 1]
         return MergedRoutes(links=links[order], feeds_from=pairs[0], feeds_into=pairs[1], first=first, last=last,
                             hop_route=hop_route, link_of_hop=link_of_hop)
+
+
+# Merged trees by (topology, direction, node, other nodes): every lowering of the same
+# geometry (each chunk size `--chunk-tokens auto` tries, each sweep point, each search
+# candidate) asks for the same few thousand. Read-only once made; cleared when full.
+_TREES: dict[tuple, MergedRoutes] = {}
+_TREE_CACHE_LIMIT = 200_000
+
+
+def _memoised(key: tuple, make) -> MergedRoutes:
+    tree = _TREES.get(key)
+    if tree is None:
+        if len(_TREES) >= _TREE_CACHE_LIMIT:
+            _TREES.clear()
+        tree = _TREES[key] = make()
+        for array in vars(tree).values():
+            array.flags.writeable = False
+    return tree
 
 
 def build_topology(hw: HwConfig) -> Topology:
