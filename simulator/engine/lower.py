@@ -134,17 +134,28 @@ class _Need:
         return cls(slices.axis, bounds[:-1], bounds[1:], slices.total, np.ones(slices.count, np.int64), 1)
 
     def bytes_of(self, piece: OutputPiece) -> np.ndarray:
-        """Bytes of `piece` each destination needs, rounded up. Parts along the same axis
-        take their overlap (heads convert to columns when the columns are whole heads);
-        otherwise a destination takes its fraction of every piece."""
-        axis, lo, hi, total = piece.axis, piece.lo, piece.hi, piece.total
-        if axis == HEADS and self.axis == COLS and self.total % total == 0:
-            scale = self.total // total
-            axis, lo, hi, total = COLS, lo * scale, hi * scale, self.total
-        if axis != self.axis or axis == WHOLE or total != self.total:
-            return _ceil_share(piece.nbytes, (self.hi - self.lo) * self.tok_num, self.total * self.tok_den)
-        overlap = np.maximum(0, np.minimum(self.hi, hi) - np.maximum(self.lo, lo))
-        return _ceil_share(piece.nbytes, overlap * self.tok_num, (hi - lo) * self.tok_den)
+        """Bytes of `piece` each destination needs, rounded up (see `bytes_of_pieces`)."""
+        return self.bytes_of_pieces((piece,))[0]
+
+    def bytes_of_pieces(self, pieces) -> np.ndarray:
+        """[piece, destination] bytes each destination needs of each piece, rounded up. Parts
+        along the same axis take their overlap (heads convert to columns when the columns
+        are whole heads); otherwise a destination takes its fraction of every piece. One
+        vector pass over all pieces: lowering asks this for tens of thousands of pieces."""
+        axis = np.array([p.axis for p in pieces], dtype=np.int64)
+        lo = np.array([p.lo for p in pieces], dtype=np.int64)
+        hi = np.array([p.hi for p in pieces], dtype=np.int64)
+        total = np.array([p.total for p in pieces], dtype=np.int64)
+        nbytes = np.array([p.nbytes for p in pieces], dtype=np.int64)[:, None]
+        heads_as_cols = (axis == HEADS) & (self.axis == COLS) & (self.total % total == 0)
+        scale = np.where(heads_as_cols, self.total // total, 1)
+        axis = np.where(heads_as_cols, COLS, axis)
+        lo, hi, total = lo * scale, hi * scale, np.where(heads_as_cols, self.total, total)
+        same_axis = (axis == self.axis) & (axis != WHOLE) & (total == self.total)
+        overlap = np.maximum(0, np.minimum(self.hi[None, :], hi[:, None]) - np.maximum(self.lo[None, :], lo[:, None]))
+        num = np.where(same_axis[:, None], overlap, (self.hi - self.lo)[None, :]) * self.tok_num[None, :]
+        den = np.where(same_axis, hi - lo, self.total)[:, None] * self.tok_den
+        return -(-(nbytes * num) // den)
 
 
 @dataclass(frozen=True)
@@ -253,11 +264,6 @@ class _FragmentBuilder:
             lag_task=cat(self._lag_task, np.int64), lag_pred=cat(self._lag_pred, np.int64),
             lag_cycles=cat(self._lag_cycles, np.int64),
             bytes_moved=(int(self.sram_bytes), int(self.dram_bytes), int(self.noc_byte_hops)))
-
-
-def _ceil_share(nbytes: int, share_num: np.ndarray, share_den: int) -> np.ndarray:
-    """ceil(nbytes * share_num / share_den) in exact integer arithmetic."""
-    return -(-(nbytes * share_num) // share_den)
 
 
 def _even_slices(cores: tuple[int, ...], axis: int, total: int) -> Slices:
@@ -763,11 +769,14 @@ class Lowerer:
     def _moved_bytes(self, slices: Slices, inputs) -> tuple:
         """What decides a core op's transfers and input edges: per piece, where it is, what it
         is part of, whether it is empty, and the bytes each slice on another node takes."""
-        need = _Need.of_slices(slices)
+        flat = [p for pieces in inputs for p in pieces]
+        if not flat:
+            return ()
         nodes = self.topology.core_node(np.array(slices.cores, dtype=np.int64))
-        return tuple(tuple((p.node, p.ready, p.axis, p.lo, p.hi, p.total, p.nbytes > 0,
-                            np.where(nodes != p.node, need.bytes_of(p), 0).tobytes()) for p in pieces)
-                     for pieces in inputs)
+        off_node = nodes[None, :] != np.array([p.node for p in flat])[:, None]
+        moved = np.where(off_node, _Need.of_slices(slices).bytes_of_pieces(flat), 0)
+        return (tuple(len(pieces) for pieces in inputs), moved.tobytes(),
+                tuple((p.node, p.ready, p.axis, p.lo, p.hi, p.total, p.nbytes > 0) for p in flat))
 
     def _dram_op(self, builder: _FragmentBuilder, op: Op, inputs) -> Fragment:
         """The embedding: a latency delay (no resource), then the bytes on the DRAM channel,
