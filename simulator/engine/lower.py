@@ -83,10 +83,10 @@ _WORK_FIELDS = tuple(f.name for f in fields(Op) if f.name not in ("id", "name", 
 WHOLE, COLS, ROWS, HEADS = 0, 1, 2, 3
 
 
-@dataclass(frozen=True)
-class OutputPiece:
+class OutputPiece(NamedTuple):
     """Part of an op's output: where it sits, its size, the local tasks that produce it,
-    and which part it is: [lo, hi) of `total` along `axis` (WHOLE: all of it)."""
+    and which part it is: [lo, hi) of `total` along `axis` (WHOLE: all of it). A named
+    tuple: lowering makes tens of thousands, and they key the fragment caches."""
 
     node: int
     nbytes: int
@@ -132,10 +132,6 @@ class _Need:
     def of_slices(cls, slices: Slices) -> _Need:
         bounds = np.array(slices.bounds, dtype=np.int64)
         return cls(slices.axis, bounds[:-1], bounds[1:], slices.total, np.ones(slices.count, np.int64), 1)
-
-    def bytes_of(self, piece: OutputPiece) -> np.ndarray:
-        """Bytes of `piece` each destination needs, rounded up (see `bytes_of_pieces`)."""
-        return self.bytes_of_pieces((piece,))[0]
 
     def bytes_of_pieces(self, pieces) -> np.ndarray:
         """[piece, destination] bytes each destination needs of each piece, rounded up. Parts
@@ -575,11 +571,12 @@ class Lowerer:
             if key in seen or (slices is None and placement is None):
                 continue
             seen.add(key)
-            if slices is not None:
+            if slices is not None:  # each slice's share of the inputs and outputs, rounded up as _slice_work
+                sizes = np.diff(np.array(slices.bounds, dtype=np.int64))
                 span = slices.bounds[-1] - slices.bounds[0]
-                for j, core in enumerate(slices.cores):
-                    part = _slice_work(op, slices.bounds[j + 1] - slices.bounds[j], span)
-                    buffer[core] = max(buffer[core], (part.elements_in + part.elements_out) * act)
+                held = (-(-op.elements_in * sizes // span) - (-op.elements_out * sizes // span)) * act
+                cores = list(slices.cores)
+                buffer[cores] = np.maximum(buffer[cores], held)
                 continue
             projection = self.graph.projections[int(self._op_projection[op.id])]
             group_cores, bounds = self._column_groups(projection, placement)
@@ -794,7 +791,7 @@ class Lowerer:
 
     def _core_op(self, builder: _FragmentBuilder, op: Op, slices: Slices, inputs) -> Fragment:
         """Digital ops: one task per slice on its core, each receiving what its part of the
-        work needs of every input piece (see `_Need.bytes_of`)."""
+        work needs of every input piece (see `_Need.bytes_of_pieces`)."""
         nodes = self.topology.core_node(np.array(slices.cores, dtype=np.int64))
         arrivals = self._deliver(builder, inputs, nodes, _Need.of_slices(slices), np.arange(slices.count))
         kind = "matmul" if op.kind == OpKind.MATMUL else _SPECIAL_COSTS[op.kind][1]
@@ -1062,9 +1059,10 @@ class Lowerer:
         """
         arrivals = []
         for dep_position, pieces in enumerate(inputs):
-            for piece in pieces:
+            if not pieces:
+                continue
+            for piece, nbytes in zip(pieces, need.bytes_of_pieces(pieces)):
                 ready = np.array([builder.import_ref(dep_position, t) for t in piece.ready], dtype=np.int64)
-                nbytes = need.bytes_of(piece)
                 moved = (nbytes > 0) & (dst_nodes != piece.node)
                 tree = self.topology.multicast(piece.node, dst_nodes[moved])
                 links = self._merged_transfer(builder, tree, nbytes[moved], dst_data[moved])

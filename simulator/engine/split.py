@@ -167,10 +167,9 @@ def _rows_of(piece, first: int, stop: int, features: int):
         if keep_hi <= keep_lo:
             return None
         nbytes = -(-piece.nbytes * (keep_hi - keep_lo) // (hi - lo))
-        return dataclasses.replace(piece, nbytes=nbytes, axis=COLS, lo=keep_lo - first, hi=keep_hi - first,
-                                   total=stop - first)
+        return piece._replace(nbytes=nbytes, axis=COLS, lo=keep_lo - first, hi=keep_hi - first, total=stop - first)
     nbytes = -(-piece.nbytes * (stop - first) // features)
-    return dataclasses.replace(piece, nbytes=nbytes)
+    return piece._replace(nbytes=nbytes)
 
 
 class SplitLowering:
