@@ -59,7 +59,7 @@ def simulate_workload(hw: HwConfig, workload: str, phase: str | None = None,
         raise UserError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     phase = phase or default_phase(workload)
     kw = dict(batch=batch, seq=seq, new_tokens=new_tokens)
-    chunking = None
+    chunk_tokens, chunking = preset_chunk_tokens(hw, phase, chunk_tokens)
     if chunk_tokens == AUTO:
         chunk_tokens, tried = _auto_chunk_tokens(hw, workload, phase, mapping_strategy, task_budget, **kw)
         chunking = f"auto (tried {', '.join(map(str, tried))} tokens per chunk)" if tried else "auto"
@@ -71,6 +71,14 @@ def simulate_workload(hw: HwConfig, workload: str, phase: str | None = None,
     if chunking:
         report = dataclasses.replace(report, workload=dict(report.workload, chunking=chunking))
     return SimulationRun(report, graph, mapping, tg, schedule)
+
+
+def preset_chunk_tokens(hw: HwConfig, phase: str, chunk_tokens) -> tuple[int | str | None, str | None]:
+    """(chunk_tokens, how it was chosen): `auto` becomes the preset's `system.chunk_tokens`
+    where it sets one (a fabric that streams tokens one by one), for passes that chunk."""
+    if chunk_tokens == AUTO and hw.system.chunk_tokens and phase != "decode":
+        return hw.system.chunk_tokens, f"system.chunk_tokens: {hw.system.chunk_tokens} (the preset's granularity)"
+    return chunk_tokens, None
 
 
 def _lowered(hw: HwConfig, workload: str, phase: str, mapping_strategy, chunk_tokens: int | None,

@@ -77,15 +77,18 @@ def check_timing_memory(hw, workload: str, phase: str | None, mapping, *, batch:
                         new_tokens: int, chunk_tokens, parallel: int = 1) -> None:
     """Tasks of the full run extrapolated from one and two units (each unit adds the same
     tasks), times BYTES_PER_TASK; `parallel` runs at once (sweep workers)."""
-    from simulator.run import default_phase
+    from simulator.run import default_phase, preset_chunk_tokens
     phase = phase or default_phase(workload)
+    chunk_tokens, preset = preset_chunk_tokens(hw, phase, chunk_tokens)
     units, flag = timing_units(phase, seq, new_tokens, chunk_tokens)
     if units < TIMING_UNITS_CHECKED_FROM:
         return
     one, two = (_tasks(hw, workload, phase, mapping, batch, seq, new_tokens, chunk_tokens, n) for n in (1, 2))
     tasks = one + (units - 1) * max(two - one, 0)
-    value = new_tokens if flag == "--new-tokens" else chunk_tokens
-    check_fits(tasks * BYTES_PER_TASK * parallel, f"{flag} {value}",
+    label = f"{flag} {new_tokens if flag == '--new-tokens' else chunk_tokens}"
+    if preset:
+        label = f"--chunk-tokens auto (system.chunk_tokens: {chunk_tokens} in {hw.source or hw.name})"
+    check_fits(tasks * BYTES_PER_TASK * parallel, label,
                f"a task graph of about {tasks:,} tasks ({units:,} "
                f"{'decode steps' if flag == '--new-tokens' else 'chunks'}"
                + (f", {parallel} at once" if parallel > 1 else "") + ")",

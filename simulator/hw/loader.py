@@ -76,7 +76,7 @@ SIGNED = {  # pulsed-device coordinates and asymmetries may take either sign
 # of magnitude beyond any published design. Any number not listed is bounded by
 # DEFAULT_MAXIMUM, which keeps products such as cycles x energy finite in float64.
 MAXIMA = {
-    "system.clock_ghz": 100.0,
+    "system.clock_ghz": 100.0, "system.chunk_tokens": 1024,
     "analog.tiles": 65536, "analog.rows": 4096, "analog.cols": 4096, "analog.adcs_per_tile": 4096,
     "analog.periphery.max_bound_iterations": 100,
     "analog.static_power_mw": 1e6,

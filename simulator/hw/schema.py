@@ -17,6 +17,9 @@ class SystemConfig:
     # which ready task a busy resource serves next: fifo (earliest ready, then task id) |
     # sequence_first (earliest sequence of the batch first, where the graph records its sequences; else fifo)
     dispatch: str = "fifo"
+    # tokens per prefill/encoder chunk when --chunk-tokens is auto (its default): 0 lets auto
+    # choose within its task budget; N is the granularity this hardware streams tokens at
+    chunk_tokens: int = 0
 
     @property
     def cycle_ns(self) -> float:
