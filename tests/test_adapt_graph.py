@@ -43,14 +43,26 @@ def test_each_adapted_linear_gets_a_b_and_an_add_read_by_its_consumers(setting):
         assert op.id == i and all(d < i for d in op.deps)
 
 
-def test_adapter_placements_are_digital_on_the_reduction_core(setting):
+def test_adapter_placements_are_digital_on_the_reduction_cores(setting):
+    """A on the first reduction core; B split over every distinct reduction core."""
     hw, graph, ranks = setting
     mapping = map_workload(graph, hw, "all-analog")
     adapted = with_adapter_placements(mapping, with_adapters(graph, ranks))
     for name in ranks:
-        for part in ("lora_A", "lora_B"):
-            placement = adapted.placement(f"{name}.{part}")
-            assert not placement.is_analog and placement.cores == (mapping.placement(name).cores[0],)
+        cores = mapping.placement(name).cores
+        a, b = (adapted.placement(f"{name}.{part}") for part in ("lora_A", "lora_B"))
+        assert not a.is_analog and a.cores == (cores[0],)
+        assert not b.is_analog and b.cores == tuple(dict.fromkeys(cores))
+
+
+def test_the_adapter_add_runs_where_its_projection_is_reduced(setting):
+    """The adapter ops come before P, so P is the Add's latest producer: the Add (and what
+    follows it) is anchored to P's reduction cores, not to lora_B's."""
+    hw, graph, ranks = setting
+    adapted = with_adapters(graph, ranks)
+    for add in (o for o in adapted.ops if ".lora_add#" in o.name):
+        producer = adapted.ops[max(add.deps)]
+        assert producer.kind == OpKind.LINEAR and producer.projection == add.name.split(".lora_add#")[0]
 
 
 def test_adapters_cost_a_little_latency_and_energy_and_far_less_to_load_than_reprogramming(setting):

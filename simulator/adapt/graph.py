@@ -3,7 +3,9 @@
 For every Linear op (every token chunk) of an adapted projection P, the transformation
 adds three ordinary digital ops: `P.lora_A` (Linear in -> r, fed by P's own inputs, so it
 runs in parallel with P's analog MVM), `P.lora_B` (Linear r -> out) and an Add of P's
-output and the adapter's (the `alpha / r` scale is folded into B). Consumers of P then
+output and the adapter's (the `alpha / r` scale is folded into B). The adapter ops come
+just before P in op order, so P is the Add's latest producer and the Add, split by P's
+output pieces, runs on P's reduction cores like the ops after it. Consumers of P then
 read the Add. The adapter Linears are extra projections placed digital on P's reduction
 core, so their weights are resident in that core's SRAM (they are tiny) and the Add sits
 where P's partial sums are reduced. Nothing in simulator/engine changes.
@@ -46,15 +48,18 @@ def with_adapters(graph: Graph, ranks: dict[str, int]) -> Graph:
 
     for op in graph.ops:
         deps = tuple(sorted({new_id[d] for d in op.deps}))
-        base = emit(op, deps=deps)
-        new_id[op.id] = base
         rank = ranks.get(op.projection) if op.kind == OpKind.LINEAR else None
         if rank is None:
+            new_id[op.id] = emit(op, deps=deps)
             continue
         tag = op.name.rpartition("#")[2]
         projection = by_name[op.projection]
+        # the adapter first, then P: the Add's latest producer is P, so the Add and every op
+        # after it run where P is reduced (docs/timing_model.md, "Where ops run"), not on
+        # the one core of lora_B
         low = emit(_linear(op, "lora_A", op.in_features, rank, tag), deps=deps)
         back = emit(_linear(op, "lora_B", rank, projection.out_features, tag), deps=(low,))
+        base = emit(op, deps=deps)
         new_id[op.id] = emit(Op(id=0, name=f"{op.projection}.lora_add#{tag}", kind=OpKind.ADD,
                                 tokens=op.tokens, elements=op.tokens * op.out_features,
                                 elements_in=2 * op.tokens * op.out_features,
@@ -89,6 +94,10 @@ def with_adapter_placements(mapping: Mapping, graph: Graph) -> Mapping:
         if projection.name in base:
             placements.append(base[projection.name])
             continue
-        owner = projection.name.rsplit(".", 1)[0]
-        placements.append(Placement(projection.name, DIGITAL, cores=(base[owner].cores[0],)))
+        owner, part = projection.name.rsplit(".", 1)
+        cores = base[owner].cores
+        # A (in -> r) on the first reduction core; B (r -> out) split by output columns over
+        # all of them, so each computes the columns it adds to its own part of P's output
+        placements.append(Placement(projection.name, DIGITAL,
+                                    cores=tuple(dict.fromkeys(cores)) if part == "lora_B" else (cores[0],)))
     return dataclasses.replace(mapping, placements=tuple(placements))
