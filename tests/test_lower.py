@@ -380,7 +380,7 @@ def test_kv_cache_spills_to_dram_once_it_outgrows_the_sram():
     read, write = (tg.task_op == 0), (tg.task_op == 2)
     assert [TASK_KINDS[k] for k in tg.task_kind[read]] == ["sram"]
     assert tg.energy_pj[read, E["sram"]].sum() == pytest.approx(768 * 0.5) and tg.duration_cycles[read][0] == 12
-    assert [TASK_KINDS[k] for k in tg.task_kind[write]] == ["sram", "transfer", "delay", "dram"]
+    assert [TASK_KINDS[k] for k in tg.task_kind[write]] == ["transfer", "sram", "delay", "dram"]  # spill sent first
     assert tg.energy_pj[write, E["sram"]].sum() == pytest.approx(128 * 0.5)
     assert tg.energy_pj[write, E["dram"]].sum() == pytest.approx(384 * 20.0)
     assert tg.memory.activation_bytes == (128,) and tg.memory.kv_resident_bytes == (896,)
@@ -485,3 +485,24 @@ def test_decode_kv_cache_is_split_by_heads_over_the_attention_cores(attention_co
     write_cores = {int(tg.resource[t]) for t in np.flatnonzero(tg.task_op == write.id) if tg.resource[t] >= 0
                    and tg.resource_kind[tg.resource[t]] == 1}
     assert write_cores and write_cores <= set(tg.resource[sram_tasks].tolist())  # written where it is read
+
+
+def test_a_spilled_kv_write_sends_each_piece_to_dram_once():
+    """With SRAM too small for the cache, every head core's part spills: the K/V pieces go
+    to the DRAM node once each (one route per piece), not once per core's part."""
+    from simulator.hw.loader import load_hw
+    from simulator.interconnect.mesh import build_topology
+    from simulator.mapping.place import map_workload
+    from workloads.registry import build_graph
+    hw = load_hw("analog_fabric", {"digital.sram_kib": 1})
+    graph = build_graph("gpt2", "prefill", seq=16)
+    mapping = map_workload(graph, hw, "all-analog")
+    tg = lower(graph, mapping, hw)
+    write = next(op for op in graph.ops if op.kind == OpKind.KV_WRITE and op.layer == 0)
+    tasks = np.flatnonzero(tg.task_op == write.id)
+    kinds = [TASK_KINDS[k] for k in tg.task_kind[tasks]]
+    assert kinds.count("dram") == 12  # every one of the 12 head cores' parts spilled
+    topology = build_topology(hw)
+    sources = [topology.core_node(c) for c in dict.fromkeys(mapping.placement("transformer.h.0.attn.c_attn").cores)]
+    hops, _ = topology.routes(sources, [topology.dram_node] * len(sources))
+    assert kinds.count("transfer") == int(hops.sum())

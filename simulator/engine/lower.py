@@ -855,21 +855,25 @@ class Lowerer:
         digital, dram_node = self.hw.digital, self.topology.dram_node
         is_write = op.kind == OpKind.KV_WRITE
         pieces, entries = [], []
+        # (of all deps together: the parts of a split K/V Linear)
+        produced = sum(p.nbytes for dep_pieces in inputs for p in dep_pieces) or 1
+        one = np.zeros(1, np.int64)
+        # A write's spilled parts: each input piece sends the spilled share of every core's
+        # heads to the DRAM node in one message, which all the DRAM parts wait for. A
+        # resident part only waits for the inputs: the K/V reach the core with the
+        # attention's own inputs (the same heads), so they cross the mesh once.
+        spilled = sum(part[5] for part in parts) if is_write else 0
+        spill_arrivals = (self._deliver(builder, inputs, np.array([dram_node]), _Need.whole(1, spilled, produced), one)
+                          if spilled > 0 else None)
         for core, lo, hi, heads, sram_bytes, dram_bytes in parts:
             core_node = self.topology.core_node(core)
             for node, nbytes in ((core_node, sram_bytes), (dram_node, dram_bytes)):
                 if nbytes <= 0:
                     continue
-                # A write's spilled part: its share of each input goes to the DRAM node. Its
-                # resident part only waits for the inputs: the K/V reach the core with the
-                # attention's own inputs (the same heads), so they cross the mesh once.
-                # (of all deps together: the parts of a split K/V Linear)
-                produced = sum(p.nbytes for dep_pieces in inputs for p in dep_pieces) or 1
-                arrivals = []
-                for position, dep_pieces in enumerate(inputs):
-                    share = nbytes if is_write and node == dram_node else 0
-                    arrivals += self._deliver(builder, tuple(() for _ in range(position)) + (dep_pieces,),
-                                              np.array([node]), _Need.whole(1, share, produced), np.zeros(1, np.int64))
+                if node == dram_node and spill_arrivals is not None:
+                    arrivals = spill_arrivals
+                else:
+                    arrivals = self._deliver(builder, inputs, np.array([node]), _Need.whole(1, 0, produced), one)
                 if node == core_node:
                     entry = last = builder.add_task(self.core_base + core,
                                                     digital_cost.ceil_div(nbytes, digital.sram_bytes_per_cycle),
