@@ -862,18 +862,17 @@ class Lowerer:
         # heads to the DRAM node in one message, which all the DRAM parts wait for. A
         # resident part only waits for the inputs: the K/V reach the core with the
         # attention's own inputs (the same heads), so they cross the mesh once.
+        # Waiting without receiving moves nothing, so it is the same for every node.
+        waits = self._deliver(builder, inputs, np.array([dram_node]), _Need.whole(1, 0, produced), one)
         spilled = sum(part[5] for part in parts) if is_write else 0
         spill_arrivals = (self._deliver(builder, inputs, np.array([dram_node]), _Need.whole(1, spilled, produced), one)
-                          if spilled > 0 else None)
+                          if spilled > 0 else waits)
         for core, lo, hi, heads, sram_bytes, dram_bytes in parts:
             core_node = self.topology.core_node(core)
             for node, nbytes in ((core_node, sram_bytes), (dram_node, dram_bytes)):
                 if nbytes <= 0:
                     continue
-                if node == dram_node and spill_arrivals is not None:
-                    arrivals = spill_arrivals
-                else:
-                    arrivals = self._deliver(builder, inputs, np.array([node]), _Need.whole(1, 0, produced), one)
+                arrivals = spill_arrivals if node == dram_node else waits
                 if node == core_node:
                     entry = last = builder.add_task(self.core_base + core,
                                                     digital_cost.ceil_div(nbytes, digital.sram_bytes_per_cycle),
@@ -892,8 +891,7 @@ class Lowerer:
         if not pieces:  # nothing to move (an empty cache): a one-cycle bookkeeping step on the core
             core = parts[0][0]
             entry = builder.add_task(self.core_base + core, 1, {}, "sram")
-            self._connect(builder, np.array([entry]), self._deliver(builder, inputs, np.array([self.topology.core_node(core)]),
-                                                                    _Need.whole(1, 0), np.zeros(1, np.int64)))
+            self._connect(builder, np.array([entry]), waits)
             entries.append(entry)
             pieces.append(OutputPiece(self.topology.core_node(core), 0, (int(entry),)))
         return builder.build(tuple(pieces), entries=(entries[0],))
