@@ -71,7 +71,7 @@ _SPECIAL_COSTS = {  # op kind -> (cost function of elements, task kind)
     OpKind.RELU: (digital_cost.relu_cost, "elementwise"),
     OpKind.ADD: (digital_cost.add_cost, "elementwise"),
 }
-_DRAM_OPS = (OpKind.EMBEDDING, OpKind.KV_READ, OpKind.KV_WRITE)
+DRAM_OPS = (OpKind.EMBEDDING, OpKind.KV_READ, OpKind.KV_WRITE)
 _ELEMENTWISE = (OpKind.GELU, OpKind.RELU, OpKind.ADD, OpKind.NONORM)
 _TOKEN_FEEDBACK_BYTES = 8  # per token: the sampled id and its score go back to the embedding
 # what a fragment depends on: every Op field but its identity and wiring
@@ -328,7 +328,7 @@ class Lowerer:
         self._dep_consumer = np.repeat(np.arange(len(ops)), dep_counts)
         self._dep_producer = np.fromiter(chain.from_iterable(op.deps for op in ops), dtype=np.int64,
                                          count=int(dep_counts.sum()))
-        self._is_dram_op = np.array([op.kind in _DRAM_OPS for op in ops], dtype=bool)
+        self._is_dram_op = np.array([op.kind in DRAM_OPS for op in ops], dtype=bool)
         projection_index = {p.name: i for i, p in enumerate(graph.projections)}
         self._op_projection = np.array([projection_index.get(op.projection, -1) for op in ops], dtype=np.int64)
         is_linear = np.array([op.kind == OpKind.LINEAR for op in ops], dtype=bool)
@@ -426,7 +426,7 @@ class Lowerer:
         memo: dict = {}
         out: list[Slices | None] = []
         for op, anchor in zip(self.graph.ops, self._anchor_projection.tolist()):
-            if op.kind == OpKind.LINEAR or op.kind in _DRAM_OPS:
+            if op.kind == OpKind.LINEAR or op.kind in DRAM_OPS:
                 out.append(None)
                 continue
             key = (op.kind, anchor, op.heads, op.tokens, op.elements)
@@ -1157,6 +1157,17 @@ class _Wiring:
     resident_consumer: np.ndarray  # (consumer, earlier consumer) pairs: the earlier one, on the
     resident_earlier: np.ndarray  # same cores, already received a dep of the consumer
     kv_slices: dict[int, Slices]  # KV op -> the cores (and heads) holding its cache
+
+
+def op_anchors(graph: Graph) -> np.ndarray:
+    """For each op of `graph`, the Linear op whose reduction cores it runs on (-1: none, core
+    0): the rule of `_anchor_linear`, for users outside the lowering (the analytical bound)."""
+    deps = [len(op.deps) for op in graph.ops]
+    consumer = np.repeat(np.arange(len(graph.ops)), deps)
+    producer = np.fromiter(chain.from_iterable(op.deps for op in graph.ops), dtype=np.int64, count=sum(deps))
+    is_linear = np.array([op.kind == OpKind.LINEAR for op in graph.ops], dtype=bool)
+    is_dram_op = np.array([op.kind in DRAM_OPS for op in graph.ops], dtype=bool)
+    return _anchor_linear(consumer, producer, is_linear, is_dram_op)
 
 
 def _anchor_linear(consumer: np.ndarray, producer: np.ndarray, is_linear: np.ndarray,

@@ -44,12 +44,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulator.analog import tile_cost
+from simulator.engine.lower import DRAM_OPS, op_anchors
 from simulator.hw.schema import HwConfig
 from simulator.interconnect.mesh import build_topology
 from simulator.ir.graph import Graph, Op, OpKind
 from simulator.mapping.mapping import Mapping, Placement
 
-_DRAM_KINDS = (OpKind.EMBEDDING, OpKind.KV_READ, OpKind.KV_WRITE)  # run at the DRAM controller
 LATENCY_TERMS = ("dependency", "tiles", "cores", "sram", "dram", "noc_dram_port", "noc_ejection",
                  "noc_bisection")
 
@@ -138,46 +138,40 @@ def _op_work(op: Op, graph: Graph, placements: dict, hw: HwConfig, topology, mvm
     return w
 
 
-def _unsplit_core_ns(graph: Graph, placements: dict, hw: HwConfig, works: dict, floor_ns: np.ndarray) -> float:
+def _unsplit_core_ns(graph: Graph, placements: dict, hw: HwConfig, works: dict, floor_ns: np.ndarray,
+                     head_ns: np.ndarray) -> float:
     """Without `digital.split_ops` each non-Linear digital op runs whole on one core, the
-    first core of the Linear it follows (docs/timing_model.md, "Where ops run": a Linear
-    anchors itself, any other op its latest producer that is not a DRAM op); a digital
-    Linear's MACs are split evenly over its core group. A core can
-    start none of its ops before the shortest chain that reaches one of them, and after its
-    last piece of work the rest of the chain from that op still runs: per core, the
-    shortest head + all its work + the shortest tail, at most over the cores. 0 with split ops."""
+    first core of the Linear it follows (the lowering's rule, `op_anchors`); a digital
+    Linear's MACs are split evenly over its core group. A core can start none of its ops
+    before the shortest chain that reaches one of them (`head_ns`), and after its last piece
+    of work the rest of the chain from that op still runs: per core, the shortest head + all
+    its work + the shortest tail, at most over the cores. 0 with split ops."""
     if hw.digital.split_ops:
         return 0.0
     f = hw.system.clock_ghz
-    n = len(graph.ops)
-    head, tail = np.zeros(n), np.zeros(n)
-    for op in graph.ops:
-        head[op.id] = max((head[dep] + floor_ns[dep] for dep in op.deps), default=0.0)
+    tail = np.zeros(len(graph.ops))
     for op in reversed(graph.ops):
         for dep in op.deps:
             tail[dep] = max(tail[dep], floor_ns[op.id] + tail[op.id])
-    anchor = np.full(n, -1, dtype=np.int64)
+    anchor = op_anchors(graph)
     load = np.zeros(hw.digital.cores)
     first = np.full(hw.digital.cores, np.inf)
     last = np.full(hw.digital.cores, np.inf)
     for op in graph.ops:
         if op.kind == OpKind.LINEAR:
-            anchor[op.id] = op.id
             p = placements[op.projection]
-            if not p.is_analog:  # a digital Linear's MACs are split evenly over its group
-                group = list(p.cores)
-                load[group] += works[_signature(op)].core_cycles / len(group) / f
-                first[group] = np.minimum(first[group], head[op.id])
-                last[group] = np.minimum(last[group], tail[op.id])
+            if p.is_analog:
+                continue
+            cores = list(p.cores)  # a digital Linear's MACs are split evenly over its group
+            share = works[_signature(op)].core_cycles / len(cores) / f
+        elif op.kind not in DRAM_OPS:  # whole on the first core of its anchor (none: core 0)
+            cores = [placements[graph.ops[anchor[op.id]].projection].cores[0] if anchor[op.id] >= 0 else 0]
+            share = works[_signature(op)].core_cycles / f
+        else:
             continue
-        if op.kind in _DRAM_KINDS:
-            continue
-        on_cores = [dep for dep in op.deps if graph.ops[dep].kind not in _DRAM_KINDS]
-        anchor[op.id] = anchor[max(on_cores)] if on_cores else -1
-        core = placements[graph.ops[anchor[op.id]].projection].cores[0] if anchor[op.id] >= 0 else 0
-        load[core] += works[_signature(op)].core_cycles / f
-        first[core] = min(first[core], head[op.id])
-        last[core] = min(last[core], tail[op.id])
+        load[cores] += share
+        first[cores] = np.minimum(first[cores], head_ns[op.id])
+        last[cores] = np.minimum(last[cores], tail[op.id])
     used = load > 0
     return float((first[used] + load[used] + last[used]).max(initial=0.0))
 
@@ -307,10 +301,11 @@ def lower_bound(graph: Graph, mapping: Mapping, hw: HwConfig) -> Bound:
     counts["dram_bytes"] = float(dram_bytes)
     energy["dram"] = dram_bytes * mem.dram_energy_pj_per_byte
 
+    head_ns = _chain_heads_ns(graph, floor_ns)
     terms = {
-        "dependency": _longest_chain_ns(graph, floor_ns),
+        "dependency": float((head_ns + floor_ns).max(initial=0.0)),
         "tiles": float(tile_busy_cycles.max()) / f if a.tiles else 0.0,
-        "cores": max(core_cycles / d.cores / f, _unsplit_core_ns(graph, placements, hw, works, floor_ns)),
+        "cores": max(core_cycles / d.cores / f, _unsplit_core_ns(graph, placements, hw, works, floor_ns, head_ns)),
         "sram": ((digital_weight_bytes - streamed_weight_bytes) * passes + counts["sram_kv_bytes"])
         / (d.cores * d.sram_bytes_per_cycle) / f,
         "dram": dram_bytes / dram_bytes_per_ns,
@@ -475,9 +470,9 @@ def _kv_bytes_beyond_sram(graph: Graph, act: int, free_sram_bytes: int) -> float
     return total
 
 
-def _longest_chain_ns(graph: Graph, floor_ns: np.ndarray) -> float:
-    finish = np.zeros(len(graph.ops))
+def _chain_heads_ns(graph: Graph, floor_ns: np.ndarray) -> np.ndarray:
+    """Each op's earliest start on the dependency chain of per-op floors (ops in topological order)."""
+    head = np.zeros(len(graph.ops))
     for op in graph.ops:
-        ready = max((finish[dep] for dep in op.deps), default=0.0)
-        finish[op.id] = ready + floor_ns[op.id]
-    return float(finish.max(initial=0.0))
+        head[op.id] = max((head[dep] + floor_ns[dep] for dep in op.deps), default=0.0)
+    return head
