@@ -461,8 +461,7 @@ class Lowerer:
         key = (cores, want)
         spread = self._head_core_sets.get(key)
         if spread is None:
-            x, y = self.topology.node_xy([self.topology.core_node(c) for c in range(self.hw.digital.cores)])
-            distance = np.abs(x - x[list(cores)].mean()) + np.abs(y - y[list(cores)].mean())
+            distance = self.topology.core_distances([self.topology.core_node(c) for c in cores])
             nearest = [c for c in np.lexsort((np.arange(len(distance)), distance)).tolist() if c not in cores]
             spread = self._head_core_sets[key] = cores + tuple(nearest[:want - len(cores)])
         return spread

@@ -89,6 +89,12 @@ class Topology:
         slot = self.node_slot[nodes] if self.kind == "mesh" else np.zeros_like(nodes)
         return slot % self.cols, slot // self.cols
 
+    def core_distances(self, nodes) -> np.ndarray:
+        """Manhattan distance (in grid steps) of every core from the centroid of `nodes`; 0 on a bus."""
+        x, y = self.node_xy(nodes)
+        core_x, core_y = self.node_xy([self.core_node(c) for c in range(self.n_cores)])
+        return np.abs(core_x - x.mean()) + np.abs(core_y - y.mean())
+
     @property
     def _horizontal_links(self) -> int:
         """Directed links of one direction (east or west) in the grid."""

@@ -207,11 +207,7 @@ def _distance_weight(hw: HwConfig) -> float:
 
 def _core_distance(topology: Topology, tiles: tuple[int, ...]) -> np.ndarray:
     """Manhattan distance of each core from the centroid of `tiles`, in mesh diameters (0 on a bus)."""
-    if topology.kind == "bus":
-        return np.zeros(topology.n_cores)
-    tile_x, tile_y = topology.node_xy([topology.tile_node(t) for t in tiles])
-    core_x, core_y = topology.node_xy([topology.core_node(c) for c in range(topology.n_cores)])
-    distance = np.abs(core_x - tile_x.mean()) + np.abs(core_y - tile_y.mean())
+    distance = topology.core_distances([topology.tile_node(t) for t in tiles])
     return distance / max(1, topology.cols + topology.rows - 2)
 
 
