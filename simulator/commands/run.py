@@ -11,7 +11,7 @@ import sys
 from simulator.atomic import HDF5, JSON
 from simulator.commands.common import (
     MAX_SEEDS, add_hw_args, add_workload_args, bounded_int, check_outputs, check_timing_args, graph_kwargs,
-    load_hw_arg, load_model_checked, write_json_atomic, wrote,
+    load_hw_arg, write_json_atomic, wrote,
 )
 from simulator.report.h5 import write_run_h5
 from simulator.report.table import format_report
@@ -113,10 +113,11 @@ def _adapter_overhead(args, hw, adapters, chunk_tokens: int | None) -> dict:
 
 def _checked_model(args, hw):
     """The weights for the accuracy figure, loaded before the timing run so that a shape-only
-    workload or too many --seeds fail first."""
+    workload or too many --seeds fail first (`run` has already checked the checkpoint's size)."""
     from simulator.commands.memory import check_seeds_memory
     from simulator.mapping.resolve import analog_names, resolve_targets
-    loaded = load_model_checked(args.workload, "--workload")
+    from workloads.registry import load_model
+    loaded = load_model(args.workload)
     check_seeds_memory(loaded, analog_names(resolve_targets(args.workload, hw, args.mapping)), args.seeds)
     return loaded
 
