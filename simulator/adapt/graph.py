@@ -7,8 +7,9 @@ output and the adapter's (the `alpha / r` scale is folded into B). The adapter o
 just before P in op order, so P is the Add's latest producer and the Add, split by P's
 output pieces, runs on P's reduction cores like the ops after it. Consumers of P then
 read the Add. The adapter Linears are extra projections placed digital on P's reduction
-core, so their weights are resident in that core's SRAM (they are tiny) and the Add sits
-where P's partial sums are reduced. Nothing in simulator/engine changes.
+cores (A on the first, B split by output columns over all of them), so their weights are
+resident in those cores' SRAM (they are tiny) and the Add sits where P's partial sums are
+reduced. Nothing in simulator/engine changes.
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def _linear(op: Op, part: str, in_features: int, out_features: int, tag: str) ->
 
 def with_adapter_placements(mapping: Mapping, graph: Graph) -> Mapping:
     """`mapping` (of the graph without adapters) plus a digital placement of every adapter
-    projection of `graph` on its base projection's reduction core (cores[0])."""
+    projection of `graph` on its base projection's reduction cores (A: cores[0]; B: all)."""
     base = {p.projection: p for p in mapping.placements}
     placements = []
     for projection in graph.projections:
