@@ -108,6 +108,29 @@ def test_stochastic_update_is_reproducible_per_key():
     assert np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
 
 
+def test_cycle_noise_is_unit_normal_and_uncorrelated_across_devices_and_updates():
+    """Every slot fires (|x| = |d| = 1): each constant-step device takes BL pulses, so
+    (w - BL s) / (dw_min_std s sqrt(BL)) is its cycle-noise sample. Mean 0, std 1,
+    no correlation between neighbouring devices or between one device's updates."""
+    cfg = PulsedDeviceConfig(model="constant_step", dw_min=0.001, dw_min_dtod=0.0, up_down_dtod=0.0,
+                             w_bound_dtod=0.0, dw_min_std=0.3)
+    rows, cols, bl, updates = 64, 128, 31, 12
+    arr = pulsed.nominal_array(cfg, (rows, cols))
+    samples = []
+    for k in range(updates):
+        w = np.zeros((rows, cols), dtype=np.float32)
+        pulse_update.stochastic_update(w, arr, -np.ones(cols), np.ones(rows), 2.0 * bl * cfg.dw_min, bl, cfg.dw_min,
+                                       pulse_update.update_key(4, k))
+        s = arr.scale_up.astype(np.float64)
+        samples.append((w - bl * s) / (cfg.dw_min_std * s * np.sqrt(bl)))
+    xi = np.array(samples)  # [update, row, column]
+    n = xi.size
+    assert abs(xi.mean()) < 4 / np.sqrt(n) and abs(xi.std() - 1) < 4 / np.sqrt(2 * n)
+    assert np.abs(xi).max() < 3.5  # Irwin-Hall(4): tails cut at 3.45 sigma
+    for a, b in ((xi[:, :, 1:], xi[:, :, :-1]), (xi[:, 1:], xi[:, :-1]), (xi[1:], xi[:-1])):
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 4 / np.sqrt(a.size)  # columns, rows, updates
+
+
 def _pulse_by_pulse(arr, w, up, n):
     """The readable reference: n pulses, one after another, in float64."""
     w = w.astype(np.float64)
@@ -149,7 +172,7 @@ def test_closed_form_sums_the_steps_and_their_squares(s, c):
             for _ in range(n):
                 steps.append(s * max(1.0 - c * w, 0.0))
                 w += steps[-1]
-            move, squares = pulse_update._affine_pulses(np.float32(a), np.int32(n), np.float32(s), np.float32(c))
+            move, squares = pulse_update._affine_pulses(np.float32(a), np.uint32(n), np.float32(s), np.float32(c))
             assert move == pytest.approx(sum(steps), rel=2e-5, abs=1e-9)
             assert squares == pytest.approx(sum(t * t for t in steps), rel=2e-5, abs=1e-12)
 

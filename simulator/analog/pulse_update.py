@@ -34,7 +34,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.core.extending import intrinsic
 
 from simulator.analog.pulsed import CONSTANT, EXP, LINEAR, POW, SOFT, PulsedArray, q_down_scalar, q_up_scalar
 from simulator.analog.rng import mix64
@@ -42,6 +43,8 @@ from simulator.analog.rng import mix64
 MAX_BL = 64  # slots are bits of one uint64
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _NORMAL_SCALE = math.sqrt(3.0) / 65536.0  # (sum of 4 U(0,1) - 2) * sqrt(3) has unit variance
+_GOLDEN32 = np.uint32(0x9E3779B9)
+_BYTE_NORMAL_SCALE = 1.0 / math.sqrt(4 * (256 ** 2 - 1) / 12)  # a sum of 4 uniform bytes has this 1/std
 
 
 @njit(cache=True, inline="always")
@@ -73,23 +76,57 @@ def approx_normal(key, stream, index):
 
 @njit(cache=True, inline="always")
 def row_key(key, stream, row):
-    """The key of one row's stream of samples (see row_normal32)."""
+    """The 64-bit key of one row's stream of samples (see row_normal32)."""
     return _hash(key, stream, row)
 
 
-@njit(cache=True, inline="always")
-def row_normal32(key, j):
-    """Sample j of a row's stream, as approx_normal but float32 and from one mix (the
-    SplitMix64 sequence started at the row key): half the hashing of approx_normal."""
-    return np.float32(_centred_field_sum(mix64(key + np.uint64(j + 1) * _GOLDEN))) * np.float32(_NORMAL_SCALE)
+def _uint32_op(build):
+    """An intrinsic for one 32-bit operation on two uint32: numba widens integer arithmetic
+    to 64 bits, which in vector code halves the lanes and emulates the multiplies."""
+    @intrinsic
+    def op(typingctx, a, b):
+        if a != types.uint32 or b != types.uint32:
+            return None
+        return types.uint32(types.uint32, types.uint32), lambda context, builder, sig, args: build(builder, *args)
+    return op
+
+
+_add32 = _uint32_op(lambda builder, a, b: builder.add(a, b))
+_mul32 = _uint32_op(lambda builder, a, b: builder.mul(a, b))
+_and32 = _uint32_op(lambda builder, a, b: builder.and_(a, b))
+_xor32 = _uint32_op(lambda builder, a, b: builder.xor(a, b))
+_shr32 = _uint32_op(lambda builder, a, b: builder.lshr(a, b))
 
 
 @njit(cache=True, inline="always")
-def popcount64(v):
-    v = v - ((v >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    v = (v & np.uint64(0x3333333333333333)) + ((v >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    v = (v + (v >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return (v * np.uint64(0x0101010101010101)) >> np.uint64(56)
+def mix32(z):
+    """A bijective 32-bit mix of a uint32 (Wellons' lowbias32): 32-bit multiplies only, so it
+    runs in 8 (AVX2) or 16 (AVX-512) vector lanes."""
+    z = _mul32(_xor32(z, _shr32(z, np.uint32(16))), np.uint32(0x7FEB352D))
+    z = _mul32(_xor32(z, _shr32(z, np.uint32(15))), np.uint32(0x846CA68B))
+    return _xor32(z, _shr32(z, np.uint32(16)))
+
+
+@njit(cache=True, inline="always")
+def row_normal32(key_lo, key_hi, j):
+    """Sample j of a row's stream (key_lo, key_hi: the two uint32 halves of its row_key): an
+    Irwin-Hall(4) approximate N(0, 1) in float32 from one 32-bit mix of the counter (a Weyl
+    step, then both key halves): the sum of the hash's four bytes minus their mean 510, over
+    their std sqrt(4 (256^2 - 1) / 12). Exact mean and variance, tails cut at 3.45 sigma."""
+    h = mix32(_xor32(_add32(_mul32(np.uint32(j), _GOLDEN32), key_lo), key_hi))
+    bytes_ = np.uint32(0x00FF00FF)
+    pairs = _add32(_and32(h, bytes_), _and32(_shr32(h, np.uint32(8)), bytes_))  # two 16-bit sums
+    total = _add32(_and32(pairs, np.uint32(0xFFFF)), _shr32(pairs, np.uint32(16)))
+    return (np.float32(np.int32(total)) - np.float32(510.0)) * np.float32(_BYTE_NORMAL_SCALE)
+
+
+@intrinsic
+def popcount(typingctx, v):
+    """Set bits of an unsigned integer (LLVM's ctpop: one vpopcnt where the CPU has it, a
+    byte-table lookup in vector lanes on AVX2)."""
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+    return v(v), codegen
 
 
 @njit(cache=True, inline="always")
@@ -121,14 +158,14 @@ def _train_masks(values, scale, bl, key, stream):
 
 @njit(cache=True, inline="always")
 def _geometric(r, n):
-    """(r^n, 1 + r + ... + r^(n-1)) for 0 <= n < 128, by binary splitting of n: a block of
+    """(r^n, 1 + r + ... + r^(n-1)) for 0 <= n < 128 (uint32), by binary splitting of n: a block of
     2^b terms sums to prod_{c<b} (1 + r^(2^c)). No cancellation (unlike (1 - r^n)/(1 - r)
     for r near 1), so float32 suffices; unrolled and branch-free, so it vectorises."""
     one = np.float32(1.0)
     power, total = one, np.float32(0.0)
     block, square = one, r  # sum of the 2^b terms r^0 .. r^(2^b - 1); r^(2^b)
     for bit in (1, 2, 4, 8, 16, 32, 64):
-        taken = (n & bit) != 0
+        taken = _and32(n, np.uint32(bit)) != 0
         total = total + power * block if taken else total
         power = power * square if taken else power
         block = block * (one + square)
@@ -159,11 +196,10 @@ def _affine_pulses(a, n, s, c):
 
 
 @njit(cache=True, inline="always")
-def _affine_device(a, n, rising, s_up, s_down, lo, hi, gamma_up, gamma_down, c2c, noise):
+def _affine_device(a, n, up, s_up, s_down, lo, hi, gamma_up, gamma_down, c2c, noise):
     """A device's state after its n pulses (float32, branch-free; scalars only, so that
     the row loop stays free of array reference counting and vectorises)."""
-    one = np.float32(1.0)
-    up = np.float32(rising)  # blend, not select: a select of two loads becomes a gather
+    one = np.float32(1.0)  # up (1 or 0) blends, not selects: a select of two loads becomes a gather
     s = up * s_up - (one - up) * s_down
     c = (up * gamma_up + (one - up) * gamma_down) / (up * hi + (one - up) * lo)
     move, squares = _affine_pulses(a, n, s, c)
@@ -172,47 +208,56 @@ def _affine_device(a, n, rising, s_up, s_down, lo, hi, gamma_up, gamma_down, c2c
     return a if n == 0 else (noisy if c2c > 0 else moved)
 
 
+@njit(cache=True, inline="always")
+def _affine_devices(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, x_lo, x_hi, d_lo, d_hi,
+                    key_lo, key_hi, count_mask):
+    """The devices of one row (see _affine_row); every value in the loop is 32-bit, so it
+    runs in as many lanes as float32 allows."""
+    for j in range(v.size):
+        n = _and32(_add32(popcount(_and32(x_lo[j], d_lo)), popcount(_and32(x_hi[j], d_hi))), count_mask)
+        v[j] = _affine_device(v[j], n, x_up[j], s_up[j], s_down[j], w_min[j], w_max[j], gamma_up, gamma_down,
+                              c2c, row_normal32(key_lo, key_hi, j))
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def _affine_row(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d_pos, x_masks, d_mask, noise_key):
-    """One row of an affine response (cycle noise from the row's stream `noise_key`), in
-    vector lanes; returns the row's pulses. No device takes more pulses than the row line fired,
-    so for rows that fired < 4 or < 16 times the count is masked to 2 or 4 bits, which lets
-    the compiler drop _geometric's unused squarings."""
+def _affine_row(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, x_lo, x_hi, d_lo, d_hi, row_key):
+    """One row of an affine response, in vector lanes: x_up is 1 where a device goes up,
+    (x_lo, x_hi) and (d_lo, d_hi) the column and row trains' slots 0-31 and 32-63, row_key
+    the key of the row's cycle noise. No device takes more pulses than the row line
+    fired, so for rows that fired < 4 or < 16 times the count is masked to 2 or 4 bits,
+    which lets the compiler drop _geometric's unused squarings; a row with no slot above
+    31 (every row when BL <= 32) drops the high words."""
     c2c = np.float32(c2c)
-    fired = popcount64(d_mask)
-    row_total = 0
-    if fired < 4:
-        for j in range(v.size):
-            n = np.int32(popcount64(x_masks[j] & d_mask)) & 3
-            v[j] = _affine_device(v[j], n, (x[j] > 0) != d_pos, s_up[j], s_down[j], w_min[j], w_max[j],
-                                  gamma_up, gamma_down, c2c, row_normal32(noise_key, j))
-            row_total += n
+    key_lo, key_hi = np.uint32(row_key & np.uint64(0xFFFFFFFF)), np.uint32(row_key >> np.uint64(32))
+    fired = popcount(d_lo) + popcount(d_hi)
+    low = np.uint32(0)  # d_hi when it is 0: a constant, so the compiler drops the high words
+    if d_hi != 0:
+        _affine_devices(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, x_lo, x_hi, d_lo, d_hi,
+                        key_lo, key_hi, np.uint32(127))
+    elif fired < 4:
+        _affine_devices(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, x_lo, x_hi, d_lo, low,
+                        key_lo, key_hi, np.uint32(3))
     elif fired < 16:
-        for j in range(v.size):
-            n = np.int32(popcount64(x_masks[j] & d_mask)) & 15
-            v[j] = _affine_device(v[j], n, (x[j] > 0) != d_pos, s_up[j], s_down[j], w_min[j], w_max[j],
-                                  gamma_up, gamma_down, c2c, row_normal32(noise_key, j))
-            row_total += n
+        _affine_devices(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, x_lo, x_hi, d_lo, low,
+                        key_lo, key_hi, np.uint32(15))
     else:
-        for j in range(v.size):
-            n = np.int32(popcount64(x_masks[j] & d_mask))
-            v[j] = _affine_device(v[j], n, (x[j] > 0) != d_pos, s_up[j], s_down[j], w_min[j], w_max[j],
-                                  gamma_up, gamma_down, c2c, row_normal32(noise_key, j))
-            row_total += n
-    return row_total
+        _affine_devices(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, x_lo, x_hi, d_lo, low,
+                        key_lo, key_hi, np.uint32(63))
 
 
 @njit(cache=True, nogil=True)
 def _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key):
     """Constant step, linear step and soft bounds, q = max(1 - gamma w / bound, 0): every
     device's n pulses in closed form (_affine_pulses), one pass per row."""
-    rows, cols = w.shape
-    total = 0
-    for i in range(rows):
-        if d_masks[i] != 0:
-            total += _affine_row(w[i], gamma_up, gamma_down, s_up[i], s_down[i], w_min[i], w_max[i], c2c, x,
-                                 d[i] > 0, x_masks, d_masks[i], row_key(key, 2, i))
-    return total
+    low32 = np.uint64(0xFFFFFFFF)
+    x_lo, x_hi = (x_masks & low32).astype(np.uint32), (x_masks >> np.uint64(32)).astype(np.uint32)
+    x_up, x_down = (x < 0).astype(np.float32), (x > 0).astype(np.float32)  # up when x d < 0
+    for i in range(w.shape[0]):
+        d_mask = d_masks[i]
+        if d_mask != 0:
+            _affine_row(w[i], gamma_up, gamma_down, s_up[i], s_down[i], w_min[i], w_max[i], c2c,
+                        x_up if d[i] > 0 else x_down, x_lo, x_hi, np.uint32(d_mask & low32),
+                        np.uint32(d_mask >> np.uint64(32)), row_key(key, 2, i))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -252,18 +297,15 @@ def _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_mas
     """Exp step and power step: each device's pulses applied one after another."""
     x_pos = x > 0
     rows, cols = w.shape
-    total = 0
     for i in range(rows):
         d_mask = d_masks[i]
         if d_mask == 0:
             continue
         counts = np.empty(cols, dtype=np.int32)
         up = np.empty(cols, dtype=np.bool_)
-        row_total = 0
         for j in range(cols):  # AND + popcount over the row
-            counts[j] = popcount64(x_masks[j] & d_mask)
+            counts[j] = popcount(x_masks[j] & d_mask)
             up[j] = x_pos[j] != (d[i] > 0)  # dW = -lr d x: up when x d < 0
-            row_total += counts[j]
         step_sq = np.zeros(cols, dtype=np.float32)
         v = w[i]
         if model == EXP:
@@ -272,12 +314,11 @@ def _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_mas
             _pulse_rounds(POW, v, counts, up, s_up[i], s_down[i], w_min[i], w_max[i], params, step_sq)
         if c2c > 0:
             noise_key = row_key(key, 2, i)
+            key_lo, key_hi = np.uint32(noise_key & np.uint64(0xFFFFFFFF)), np.uint32(noise_key >> np.uint64(32))
             for j in range(cols):
                 if counts[j] > 0:
-                    noisy = v[j] + c2c * math.sqrt(step_sq[j]) * row_normal32(noise_key, j)
+                    noisy = v[j] + c2c * math.sqrt(step_sq[j]) * row_normal32(key_lo, key_hi, j)
                     v[j] = min(max(noisy, w_min[i, j]), w_max[i, j])
-        total += row_total
-    return total
 
 
 @njit(cache=True, inline="always")
@@ -290,6 +331,22 @@ def _affine_gammas(model, params):
     return np.float32(params[0]), np.float32(params[1])
 
 
+@njit(cache=True, inline="always")
+def _coincidences(x_masks, d_masks, bl):
+    """Pulses of an update: sum over slots of (rows firing) x (columns firing) in it."""
+    total = 0
+    for t in range(bl):
+        bit = np.uint64(1) << np.uint64(t)
+        rows = 0
+        for i in range(d_masks.size):
+            rows += (d_masks[i] & bit) != 0
+        cols = 0
+        for j in range(x_masks.size):
+            cols += (x_masks[j] & bit) != 0
+        total += rows * cols
+    return total
+
+
 @njit(cache=True, nogil=True)
 def _stochastic_update(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, lr, bl, dw_min, key):
     """Draw the row and column trains, then apply the coincidences with the model's kernel."""
@@ -300,8 +357,10 @@ def _stochastic_update(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, 
     d_masks = _train_masks(d, b, bl, key, 1)
     if model == CONSTANT or model == LINEAR or model == SOFT:
         gamma_up, gamma_down = _affine_gammas(model, params)
-        return _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
-    return _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
+        _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
+    else:
+        _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
+    return _coincidences(x_masks, d_masks, bl)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
