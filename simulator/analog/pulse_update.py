@@ -197,11 +197,11 @@ def _affine_pulses(a, n, s, c):
 
 @njit(cache=True, inline="always")
 def _affine_device(a, n, up, s_up, s_down, lo, hi, gamma_up, gamma_down, c2c, noise):
-    """A device's state after its n pulses (float32, branch-free; scalars only, so that
-    the row loop stays free of array reference counting and vectorises)."""
-    one = np.float32(1.0)  # up (1 or 0) blends, not selects: a select of two loads becomes a gather
-    s = up * s_up - (one - up) * s_down
-    c = (up * gamma_up + (one - up) * gamma_down) / (up * hi + (one - up) * lo)
+    """A device's state after its n pulses (float32; scalars only, so that the row loop
+    stays free of array reference counting and vectorises). Both directions' constants
+    are loaded before the selects between them, so these become blends, not gathers."""
+    s = s_up if up else -s_down
+    c = (gamma_up if up else gamma_down) / (hi if up else lo)
     move, squares = _affine_pulses(a, n, s, c)
     moved = min(max(a + move, lo), hi)
     noisy = min(max(moved + c2c * math.sqrt(squares) * noise, lo), hi)
@@ -221,7 +221,7 @@ def _affine_devices(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _affine_row(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, x_lo, x_hi, d_lo, d_hi, row_key):
-    """One row of an affine response, in vector lanes: x_up is 1 where a device goes up,
+    """One row of an affine response, in vector lanes: x_up is True where a device goes up,
     (x_lo, x_hi) and (d_lo, d_hi) the column and row trains' slots 0-31 and 32-63, row_key
     the key of the row's cycle noise. No device takes more pulses than the row line
     fired, so for rows that fired < 4 or < 16 times the count is masked to 2 or 4 bits,
@@ -251,7 +251,7 @@ def _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d,
     device's n pulses in closed form (_affine_pulses), one pass per row."""
     low32 = np.uint64(0xFFFFFFFF)
     x_lo, x_hi = (x_masks & low32).astype(np.uint32), (x_masks >> np.uint64(32)).astype(np.uint32)
-    x_up, x_down = (x < 0).astype(np.float32), (x > 0).astype(np.float32)  # up when x d < 0
+    x_up, x_down = x < 0, x > 0  # up when x d < 0
     for i in range(w.shape[0]):
         d_mask = d_masks[i]
         if d_mask != 0:
