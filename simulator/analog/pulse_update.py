@@ -108,12 +108,19 @@ def mix32(z):
 
 
 @njit(cache=True, inline="always")
-def row_normal32(key_lo, key_hi, j):
-    """Sample j of a row's stream (key_lo, key_hi: the two uint32 halves of its row_key): an
-    Irwin-Hall(4) approximate N(0, 1) in float32 from one 32-bit mix of the counter (a Weyl
-    step, then both key halves): the sum of the hash's four bytes minus their mean 510, over
-    their std sqrt(4 (256^2 - 1) / 12). Exact mean and variance, tails cut at 3.45 sigma."""
-    h = mix32(_xor32(_add32(_mul32(np.uint32(j), _GOLDEN32), key_lo), key_hi))
+def weyl32(key_lo, j):
+    """Counter j of a row's stream: key_lo + j * golden (mod 2^32); a loop over j steps it
+    by one addition instead (see row_normal32)."""
+    return _add32(key_lo, _mul32(np.uint32(j), _GOLDEN32))
+
+
+@njit(cache=True, inline="always")
+def row_normal32(weyl, key_hi):
+    """A row's sample at counter `weyl` (weyl32 of the low half of its row_key, key_hi the
+    high half): an Irwin-Hall(4) approximate N(0, 1) in float32 from one 32-bit mix, the
+    sum of the hash's four bytes minus their mean 510, over their std
+    sqrt(4 (256^2 - 1) / 12). Exact mean and variance, tails cut at 3.45 sigma."""
+    h = mix32(_xor32(weyl, key_hi))
     bytes_ = np.uint32(0x00FF00FF)
     pairs = _add32(_and32(h, bytes_), _and32(_shr32(h, np.uint32(8)), bytes_))  # two 16-bit sums
     total = _add32(_and32(pairs, np.uint32(0xFFFF)), _shr32(pairs, np.uint32(16)))
@@ -213,10 +220,12 @@ def _affine_devices(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_
                     key_lo, key_hi, count_mask):
     """The devices of one row (see _affine_row); every value in the loop is 32-bit, so it
     runs in as many lanes as float32 allows."""
+    weyl = key_lo  # weyl32(key_lo, j)
     for j in range(v.size):
         n = _and32(_add32(popcount(_and32(x_lo[j], d_lo)), popcount(_and32(x_hi[j], d_hi))), count_mask)
         v[j] = _affine_device(v[j], n, x_up[j], s_up[j], s_down[j], w_min[j], w_max[j], gamma_up, gamma_down,
-                              c2c, row_normal32(key_lo, key_hi, j))
+                              c2c, row_normal32(weyl, key_hi))
+        weyl = _add32(weyl, _GOLDEN32)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -317,7 +326,7 @@ def _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_mas
             key_lo, key_hi = np.uint32(noise_key & np.uint64(0xFFFFFFFF)), np.uint32(noise_key >> np.uint64(32))
             for j in range(cols):
                 if counts[j] > 0:
-                    noisy = v[j] + c2c * math.sqrt(step_sq[j]) * row_normal32(key_lo, key_hi, j)
+                    noisy = v[j] + c2c * math.sqrt(step_sq[j]) * row_normal32(weyl32(key_lo, j), key_hi)
                     v[j] = min(max(noisy, w_min[i, j]), w_max[i, j])
 
 
