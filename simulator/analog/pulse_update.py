@@ -40,7 +40,7 @@ from numba.core.extending import intrinsic
 from simulator.analog.pulsed import CONSTANT, EXP, LINEAR, POW, SOFT, PulsedArray, q_down_scalar, q_up_scalar
 from simulator.analog.rng import mix64
 
-MAX_BL = 64  # slots are bits of one uint64
+MAX_BL = 64  # slots are bits of two uint32 words
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _NORMAL_SCALE = math.sqrt(3.0) / 65536.0  # (sum of 4 U(0,1) - 2) * sqrt(3) has unit variance
 _GOLDEN32 = np.uint32(0x9E3779B9)
@@ -50,12 +50,6 @@ _BYTE_NORMAL_SCALE = 1.0 / math.sqrt(4 * (256 ** 2 - 1) / 12)  # a sum of 4 unif
 @njit(cache=True, inline="always")
 def _hash(key, stream, index):
     return mix64(key ^ mix64(np.uint64(stream) * _GOLDEN + np.uint64(index)))
-
-
-@njit(cache=True, inline="always")
-def unit_uniform(key, stream, index):
-    """U[0, 1) from 53 bits of the hash of (key, stream, index)."""
-    return (_hash(key, stream, index) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 @njit(cache=True, inline="always")
@@ -94,7 +88,9 @@ def _uint32_op(build):
 _add32 = _uint32_op(lambda builder, a, b: builder.add(a, b))
 _mul32 = _uint32_op(lambda builder, a, b: builder.mul(a, b))
 _and32 = _uint32_op(lambda builder, a, b: builder.and_(a, b))
+_or32 = _uint32_op(lambda builder, a, b: builder.or_(a, b))
 _xor32 = _uint32_op(lambda builder, a, b: builder.xor(a, b))
+_shl32 = _uint32_op(lambda builder, a, b: builder.shl(a, b))
 _shr32 = _uint32_op(lambda builder, a, b: builder.lshr(a, b))
 
 
@@ -109,8 +105,8 @@ def mix32(z):
 
 @njit(cache=True, inline="always")
 def weyl32(key_lo, j):
-    """Counter j of a row's stream: key_lo + j * golden (mod 2^32); a loop over j steps it
-    by one addition instead (see row_normal32)."""
+    """Counter j (uint32) of a stream: key_lo + j * golden (mod 2^32); a loop over j can
+    step it by one addition instead."""
     return _add32(key_lo, _mul32(np.uint32(j), _GOLDEN32))
 
 
@@ -152,15 +148,28 @@ def _update_scales(x, d, lr, bl, dw_min):
 
 
 @njit(cache=True, inline="always")
-def _train_masks(values, scale, bl, key, stream):
-    """Bit t of mask j set when slot t of line j fires (probability min(scale |v_j|, 1)).
-    Slot-major and branch-free, so the hashes of all lines run in vector lanes."""
-    masks = np.zeros(values.size, dtype=np.uint64)
+def _key_halves(key):
+    """The two uint32 halves of a 64-bit key."""
+    return np.uint32(key & np.uint64(0xFFFFFFFF)), np.uint32(key >> np.uint64(32))
+
+
+@njit(cache=True, inline="always")
+def _train_words(values, scale, bl, key, stream):
+    """words[w, j] bit t set when slot 32 w + t of line j fires (probability min(scale |v_j|,
+    1)): the top 24 bits of a 32-bit mix of (stream key, j * MAX_BL + slot) against the
+    probability in units of 2^-24. Slot-major and 32-bit, so the lines run in vector lanes."""
+    key_lo, key_hi = _key_halves(_hash(key, stream, 0))
+    threshold = np.empty(values.size, dtype=np.float32)
+    for j in range(values.size):
+        threshold[j] = min(scale * abs(values[j]), 1.0) * 16777216.0
+    words = np.zeros((2, values.size), dtype=np.uint32)
     for t in range(bl):
+        word, bit = words[t // 32], np.uint32(t % 32)
         for j in range(values.size):
-            fire = unit_uniform(key, stream, j * MAX_BL + t) < min(scale * abs(values[j]), 1.0)
-            masks[j] |= np.uint64(fire) << np.uint64(t)
-    return masks
+            h = mix32(_xor32(weyl32(key_lo, np.uint32(j * MAX_BL + t)), key_hi))
+            fire = np.float32(np.int32(_shr32(h, np.uint32(8)))) < threshold[j]
+            word[j] = _or32(word[j], _shl32(np.uint32(fire), bit))
+    return words
 
 
 @njit(cache=True, inline="always")
@@ -237,7 +246,7 @@ def _affine_row(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, 
     which lets the compiler drop _geometric's unused squarings; a row with no slot above
     31 (every row when BL <= 32) drops the high words."""
     c2c = np.float32(c2c)
-    key_lo, key_hi = np.uint32(row_key & np.uint64(0xFFFFFFFF)), np.uint32(row_key >> np.uint64(32))
+    key_lo, key_hi = _key_halves(row_key)
     fired = popcount(d_lo) + popcount(d_hi)
     low = np.uint32(0)  # d_hi when it is 0: a constant, so the compiler drops the high words
     if d_hi != 0:
@@ -255,18 +264,15 @@ def _affine_row(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, 
 
 
 @njit(cache=True, nogil=True)
-def _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key):
+def _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d, x_words, d_words, key):
     """Constant step, linear step and soft bounds, q = max(1 - gamma w / bound, 0): every
     device's n pulses in closed form (_affine_pulses), one pass per row."""
-    low32 = np.uint64(0xFFFFFFFF)
-    x_lo, x_hi = (x_masks & low32).astype(np.uint32), (x_masks >> np.uint64(32)).astype(np.uint32)
     x_up, x_down = x < 0, x > 0  # up when x d < 0
     for i in range(w.shape[0]):
-        d_mask = d_masks[i]
-        if d_mask != 0:
+        d_lo, d_hi = d_words[0, i], d_words[1, i]
+        if d_lo != 0 or d_hi != 0:
             _affine_row(w[i], gamma_up, gamma_down, s_up[i], s_down[i], w_min[i], w_max[i], c2c,
-                        x_up if d[i] > 0 else x_down, x_lo, x_hi, np.uint32(d_mask & low32),
-                        np.uint32(d_mask >> np.uint64(32)), row_key(key, 2, i))
+                        x_up if d[i] > 0 else x_down, x_words[0], x_words[1], d_lo, d_hi, row_key(key, 2, i))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -302,18 +308,18 @@ def _pulse_rounds(model, v, counts, up, s_up, s_down, w_min, w_max, params, step
 
 
 @njit(cache=True, nogil=True)
-def _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key):
+def _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_words, d_words, key):
     """Exp step and power step: each device's pulses applied one after another."""
     x_pos = x > 0
     rows, cols = w.shape
     for i in range(rows):
-        d_mask = d_masks[i]
-        if d_mask == 0:
+        d_lo, d_hi = d_words[0, i], d_words[1, i]
+        if d_lo == 0 and d_hi == 0:
             continue
         counts = np.empty(cols, dtype=np.int32)
         up = np.empty(cols, dtype=np.bool_)
         for j in range(cols):  # AND + popcount over the row
-            counts[j] = popcount(x_masks[j] & d_mask)
+            counts[j] = popcount(_and32(x_words[0, j], d_lo)) + popcount(_and32(x_words[1, j], d_hi))
             up[j] = x_pos[j] != (d[i] > 0)  # dW = -lr d x: up when x d < 0
         step_sq = np.zeros(cols, dtype=np.float32)
         v = w[i]
@@ -323,7 +329,7 @@ def _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_mas
             _pulse_rounds(POW, v, counts, up, s_up[i], s_down[i], w_min[i], w_max[i], params, step_sq)
         if c2c > 0:
             noise_key = row_key(key, 2, i)
-            key_lo, key_hi = np.uint32(noise_key & np.uint64(0xFFFFFFFF)), np.uint32(noise_key >> np.uint64(32))
+            key_lo, key_hi = _key_halves(noise_key)
             for j in range(cols):
                 if counts[j] > 0:
                     noisy = v[j] + c2c * math.sqrt(step_sq[j]) * row_normal32(weyl32(key_lo, j), key_hi)
@@ -341,17 +347,17 @@ def _affine_gammas(model, params):
 
 
 @njit(cache=True, inline="always")
-def _coincidences(x_masks, d_masks, bl):
+def _coincidences(x_words, d_words, bl):
     """Pulses of an update: sum over slots of (rows firing) x (columns firing) in it."""
     total = 0
     for t in range(bl):
-        bit = np.uint64(1) << np.uint64(t)
+        word, bit = t // 32, np.uint32(1 << (t % 32))
         rows = 0
-        for i in range(d_masks.size):
-            rows += (d_masks[i] & bit) != 0
+        for i in range(d_words.shape[1]):
+            rows += _and32(d_words[word, i], bit) != 0
         cols = 0
-        for j in range(x_masks.size):
-            cols += (x_masks[j] & bit) != 0
+        for j in range(x_words.shape[1]):
+            cols += _and32(x_words[word, j], bit) != 0
         total += rows * cols
     return total
 
@@ -362,14 +368,14 @@ def _stochastic_update(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, 
     a, b = _update_scales(x, d, lr, bl, dw_min)
     if a == 0.0:
         return 0
-    x_masks = _train_masks(x, a, bl, key, 0)
-    d_masks = _train_masks(d, b, bl, key, 1)
+    x_words = _train_words(x, a, bl, key, 0)
+    d_words = _train_words(d, b, bl, key, 1)
     if model == CONSTANT or model == LINEAR or model == SOFT:
         gamma_up, gamma_down = _affine_gammas(model, params)
-        _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
+        _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d, x_words, d_words, key)
     else:
-        _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_masks, d_masks, key)
-    return _coincidences(x_masks, d_masks, bl)
+        _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_words, d_words, key)
+    return _coincidences(x_words, d_words, bl)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
