@@ -177,6 +177,14 @@ def test_closed_form_sums_the_steps_and_their_squares(s, c):
             assert squares == pytest.approx(sum(t * t for t in steps), rel=2e-5, abs=1e-12)
 
 
+def test_float32_exp2_and_log2_of_the_chained_kernels():
+    """The exp and power steps' vectorisable exp2 and log2 are accurate to float32."""
+    for x in np.linspace(-40.0, 20.0, 2001, dtype=np.float32):
+        assert pulse_update._exp2(x) == pytest.approx(2.0 ** float(x), rel=2e-7)
+    for y in np.exp(np.linspace(-60.0, 5.0, 2001)).astype(np.float32):
+        assert pulse_update._log2(y) == pytest.approx(np.log2(float(y)), rel=1e-7, abs=2e-7)
+
+
 def test_expected_update_of_a_constant_step_is_exact():
     cfg = _quiet(model="constant_step", dw_min=0.001)
     arr = pulsed.nominal_array(cfg, (2, 3))

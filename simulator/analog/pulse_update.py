@@ -17,23 +17,28 @@ Each coincidence is one device step, applied in order (pulse k sees the state le
 pulse k - 1). For the affine responses (constant step, linear step, soft bounds: q = max(1 -
 c w, 0)) n consecutive pulses have a closed form (a geometric series; _affine_pulses), so
 each device is updated once, in float32 vector lanes; the exp and power steps apply their
-pulses one by one. Cycle-to-cycle noise: the n pulses a device takes in one update each
+pulses one by one, in masked rounds over the row with a float32 exp2 and log2 that
+vectorise (_chained_row). Cycle-to-cycle noise: the n pulses a device takes in one update each
 have a relative std dw_min_std; their sum is added once per device and update, as one
 Gaussian of variance dw_min_std^2 * sum_k step_k^2 (exact to first order in the step: a
 noisy step changes the later steps' q(w) by O(dw_min^2)).
 
-Randomness is counter-based: every slot bit is a hash of (update key, stream, index) and
-every device's noise sample j of its row's SplitMix64 stream, so results are the same for
-any thread count and each update's key (from the caller's seed and update counter) fixes
-it completely. The normal is a centred sum of four 16-bit uniforms from one hash
-(Irwin-Hall: exact mean and variance, tails cut at 3.46 sigma) instead of a logarithm and
-a cosine.
+Randomness is counter-based: the slot bits of a line and the noise of a row's devices
+are 32-bit mixes of a Weyl counter (line * MAX_BL + slot, or column) keyed by a 64-bit
+hash of (update key, stream, line or row), so results are the same for any thread count
+and each update's key (from the caller's seed and update counter) fixes it completely.
+The hot loops hash with 32-bit multiplies only: numba widens integer arithmetic to 64
+bits, which halves the vector lanes and, without AVX-512, emulates each multiply, so the
+32-bit operations are LLVM intrinsics (_uint32_op). The normal is a centred sum of the
+four bytes of one hash (Irwin-Hall(4): exact mean and variance, tails cut at 3.45 sigma)
+instead of a logarithm and a cosine.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
 from numba.core.extending import intrinsic
 
@@ -44,6 +49,7 @@ MAX_BL = 64  # slots are bits of two uint32 words
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _NORMAL_SCALE = math.sqrt(3.0) / 65536.0  # (sum of 4 U(0,1) - 2) * sqrt(3) has unit variance
 _GOLDEN32 = np.uint32(0x9E3779B9)
+_LOG2E = 1.0 / math.log(2.0)
 _BYTE_NORMAL_SCALE = 1.0 / math.sqrt(4 * (256 ** 2 - 1) / 12)  # a sum of 4 uniform bytes has this 1/std
 
 
@@ -275,65 +281,142 @@ def _affine_rows(w, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x, d,
                         x_up if d[i] > 0 else x_down, x_words[0], x_words[1], d_lo, d_hi, row_key(key, 2, i))
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _pulse_rounds(model, v, counts, up, s_up, s_down, w_min, w_max, params, step_sq):
-    """Pulses of a row of a non-affine response: the up and the down devices each in rounds
-    over a compacted list of those still owed pulses. Round k gives pulse k to each of
-    them, so consecutive iterations touch independent devices (their chains overlap in
-    the pipeline), each list evaluates one response only, and the work is the pulse
-    count, not row length x the longest train. step_sq accumulates each device's squared steps."""
-    owed = np.empty(v.size, dtype=np.int32)
-    for direction in range(2):
-        rising = direction == 0
-        m = 0
+@intrinsic
+def _float_bits(typingctx, x):
+    """The IEEE-754 bits of a float32 as an int32."""
+    if x != types.float32:
+        return None
+    return types.int32(types.float32), lambda context, builder, sig, args: builder.bitcast(args[0], ir.IntType(32))
+
+
+@intrinsic
+def _bits_float(typingctx, i):
+    """The float32 with IEEE-754 bits i (int32)."""
+    if i != types.int32:
+        return None
+    return types.float32(types.int32), lambda context, builder, sig, args: builder.bitcast(args[0], ir.FloatType())
+
+
+@njit(cache=True, inline="always")
+def _exp2(x):
+    """2^x in float32 (relative error 1e-7; x below -126 gives 2^-126): exponent bits plus
+    a degree-6 polynomial for 2^f, f in [0, 1), so a loop over it vectorises (np.exp does
+    not, without a vector math library)."""
+    x = min(max(x, np.float32(-126.0)), np.float32(126.0))
+    whole = np.floor(x)
+    f = x - whole
+    p = np.float32(2.168343198718503e-04)
+    for c in (1.2437946861609817e-03, 9.679985232651234e-03, 5.548214912414551e-02, 2.4023030698299408e-01,
+              6.931468844413757e-01, 1.0):
+        p = p * f + np.float32(c)
+    return p * _bits_float(np.int32((np.int32(whole) + 127) << 23))
+
+
+@njit(cache=True, inline="always")
+def _log2(y):
+    """log2(y) in float32 for normal y > 0 (absolute error 1e-7): the exponent bits plus
+    u P(u), u = m - 1 for the mantissa m scaled into [sqrt(1/2), sqrt(2)), P of degree 8."""
+    bits = _float_bits(y)
+    exponent = np.float32(np.int32((bits >> 23) - 127))
+    m = _bits_float(np.int32((bits & 0x7FFFFF) | 0x3F800000))  # in [1, 2)
+    high = m > np.float32(1.4142135)
+    m = m * np.float32(0.5) if high else m
+    exponent = exponent + np.float32(1.0) if high else exponent
+    u = m - np.float32(1.0)
+    p = np.float32(0.12454018741846085)
+    for c in (-0.20480720698833466, 0.21508777141571045, -0.23924550414085388, 0.28800514340400696,
+              -0.3606933057308197, 0.48090794682502747, -0.721347451210022, 1.4426950216293335):
+        p = p * u + np.float32(c)
+    return exponent + u * p
+
+
+@njit(cache=True, inline="always")
+def _chained_q(model, w, rate, shift, factor):
+    """q(w) of the exp step, max(1 - factor 2^(rate w + shift), 0), or of the power step,
+    ((w - shift) rate)^factor (0 where the base is <= 0), from a device's constants for
+    its direction (_chained_constants)."""
+    if model == EXP:
+        return max(np.float32(1.0) - factor * _exp2(rate * w + shift), np.float32(0.0))
+    base = (w - shift) * rate
+    q = _exp2(factor * _log2(max(base, np.float32(1e-30))))
+    return q if base > 0 else np.float32(0.0)
+
+
+@njit(cache=True, inline="always")
+def _direction_constants(model, params):
+    """For up and down pulses (see q_up, q_down): the numerator of _chained_q's rate (its
+    denominator is w_max - w_min), the shift (the power step's is the bound instead) and
+    the factor. The exp step's exp(g z), z = 2 a w / (w_max - w_min) + b, is
+    2^(rate w + shift); the power step's base is 2 (w_max - w) / (w_max - w_min) up and
+    2 (w - w_min) / (w_max - w_min) down."""
+    if model == EXP:
+        g_up, g_down = _LOG2E * params[2], -_LOG2E * params[3]
+        return (np.float32(2.0 * params[4] * g_up), np.float32(2.0 * params[4] * g_down), np.float32(g_up * params[5]),
+                np.float32(g_down * params[5]), np.float32(params[0]), np.float32(params[1]))
+    return (np.float32(-2.0), np.float32(2.0), np.float32(0.0), np.float32(0.0),
+            np.float32(params[0] * (1.0 + params[1])), np.float32(params[0] * (1.0 - params[1])))
+
+
+@njit(cache=True, inline="always")
+def _chained_row(model, params, v, counts, up, s_up, s_down, w_min, w_max, step_sq, rate, shift, factor, scale):
+    """Pulses of a row of a non-affine response, applied in order per device: round k gives
+    pulse k to every device owed more than k. Each round is one pass over the row, masked
+    per device and with no libm call (_exp2, _log2), so it runs in vector lanes: a pass
+    costs little more than its owed devices alone would in scalar code. rate, shift,
+    factor and scale (the signed step) are scratch rows for each device's constants;
+    step_sq gets each device's sum of squared steps."""
+    rate_up, rate_down, shift_up, shift_down, factor_up, factor_down = _direction_constants(model, params)
+    rounds = 0
+    for j in range(v.size):
+        rising, lo, hi = up[j], w_min[j], w_max[j]
+        rate[j] = (rate_up if rising else rate_down) / (hi - lo)
+        if model == POW:
+            shift[j] = hi if rising else lo
+        else:
+            shift[j] = shift_up if rising else shift_down
+        factor[j] = factor_up if rising else factor_down
+        scale[j] = s_up[j] if rising else -s_down[j]
+        step_sq[j] = 0.0
+        rounds = max(rounds, counts[j])
+    for k in range(rounds):
         for j in range(v.size):
-            owed[m] = j
-            m += (counts[j] > 0) & (up[j] == rising)
-        k = 0
-        while m > 0:
-            kept = 0
-            for t in range(m):
-                j = owed[t]
-                a = v[j]
-                if rising:
-                    step = s_up[j] * q_up_scalar(model, a, w_min[j], w_max[j], params)
-                else:
-                    step = -s_down[j] * q_down_scalar(model, a, w_min[j], w_max[j], params)
-                step_sq[j] += step * step
-                v[j] = min(max(a + step, w_min[j]), w_max[j])
-                owed[kept] = j
-                kept += counts[j] > k + 1
-            m = kept
-            k += 1
+            a = v[j]
+            step = scale[j] * _chained_q(model, a, rate[j], shift[j], factor[j])
+            owed = counts[j] > k
+            step_sq[j] += step * step if owed else np.float32(0.0)
+            v[j] = min(max(a + step, w_min[j]), w_max[j]) if owed else a
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_words, d_words, key):
     """Exp step and power step: each device's pulses applied one after another."""
-    x_pos = x > 0
-    rows, cols = w.shape
-    for i in range(rows):
+    c2c = np.float32(c2c)
+    x_up, x_down = x < 0, x > 0  # up when x d < 0
+    cols = w.shape[1]
+    counts, step_sq = np.empty(cols, dtype=np.int32), np.empty(cols, dtype=np.float32)
+    rate, shift = np.empty(cols, dtype=np.float32), np.empty(cols, dtype=np.float32)
+    factor, scale = np.empty(cols, dtype=np.float32), np.empty(cols, dtype=np.float32)
+    for i in range(w.shape[0]):
         d_lo, d_hi = d_words[0, i], d_words[1, i]
         if d_lo == 0 and d_hi == 0:
             continue
-        counts = np.empty(cols, dtype=np.int32)
-        up = np.empty(cols, dtype=np.bool_)
-        for j in range(cols):  # AND + popcount over the row
-            counts[j] = popcount(_and32(x_words[0, j], d_lo)) + popcount(_and32(x_words[1, j], d_hi))
-            up[j] = x_pos[j] != (d[i] > 0)  # dW = -lr d x: up when x d < 0
-        step_sq = np.zeros(cols, dtype=np.float32)
+        for j in range(cols):
+            counts[j] = np.int32(_add32(popcount(_and32(x_words[0, j], d_lo)), popcount(_and32(x_words[1, j], d_hi))))
+        up = x_up if d[i] > 0 else x_down
         v = w[i]
         if model == EXP:
-            _pulse_rounds(EXP, v, counts, up, s_up[i], s_down[i], w_min[i], w_max[i], params, step_sq)
+            _chained_row(EXP, params, v, counts, up, s_up[i], s_down[i], w_min[i], w_max[i], step_sq, rate, shift,
+                         factor, scale)
         else:
-            _pulse_rounds(POW, v, counts, up, s_up[i], s_down[i], w_min[i], w_max[i], params, step_sq)
+            _chained_row(POW, params, v, counts, up, s_up[i], s_down[i], w_min[i], w_max[i], step_sq, rate, shift,
+                         factor, scale)
         if c2c > 0:
-            noise_key = row_key(key, 2, i)
-            key_lo, key_hi = _key_halves(noise_key)
+            key_lo, key_hi = _key_halves(row_key(key, 2, i))
+            lo, hi = w_min[i], w_max[i]
             for j in range(cols):
-                if counts[j] > 0:
-                    noisy = v[j] + c2c * math.sqrt(step_sq[j]) * row_normal32(weyl32(key_lo, j), key_hi)
-                    v[j] = min(max(noisy, w_min[i, j]), w_max[i, j])
+                noisy = min(max(v[j] + c2c * math.sqrt(step_sq[j]) * row_normal32(weyl32(key_lo, np.uint32(j)), key_hi),
+                                lo[j]), hi[j])
+                v[j] = noisy if counts[j] > 0 else v[j]
 
 
 @njit(cache=True, inline="always")
