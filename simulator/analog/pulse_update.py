@@ -70,7 +70,8 @@ def _centred_field_sum(h):
 @njit(cache=True, inline="always")
 def approx_normal(key, stream, index):
     """Zero-mean, unit-variance Irwin-Hall(4) sample from one hash: (sum of four 16-bit
-    uniforms - their mean) * sqrt(3), summed as integers, converted once."""
+    uniforms - their mean) * sqrt(3), summed as integers, converted once. For scalar
+    draws (program-and-verify); the pulse update's vector loops use row_normal32."""
     return _centred_field_sum(_hash(key, stream, index)) * _NORMAL_SCALE
 
 
@@ -111,7 +112,7 @@ def mix32(z):
 
 @njit(cache=True, inline="always")
 def weyl32(key_lo, j):
-    """Counter j (uint32) of a stream: key_lo + j * golden (mod 2^32); a loop over j can
+    """Counter j (taken mod 2^32) of a stream: key_lo + j * golden (mod 2^32); a loop over j can
     step it by one addition instead."""
     return _add32(key_lo, _mul32(np.uint32(j), _GOLDEN32))
 
@@ -172,7 +173,7 @@ def _train_words(values, scale, bl, key, stream):
     for t in range(bl):
         word, bit = words[t // 32], np.uint32(t % 32)
         for j in range(values.size):
-            h = mix32(_xor32(weyl32(key_lo, np.uint32(j * MAX_BL + t)), key_hi))
+            h = mix32(_xor32(weyl32(key_lo, j * MAX_BL + t), key_hi))
             fire = np.float32(np.int32(_shr32(h, np.uint32(8)))) < threshold[j]
             word[j] = _or32(word[j], _shl32(np.uint32(fire), bit))
     return words
@@ -414,7 +415,7 @@ def _chained_rows(w, model, params, s_up, s_down, w_min, w_max, c2c, x, d, x_wor
             key_lo, key_hi = _key_halves(row_key(key, 2, i))
             lo, hi = w_min[i], w_max[i]
             for j in range(cols):
-                noisy = min(max(v[j] + c2c * math.sqrt(step_sq[j]) * row_normal32(weyl32(key_lo, np.uint32(j)), key_hi),
+                noisy = min(max(v[j] + c2c * math.sqrt(step_sq[j]) * row_normal32(weyl32(key_lo, j), key_hi),
                                 lo[j]), hi[j])
                 v[j] = noisy if counts[j] > 0 else v[j]
 
