@@ -249,8 +249,8 @@ def _affine_row(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, 
     """One row of an affine response, in vector lanes: x_up is True where a device goes up,
     (x_lo, x_hi) and (d_lo, d_hi) the column and row trains' slots 0-31 and 32-63, row_key
     the key of the row's cycle noise. No device takes more pulses than the row line
-    fired, so for rows that fired < 4 or < 16 times the count is masked to 2 or 4 bits,
-    which lets the compiler drop _geometric's unused squarings; a row with no slot above
+    fired, so for rows that fired < 4, < 8 or < 16 times the count is masked to 2, 3 or 4
+    bits, which lets the compiler drop _geometric's unused squarings; a row with no slot above
     31 (every row when BL <= 32) drops the high words."""
     c2c = np.float32(c2c)
     key_lo, key_hi = _key_halves(row_key)
@@ -262,6 +262,9 @@ def _affine_row(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, 
     elif fired < 4:
         _affine_devices(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, x_lo, x_hi, d_lo, low,
                         key_lo, key_hi, np.uint32(3))
+    elif fired < 8:
+        _affine_devices(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, x_lo, x_hi, d_lo, low,
+                        key_lo, key_hi, np.uint32(7))
     elif fired < 16:
         _affine_devices(v, gamma_up, gamma_down, s_up, s_down, w_min, w_max, c2c, x_up, x_lo, x_hi, d_lo, low,
                         key_lo, key_hi, np.uint32(15))
