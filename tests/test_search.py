@@ -301,6 +301,25 @@ def test_local_search_rejects_a_move_measured_over_budget():
     assert all(step.measured_delta > 1.0 for step in result.steps)
 
 
+def test_local_search_costs_only_the_most_promising_swaps():
+    # 16 groups, additive world: the sum of single flips predicts every swap exactly, so
+    # costing only the top swaps reaches the same mapping with far fewer engine calls.
+    rng = np.random.default_rng(3)
+    groups = tuple(single(f"G{i:02d}", 1, float(d)) for i, d in enumerate(rng.uniform(0.05, 0.4, 16)))
+    gains = {g.name: float(x) for g, x in zip(groups, rng.uniform(-2.0, 10.0, 16))}
+    problem = Problem(groups, "latency", budget=1.0, tile_capacity=None)
+    cost, measure = additive_world(groups, gains, gains)
+    results = {}
+    for costed in (0, 8):
+        calls = []
+        counting = lambda analog: calls.append(analog) or cost(analog)  # noqa: E731
+        start = verified_start(problem, cost, measure, {groups[0].name})
+        result = local_search(problem, counting, measure, start, [], max_verifications=12, costed_swaps=costed)
+        results[costed] = (result.chosen.groups, len(calls))
+    assert results[8][0] == results[0][0]
+    assert results[8][1] < results[0][1] / 3
+
+
 def test_local_search_respects_tile_capacity_and_verification_budget():
     groups = (single("A", 1, 0.1, tiles=2), single("B", 1, 0.1, tiles=2), single("C", 1, 0.1, tiles=1))
     problem = Problem(groups, "energy", budget=1.0, tile_capacity=3)
@@ -351,7 +370,8 @@ def test_neighbourhood_adds_drops_and_swaps_one_for_one_or_two():
     (["search", "--t", "1 lightyear"], "--t: cannot read time"),
     (["search", "--objective", "speed"], "invalid choice: 'speed'"),
     (["search", "--granularity", "tile"], "invalid choice: 'tile'"),
-    (["search", "--max-verifications", "-1"], "--max-verifications: expected an integer >= 0"),
+    (["search", "--max-verifications", "-1"], "--max-verifications: expected an integer in 0..100000"),
+    (["search", "--costed-swaps", "x"], "--costed-swaps: expected an integer in 0..1000000"),
     (["search", "--pareto-budgets", "1,x"], "--pareto-budgets: expected comma-separated numbers"),
     (["search", "--out", "mapping.txt"], "--out mapping.txt: expected a file ending in .yaml"),
     (["search", "--json", "/no/such/folder/r.json"], "folder /no/such/folder does not exist"),

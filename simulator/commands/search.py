@@ -13,7 +13,7 @@ from simulator.atomic import JSON, PLOT, YAML
 from simulator.commands.accuracy import format_time, parse_duration_s
 from simulator.commands.common import (
     add_accuracy_args, add_hw_args, add_phase_args, bounded_int, check_max_tokens, check_outputs, chunk_tokens_arg,
-    load_hw_arg, load_model_checked, write_json_atomic, wrote,
+    load_hw_arg, load_model_checked, non_negative_int, write_json_atomic, wrote,
 )
 from simulator.commands.profile import PROFILE_TOKENS
 from simulator.errors import UserError
@@ -23,10 +23,11 @@ from simulator.report.table import format_energy_pj, format_time_ns
 PARETO_BUDGET_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 MAX_ROUNDS = 1000  # MILP rounds; each costs a functional run
 MAX_VERIFICATIONS = 100_000
+MAX_COSTED_SWAPS = 1_000_000
 
 
 def add_parser(sub) -> None:
-    from simulator.analysis.search import GRANULARITIES, OBJECTIVES
+    from simulator.analysis.search import DEFAULT_COSTED_SWAPS, GRANULARITIES, OBJECTIVES
     p = sub.add_parser("search", help="accuracy-constrained analog/digital mapping search",
                        description=__doc__.split("\n")[0])
     add_hw_args(p, default="hermes64")
@@ -47,8 +48,11 @@ def add_parser(sub) -> None:
                         "mapping; the reported mappings are re-costed at run's default either way")
     p.add_argument("--max-rounds", type=bounded_int(MAX_ROUNDS), default=6,
                    help="MILP verify-and-adjust rounds (proxy budget relaxed or tightened; default 6)")
-    p.add_argument("--max-verifications", type=non_negative_int, default=30,
+    p.add_argument("--max-verifications", type=non_negative_int("--max-verifications", MAX_VERIFICATIONS), default=30,
                    help="functional runs the local search after the MILP may spend (0: none; default 30)")
+    p.add_argument("--costed-swaps", type=non_negative_int("--costed-swaps", MAX_COSTED_SWAPS), default=DEFAULT_COSTED_SWAPS, metavar="N",
+                   help="swap moves the engine costs per local-search round, those whose single flips "
+                        f"predict the most (0: all; default {DEFAULT_COSTED_SWAPS})")
     p.add_argument("--pareto-budgets", default=None,
                    help="comma-separated budgets for the Pareto sweep (default budget x "
                         + ",".join(f"{f:g}" for f in PARETO_BUDGET_FACTORS) + ")")
@@ -69,16 +73,6 @@ def non_negative_float(text: str) -> float:
         value = math.nan
     if not 0 <= value < math.inf:  # also rejects nan
         raise UserError(f"--budget: expected a number >= 0 (finite), got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_VERIFICATIONS:
-        raise UserError(f"--max-verifications: expected an integer >= 0 and <= {MAX_VERIFICATIONS}, got {text!r}")
     return value
 
 
@@ -159,7 +153,7 @@ def run(args) -> int:
             0 if args.pareto_proxy else len(budgets) * 2)  # an upper bound: the ETA is conservative
         bar.refresh()
         outcome = run_search(problem, cost, measure, np.random.default_rng(0), max_rounds=args.max_rounds,
-                             max_verifications=args.max_verifications)
+                             max_verifications=args.max_verifications, costed_swaps=args.costed_swaps)
         search_runs = measure.runs
         _, gains = group_gains(problem, cost, outcome.greedy.chosen.groups)
         points = verified_points(outcome.greedy, outcome.optimised, outcome.all_analog)
