@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator.analysis.search import EngineCost, Problem, _fits, make_groups
+from simulator.analysis.search import EngineCost, Problem, fits_capacity, make_groups
 from simulator.errors import UserError
 from simulator.hw.loader import load_hw
 from simulator.mapping.place import map_workload, place_targets
@@ -47,7 +47,7 @@ def test_search_placement_and_rule_agree_on_random_mappings(preset, overrides):
         rule = fits(projections, hw)
         assert rule == _placement_accepts(graph, hw, chosen), chosen
         if all(p in eligible for p in projections):  # the MILP only ever sees eligible projections
-            assert _fits(problem, chosen) == rule, chosen
+            assert fits_capacity(problem, chosen) == rule, chosen
         else:
             assert not rule  # what the search leaves out never fits
 

@@ -201,6 +201,20 @@ def test_budget_sweep_tightens_a_choice_that_exceeds_its_budget():
     assert sweep[0].within_budget and sweep[0].analog_projections == ("A",)
 
 
+def test_budget_sweep_is_never_worse_than_a_mapping_verified_within_its_budget():
+    # the points mislead the proxy (A looks cheap, so the MILP picks it), but {B, C} was
+    # verified at 1.0 and is faster: the budget-1 point must be {B, C}, not the MILP's choice
+    problem = Problem(MISLEADING, "latency", budget=1.0, tile_capacity=None)
+    cost, measure = misleading_world()
+    _, gains = group_gains(problem, cost)
+    points = [(frozenset({"A"}), 0.9), (frozenset({"B", "C"}), 1.0)]
+    milp_only = budget_sweep(problem, cost, None, gains, points, [1.0])[0]
+    sweep = budget_sweep(problem, cost, measure, gains, points, [1.0, 0.95])
+    assert sweep[0].analog_projections == ("B", "C") and sweep[0].source == "best_verified"
+    assert milp_only.analog_projections == ("A",) and sweep[0].latency_ns < milp_only.latency_ns
+    assert sweep[1].within_budget and "B" not in sweep[1].analog_projections  # 1.0 is over 0.95
+
+
 def test_verified_front_holds_every_stage_and_marks_the_chosen_mapping():
     problem = Problem(MYOPIC, "latency", budget=1.0, tile_capacity=None)
     cost, measure = additive_world(MYOPIC, MYOPIC_GAIN_NS, MYOPIC_GAIN_PJ)

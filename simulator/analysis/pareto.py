@@ -5,7 +5,9 @@ Two parts:
   the MILP's choice on the marginal proxy refitted to every verified run (the profile's
   alone deltas only as a weak prior), so budgets that the joint runs tell apart give
   distinct mappings; with `measure` the choice is verified and, if it exceeds its budget,
-  tightened once (proxy budget x budget / measured, the refuted set cut off).
+  tightened once (proxy budget x budget / measured, the refuted set cut off); a mapping
+  the search already verified within the budget replaces it when its objective is better,
+  so a budget's point is never worse than what the search found at that budget.
 * `verified_front`: every mapping the search measured (profile singletons, greedy's
   trials, MILP rounds, local-search moves, all analog, all digital, the budget sweep),
   each costed by the engine, flagged when no other verified mapping is at least as good
@@ -20,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from simulator.analysis.search import (CostFn, MeasureFn, Problem, SearchOutcome, fit_marginal_proxy,
-                                       greedy_trials, projections_of, solve_milp)
+from simulator.analysis.search import (CostFn, MeasureFn, Problem, SearchOutcome, fit_marginal_proxy, fits_capacity,
+                                       greedy_trials, local_search_points, projections_of, solve_milp)
 
 # Rounds per budget: the first choice, and one tightened retry when it exceeds the budget.
 BUDGET_ROUNDS = 2
@@ -38,11 +40,13 @@ class BudgetPoint:
     energy_pj: float
     analog_projections: tuple[str, ...]
     within_budget: bool
+    source: str = "milp"  # "milp" | "best_verified" (a mapping the search verified, better than the MILP's)
 
     def to_dict(self) -> dict:
         return {"budget": self.budget, "delta": self.delta, "delta_kind": self.delta_kind,
                 "latency_ns": self.latency_ns, "energy_pj": self.energy_pj,
-                "analog_projections": list(self.analog_projections), "within_budget": self.within_budget}
+                "analog_projections": list(self.analog_projections), "within_budget": self.within_budget,
+                "source": self.source}
 
 
 def budget_sweep(problem: Problem, cost: CostFn, measure: MeasureFn | None, gains: np.ndarray,
@@ -67,10 +71,23 @@ def budget_sweep(problem: Problem, cost: CostFn, measure: MeasureFn | None, gain
                 break
             refuted.append(groups)
             proxy_budget *= budget / max(delta, 1e-12)
-        point_cost = cost(projections)
+        point_cost, source = cost(projections), "milp"
+        if measure is not None:  # never worse than a mapping already verified within this budget
+            best = _best_verified(problem, cost, known, budget)
+            if best is not None and (delta > budget or best[1].objective(problem.objective)
+                                     < point_cost.objective(problem.objective)):
+                groups, point_cost = best
+                projections, delta, source = projections_of(problem, groups), known[groups], "best_verified"
         result.append(BudgetPoint(float(budget), delta, kind, point_cost.latency_ns, point_cost.energy_pj,
-                                  tuple(sorted(projections)), delta <= budget))
+                                  tuple(sorted(projections)), delta <= budget, source))
     return result
+
+
+def _best_verified(problem: Problem, cost: CostFn, known: dict[frozenset[str], float], budget: float):
+    """(group set, Cost) of the verified mapping within `budget` with the best objective, or None."""
+    within = [(groups, cost(projections_of(problem, groups))) for groups, delta in known.items()
+              if delta <= budget and fits_capacity(problem, groups)]
+    return min(within, key=lambda item: (item[1].objective(problem.objective), sorted(item[0])), default=None)
 
 
 @dataclass(frozen=True)
@@ -116,12 +133,8 @@ def verified_mappings(outcome: SearchOutcome, profiled: Sequence[tuple[frozenset
         add(projections_of(problem, groups), delta, "greedy")
     for round_ in outcome.optimised.rounds:
         add(projections_of(problem, round_.groups), round_.measured_delta, "milp")
-    state = outcome.optimised.chosen.groups
-    for step in outcome.local.steps:
-        groups = (state - set(step.removed)) | set(step.added)
-        add(projections_of(problem, groups), step.measured_delta, "local_search")
-        if step.accepted:
-            state = groups
+    for groups, delta in local_search_points(outcome):
+        add(projections_of(problem, groups), delta, "local_search")
     if outcome.all_analog is not None:
         add(outcome.all_analog.projections, outcome.all_analog.delta, "all_analog")
     add(outcome.all_digital.projections, outcome.all_digital.delta, "all_digital")

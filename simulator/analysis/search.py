@@ -192,7 +192,7 @@ def projections_of(problem: Problem, group_names) -> frozenset[str]:
     return frozenset(p for g in problem.groups if g.name in chosen for p in g.projections)
 
 
-def _fits(problem: Problem, group_names) -> bool:
+def fits_capacity(problem: Problem, group_names) -> bool:
     if problem.tile_capacity is None:
         return True
     chosen = set(group_names)
@@ -206,7 +206,7 @@ def greedy_search(problem: Problem, cost: CostFn, measure: MeasureFn) -> GreedyR
     tried = []
     for group in sorted(problem.groups, key=lambda g: (-g.macs, g.name)):
         trial = accepted + [group.name]
-        if not _fits(problem, trial):
+        if not fits_capacity(problem, trial):
             tried.append((group.name, False, float("nan")))
             continue
         measured = float(measure(projections_of(problem, trial)))
@@ -238,7 +238,7 @@ def group_gains(problem: Problem, cost: CostFn, reference: frozenset[str] = froz
     for group in problem.groups:
         if group.name in reference:
             analog, digital = base, cost(projections_of(problem, reference - {group.name}))
-        elif _fits(problem, reference | {group.name}):
+        elif fits_capacity(problem, reference | {group.name}):
             analog, digital = cost(projections_of(problem, reference | {group.name})), base
         else:
             analog, digital = cost(frozenset(group.projections)), cost(frozenset())
@@ -470,11 +470,11 @@ def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Cand
         proxy = fit_marginal_proxy(problem, list(known.items()), min_sigma)
         current = state.cost.objective(objective)
         flip_gain = {group: current - cost_of(state.groups ^ {group}).objective(objective)
-                     for group in (g.name for g in problem.groups) if _fits(problem, state.groups ^ {group})}
+                     for group in (g.name for g in problem.groups) if fits_capacity(problem, state.groups ^ {group})}
         moves = []  # (removed, added, groups, predicted delta, probability), swaps after single flips
         for removed, added in neighbourhood(problem, state.groups):
             groups = (state.groups - set(removed)) | set(added)
-            if groups in known or not _fits(problem, groups):
+            if groups in known or not fits_capacity(problem, groups):
                 continue
             predicted = proxy.move_delta(state.delta, removed, added)
             probability = within_budget_probability(predicted, problem.budget, proxy.sigma)
@@ -515,6 +515,24 @@ def greedy_trials(greedy: GreedyResult) -> list[tuple[frozenset[str], float]]:
     return points
 
 
+def outcome_points(outcome: SearchOutcome) -> list[tuple[frozenset[str], float]]:
+    """(group set, measured delta) of every functional run of a finished search: those of
+    `verified_points`, every local-search move, and all digital."""
+    points = verified_points(outcome.greedy, outcome.optimised, outcome.all_analog)
+    return points + local_search_points(outcome) + [(frozenset(), outcome.all_digital.delta)]
+
+
+def local_search_points(outcome: SearchOutcome) -> list[tuple[frozenset[str], float]]:
+    """(group set, measured delta) of each verified local-search move, in order."""
+    points, state = [], outcome.optimised.chosen.groups
+    for step in outcome.local.steps:
+        groups = (state - set(step.removed)) | set(step.added)
+        points.append((groups, step.measured_delta))
+        if step.accepted:
+            state = groups
+    return points
+
+
 def verified_points(greedy: GreedyResult, optimised: OptimiseResult,
                     all_analog: Candidate | None) -> list[tuple[frozenset[str], float]]:
     """(group set, measured delta) of every functional run so far: greedy's trials, MILP rounds, all-analog."""
@@ -540,12 +558,12 @@ def additivity_check(problem: Problem, cost: CostFn, rng: np.random.Generator,
     reference_cost = cost(projections_of(problem, reference))
     marginal = {g.name: (cost(projections_of(problem, reference - {g.name})), reference_cost) if g.name in reference
                 else (reference_cost, cost(projections_of(problem, reference | {g.name})))
-                for g in problem.groups if g.name in reference or _fits(problem, reference | {g.name})}
+                for g in problem.groups if g.name in reference or fits_capacity(problem, reference | {g.name})}
     rows = []
     for _ in range(samples):
         size = int(rng.integers(2, len(problem.groups) + 1)) if len(problem.groups) > 1 else 1
         picked = {problem.groups[i].name for i in rng.choice(len(problem.groups), size, replace=False)}
-        if not _fits(problem, picked):
+        if not fits_capacity(problem, picked):
             continue
         measured = cost(projections_of(problem, picked))
         row = {"groups": len(picked)}
@@ -650,7 +668,7 @@ def run_search(problem: Problem, cost: CostFn, measure: MeasureFn, rng: np.rando
     greedy = greedy_search(problem, cost, measure)
     calibration_points = [(proxy_delta(problem, greedy.chosen.groups, 1.0), greedy.chosen.delta)]
     all_analog = None
-    if _fits(problem, everything):
+    if fits_capacity(problem, everything):
         all_analog = Candidate(everything, all_projections, cost(all_projections),
                                float(measure(all_projections)), True)
         calibration_points.append((proxy_delta(problem, everything, 1.0), all_analog.delta))

@@ -106,7 +106,7 @@ def run(args) -> int:
     from simulator.analysis.pareto import budget_sweep, verified_front, verified_mappings
     from simulator.analysis.profile import make_probe
     from simulator.analysis.search import (CachedCost, EngineCost, Problem, group_gains, make_groups, run_search,
-                                           search_runs_at_most, verified_points)
+                                           outcome_points, search_runs_at_most)
     from simulator.commands.memory import check_seeds_memory
     from simulator.mapping.resolve import fits_alone
     from simulator.run import default_phase
@@ -156,7 +156,7 @@ def run(args) -> int:
                              max_verifications=args.max_verifications, costed_swaps=args.costed_swaps)
         search_runs = measure.runs
         _, gains = group_gains(problem, cost, outcome.greedy.chosen.groups)
-        points = verified_points(outcome.greedy, outcome.optimised, outcome.all_analog)
+        points = outcome_points(outcome)
         sweep = budget_sweep(problem, cost, None if args.pareto_proxy else measure, gains, points, budgets)
     front = verified_front(verified_mappings(outcome, [(frozenset({n}), d) for n, d in deltas.items()], sweep),
                            cost, args.objective, outcome.chosen.projections)
