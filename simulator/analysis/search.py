@@ -436,7 +436,7 @@ class LocalSearchResult:
         return any(step.accepted for step in self.steps)
 
 
-DEFAULT_COSTED_SWAPS = 200  # swap moves the engine costs per local-search round (see local_search)
+DEFAULT_COSTED_SWAPS = 200  # swap moves the local search costs at a time (see local_search)
 
 
 def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Candidate,
@@ -449,11 +449,13 @@ def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Cand
     (add one group, drop one) are costed with the engine; a swap's improvement is first
     predicted as the sum of its flips' (the expansion around the current state), and only
     the `costed_swaps` swaps with the largest predicted improvement x probability are
-    costed (0: all of them; a round has O(groups^3) swaps, 7,000 at 49 groups, which is
-    what made the search take most of an hour). The costed move with the largest exact
-    improvement x probability is verified, and accepted only if its measured degradation
-    is within budget. Stops when no untried move is left or after max_verifications
-    functional runs.
+    costed first (0: all of them; a round has O(groups^3) swaps, 7,000 at 49 groups, which
+    made the search take most of an hour); the next `costed_swaps` in that order only when
+    none so far improves, and so on, so the search still ends at a local optimum of the
+    whole neighbourhood. The
+    costed move with the largest exact improvement x probability is verified, and
+    accepted only if its measured degradation is within budget. Stops when no untried
+    move is left or after max_verifications functional runs.
     """
     objective = problem.objective
     known = {groups: delta for groups, delta in points}
@@ -480,16 +482,19 @@ def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Cand
             probability = within_budget_probability(predicted, problem.budget, proxy.sigma)
             if probability >= min_probability:
                 moves.append((removed, added, groups, predicted, probability))
-        swaps = [m for m in moves if len(m[0]) + len(m[1]) > 1]
-        if costed_swaps and len(swaps) > costed_swaps:
-            predicted_score = lambda m: sum(flip_gain.get(g, -math.inf) for g in m[0] + m[1]) * m[4]  # noqa: E731
-            kept = {id(m) for m in sorted(swaps, key=predicted_score, reverse=True)[:costed_swaps]}
-            moves = [m for m in moves if len(m[0]) + len(m[1]) == 1 or id(m) in kept]
+        singles = [m for m in moves if len(m[0]) + len(m[1]) == 1]
+        predicted_score = lambda m: sum(flip_gain.get(g, -math.inf) for g in m[0] + m[1]) * m[4]  # noqa: E731
+        swaps = sorted((m for m in moves if len(m[0]) + len(m[1]) > 1), key=predicted_score, reverse=True)
+        step = len(swaps) if not costed_swaps else costed_swaps
+        batches = [singles + swaps[:step]] + [swaps[k:k + step] for k in range(step, len(swaps), step)]
         best_move, best_score = None, 0.0
-        for move in moves:
-            score = (current - cost_of(move[2]).objective(objective)) * move[4]
-            if score > best_score:
-                best_move, best_score = move, score
+        for batch in batches:  # the next batch only if none so far improves
+            for move in batch:
+                score = (current - cost_of(move[2]).objective(objective)) * move[4]
+                if score > best_score:
+                    best_move, best_score = move, score
+            if best_move is not None:
+                break
         if best_move is None:
             return LocalSearchResult(state, tuple(steps), "no untried improving move predicted within budget")
         removed, added, groups, predicted, probability = best_move

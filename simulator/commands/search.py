@@ -51,8 +51,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-verifications", type=non_negative_int("--max-verifications", MAX_VERIFICATIONS), default=30,
                    help="functional runs the local search after the MILP may spend (0: none; default 30)")
     p.add_argument("--costed-swaps", type=non_negative_int("--costed-swaps", MAX_COSTED_SWAPS), default=DEFAULT_COSTED_SWAPS, metavar="N",
-                   help="swap moves the engine costs per local-search round, those whose single flips "
-                        f"predict the most (0: all; default {DEFAULT_COSTED_SWAPS})")
+                   help="swap moves the local search costs at a time, those whose single flips predict the "
+                        f"most first; the next batch only when none improves (0: all at once; default "
+                        f"{DEFAULT_COSTED_SWAPS})")
     p.add_argument("--pareto-budgets", default=None,
                    help="comma-separated budgets for the Pareto sweep (default budget x "
                         + ",".join(f"{f:g}" for f in PARETO_BUDGET_FACTORS) + ")")
