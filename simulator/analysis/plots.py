@@ -101,8 +101,12 @@ def plot_pareto(search: dict, path: str) -> None:
         ax.set_xlim(min(deltas) - 0.2 * search["budget"], max(deltas) * 1.6)  # room for the end markers
         horizon = (f"{search['t_s'] / 31536000:g} y" if search["t_s"] >= 31536000 else f"{search['t_s']:g} s")
         ax.set_xlabel(f"verified delta {search['metric']} at t = {horizon} (symlog)")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
+        values = [p[key] for p in points if p[key] > 0]
+        log_y = bool(values) and max(values) > 10 * min(values)  # e.g. re-programming rounds vs none
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_ylabel(label.replace(")", ", log scale)") if log_y else label)
+        ax.grid(alpha=0.3, which="both" if log_y else "major")
     axes[0].legend(fontsize=7)
     chunk = search.get("chunk_tokens")
     timed = f"{search.get('phase', '')} {search.get('tokens', '')} tokens, " + (
