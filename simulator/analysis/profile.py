@@ -441,7 +441,7 @@ class ProfilePart:
     max_tokens: int | None
     projections: tuple[str, ...]
     times_s: tuple[float, ...]
-    torch_threads: int | None = None  # None: leave torch's setting alone
+    torch_threads: int | None = None  # torch and numba threads; None: leave their settings alone
 
 
 def split_seeds(seeds: Sequence[int], parts: int) -> list[tuple[int, ...]]:
@@ -456,8 +456,10 @@ def measure_part(part: ProfilePart, progress: Callable[[int], None] | None = Non
                  loaded_model=None) -> tuple[str, float, list[np.ndarray]]:
     """(metric, FP value, measure_sets of the part's runs) in this process; the model is
     loaded here unless given, so a Dask worker needs only the part."""
-    if part.torch_threads:
+    if part.torch_threads:  # a worker's share of the cores, for torch and the numba kernels alike
+        import numba
         torch.set_num_threads(part.torch_threads)
+        numba.set_num_threads(min(part.torch_threads, numba.config.NUMBA_NUM_THREADS))
     if loaded_model is None:
         from workloads.registry import load_model
         loaded_model = load_model(part.model)
