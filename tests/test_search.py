@@ -332,6 +332,12 @@ def test_local_search_costs_only_the_most_promising_swaps():
         results[costed] = (result.chosen.groups, len(calls))
     assert results[8][0] == results[0][0]
     assert results[8][1] < results[0][1] / 3
+    lone = (single("A", 1, 0.1),)  # no swaps at all: costing "all of them" must not fail
+    lone_cost, lone_measure = additive_world(lone, {"A": 1.0}, {"A": 1.0})
+    start = verified_start(Problem(lone, "latency", 1.0, None), lone_cost, lone_measure, set())
+    result = local_search(Problem(lone, "latency", 1.0, None), lone_cost, lone_measure, start, [],
+                          max_verifications=3, costed_swaps=0)
+    assert result.chosen.groups == {"A"}
 
 
 def test_local_search_respects_tile_capacity_and_verification_budget():

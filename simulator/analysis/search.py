@@ -485,7 +485,7 @@ def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Cand
         singles = [m for m in moves if len(m[0]) + len(m[1]) == 1]
         predicted_score = lambda m: sum(flip_gain.get(g, -math.inf) for g in m[0] + m[1]) * m[4]  # noqa: E731
         swaps = sorted((m for m in moves if len(m[0]) + len(m[1]) > 1), key=predicted_score, reverse=True)
-        step = len(swaps) if not costed_swaps else costed_swaps
+        step = costed_swaps or max(len(swaps), 1)
         batches = [singles + swaps[:step]] + [swaps[k:k + step] for k in range(step, len(swaps), step)]
         best_move, best_score = None, 0.0
         for batch in batches:  # the next batch only if none so far improves
