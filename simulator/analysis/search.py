@@ -29,7 +29,7 @@ import itertools
 import math
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -439,6 +439,20 @@ class LocalSearchResult:
 DEFAULT_COSTED_SWAPS = 200  # swap moves the local search costs at a time (see local_search)
 
 
+class _Move(NamedTuple):
+    """A local-search move from the current state, with its predicted degradation."""
+
+    removed: tuple[str, ...]
+    added: tuple[str, ...]
+    groups: frozenset[str]  # the state after the move
+    predicted_delta: float
+    probability: float  # of staying within budget
+
+    @property
+    def flips(self) -> int:
+        return len(self.removed) + len(self.added)
+
+
 def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Candidate,
                  points: Sequence[tuple[frozenset[str], float]], max_verifications: int,
                  min_probability: float = 0.05, costed_swaps: int = DEFAULT_COSTED_SWAPS) -> LocalSearchResult:
@@ -452,10 +466,9 @@ def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Cand
     costed first (0: all of them; a round has O(groups^3) swaps, 7,000 at 49 groups, which
     made the search take most of an hour); the next `costed_swaps` in that order only when
     none so far improves, and so on, so the search still ends at a local optimum of the
-    whole neighbourhood. The
-    costed move with the largest exact improvement x probability is verified, and
-    accepted only if its measured degradation is within budget. Stops when no untried
-    move is left or after max_verifications functional runs.
+    whole neighbourhood. The costed move with the largest exact improvement x probability
+    is verified, and accepted only if its measured degradation is within budget. Stops
+    when no untried move is left or after max_verifications functional runs.
     """
     objective = problem.objective
     known = {groups: delta for groups, delta in points}
@@ -473,7 +486,7 @@ def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Cand
         current = state.cost.objective(objective)
         flip_gain = {group: current - cost_of(state.groups ^ {group}).objective(objective)
                      for group in (g.name for g in problem.groups) if fits_capacity(problem, state.groups ^ {group})}
-        moves = []  # (removed, added, groups, predicted delta, probability), swaps after single flips
+        moves = []
         for removed, added in neighbourhood(problem, state.groups):
             groups = (state.groups - set(removed)) | set(added)
             if groups in known or not fits_capacity(problem, groups):
@@ -481,16 +494,16 @@ def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Cand
             predicted = proxy.move_delta(state.delta, removed, added)
             probability = within_budget_probability(predicted, problem.budget, proxy.sigma)
             if probability >= min_probability:
-                moves.append((removed, added, groups, predicted, probability))
-        singles = [m for m in moves if len(m[0]) + len(m[1]) == 1]
-        predicted_score = lambda m: sum(flip_gain.get(g, -math.inf) for g in m[0] + m[1]) * m[4]  # noqa: E731
-        swaps = sorted((m for m in moves if len(m[0]) + len(m[1]) > 1), key=predicted_score, reverse=True)
+                moves.append(_Move(removed, added, groups, predicted, probability))
+        singles = [m for m in moves if m.flips == 1]
+        swaps = sorted((m for m in moves if m.flips > 1), reverse=True,  # by predicted improvement x chance
+                       key=lambda m: sum(flip_gain.get(g, -math.inf) for g in m.removed + m.added) * m.probability)
         step = costed_swaps or max(len(swaps), 1)
         batches = [singles + swaps[:step]] + [swaps[k:k + step] for k in range(step, len(swaps), step)]
         best_move, best_score = None, 0.0
         for batch in batches:  # the next batch only if none so far improves
             for move in batch:
-                score = (current - cost_of(move[2]).objective(objective)) * move[4]
+                score = (current - cost_of(move.groups).objective(objective)) * move.probability
                 if score > best_score:
                     best_move, best_score = move, score
             if best_move is not None:

@@ -50,7 +50,8 @@ def add_parser(sub) -> None:
                    help="MILP verify-and-adjust rounds (proxy budget relaxed or tightened; default 6)")
     p.add_argument("--max-verifications", type=non_negative_int("--max-verifications", MAX_VERIFICATIONS), default=30,
                    help="functional runs the local search after the MILP may spend (0: none; default 30)")
-    p.add_argument("--costed-swaps", type=non_negative_int("--costed-swaps", MAX_COSTED_SWAPS), default=DEFAULT_COSTED_SWAPS, metavar="N",
+    p.add_argument("--costed-swaps", type=non_negative_int("--costed-swaps", MAX_COSTED_SWAPS),
+                   default=DEFAULT_COSTED_SWAPS, metavar="N",
                    help="swap moves the local search costs at a time, those whose single flips predict the "
                         f"most first; the next batch only when none improves (0: all at once; default "
                         f"{DEFAULT_COSTED_SWAPS})")
