@@ -484,8 +484,6 @@ def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Cand
     while len(steps) < max_verifications:
         proxy = fit_marginal_proxy(problem, list(known.items()), min_sigma)
         current = state.cost.objective(objective)
-        flip_gain = {group: current - cost_of(state.groups ^ {group}).objective(objective)
-                     for group in (g.name for g in problem.groups) if fits_capacity(problem, state.groups ^ {group})}
         moves = []
         for removed, added in neighbourhood(problem, state.groups):
             groups = (state.groups - set(removed)) | set(added)
@@ -496,9 +494,13 @@ def local_search(problem: Problem, cost: CostFn, measure: MeasureFn, start: Cand
             if probability >= min_probability:
                 moves.append(_Move(removed, added, groups, predicted, probability))
         singles = [m for m in moves if m.flips == 1]
-        swaps = sorted((m for m in moves if m.flips > 1), reverse=True,  # by predicted improvement x chance
-                       key=lambda m: sum(flip_gain.get(g, -math.inf) for g in m.removed + m.added) * m.probability)
+        swaps = [m for m in moves if m.flips > 1]
         step = costed_swaps or max(len(swaps), 1)
+        if len(swaps) > step:  # screened: rank by predicted improvement x chance (costs every fitting flip)
+            flip_gain = {g.name: current - cost_of(state.groups ^ {g.name}).objective(objective)
+                         for g in problem.groups if fits_capacity(problem, state.groups ^ {g.name})}
+            swaps.sort(reverse=True,
+                       key=lambda m: sum(flip_gain.get(g, -math.inf) for g in m.removed + m.added) * m.probability)
         batches = [singles + swaps[:step]] + [swaps[k:k + step] for k in range(step, len(swaps), step)]
         best_move, best_score = None, 0.0
         for batch in batches:  # the next batch only if none so far improves
