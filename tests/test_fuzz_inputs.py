@@ -537,7 +537,7 @@ MEMORY_CASES = [  # with 1 GiB available
     (["accuracy", "--seeds", "1000"], ["--seeds 1000", "chip realisations", "1.0 GiB is available",
                                        "use at most"]),
     (["run", "--seeds", "1000"], "--seeds 1000"),
-    (["profile", "--seeds", "1000"], "--seeds 1000"),
+    (["profile", "--seeds", "1000", "--workers", "16"], ["--seeds 1000", "one chip realisation", "16 processes"]),
     (["search", "--seeds", "1000"], "--seeds 1000"),
     (["sweep", "--hw", "hermes64", "--set", "analog.adc_bits=6,8", "--out", "{d}/s.h5", "--workload", "gpt2-pydoc",
       "--tokens", "8", "--accuracy", "--seeds", "100", "--workers", "4"], ["--seeds 100", "4 at once"]),

@@ -492,6 +492,57 @@ def test_profile_cli_end_to_end(tiny_checkpoint, one_torch_thread, tmp_path, cap
     assert "rank" in capsys.readouterr().out
 
 
+def test_profile_measures_seeds_in_groups_when_they_do_not_fit_at_once(tiny_checkpoint, one_torch_thread, tmp_path,
+                                                                       capsys, monkeypatch):
+    """With memory for about one and a half chip realisations, 3 seeds run as 3 groups of
+    one, one after another: the same numbers as all 3 side by side, and stderr says so."""
+    import json
+
+    from simulator.cli import main
+    from simulator.commands import memory
+    from simulator.hw.loader import load_hw
+    from simulator.mapping.resolve import analog_names, resolve_targets
+    from workloads.registry import load_model
+    common = ["profile", "--hw", "tiny", "--model", str(tiny_checkpoint), "--t", "1y", "--seeds", "3",
+              "--max-tokens", "128", "--local"]
+    assert main(common + ["--json", str(tmp_path / "whole.json")]) == 0
+    loaded = load_model(str(tiny_checkpoint))
+    names = analog_names(resolve_targets(str(tiny_checkpoint), load_hw("tiny"), "all-analog"))
+    model_bytes = sum(p.numel() for p in loaded.model.parameters()) * memory.BYTES_PER_PARAMETER_LOADED
+    room = model_bytes + 1.5 * memory.bytes_per_seed(loaded, names)
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(room / memory.SEED_GROUP_MEMORY_SHARE))
+    capsys.readouterr()
+    assert main(common + ["--json", str(tmp_path / "grouped.json")]) == 0
+    assert "measured in 3 groups of at most 1" in capsys.readouterr().err
+    whole, grouped = (json.loads((tmp_path / name).read_text()) for name in ("whole.json", "grouped.json"))
+    assert grouped["projections"] == whole["projections"] and grouped["all_analog"] == whole["all_analog"]
+
+
+def test_seed_groups_fit_and_keep_every_seed_in_order():
+    from simulator.analysis.profile import seed_groups
+    for n_seeds, processes, at_once in [(10, 2, 3), (10, 2, 10), (7, 3, 1), (1, 4, 2), (5, 1, 2)]:
+        groups = seed_groups(range(n_seeds), processes, at_once)
+        assert [s for g in groups for s in g] == list(range(n_seeds))
+        assert max(map(len, groups)) <= at_once and min(map(len, groups)) >= 1
+        rounds = -(-n_seeds // (processes * at_once))  # each process measures `rounds` groups, seeds allowing
+        assert len(groups) == min(n_seeds, processes * rounds)
+    assert seed_groups(range(10), 2, 5) == [tuple(range(5)), tuple(range(5, 10))]  # fits: one share each
+
+
+def test_seeds_at_once_refuses_when_not_one_realisation_fits(monkeypatch):
+    from simulator.commands import memory
+    from simulator.errors import UserError
+    from workloads.registry import load_model
+    loaded = load_model("gpt2-pydoc")
+    names = loaded.model.projection_names()
+    per_seed = memory.bytes_per_seed(loaded, names)
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(4 * per_seed))
+    assert memory.seeds_at_once(loaded, names, 10, 2, model_copies=0) == 1  # 0.9 x 4 seeds over 2 processes
+    assert memory.seeds_at_once(loaded, names, 2, 2, model_copies=0) == 1  # a share of one
+    with pytest.raises(UserError, match="--seeds 10: one chip realisation .* in each of 4 processes"):
+        memory.seeds_at_once(loaded, names, 10, 4, model_copies=0)
+
+
 @pytest.mark.slow
 def test_profile_on_a_dask_cluster_equals_one_process(tiny_checkpoint, tmp_path):
     """The default path splits the seeds over a local cluster's workers: same numbers."""

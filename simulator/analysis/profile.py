@@ -452,6 +452,13 @@ def split_seeds(seeds: Sequence[int], parts: int) -> list[tuple[int, ...]]:
     return [seeds[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def seed_groups(seeds: Sequence[int], processes: int, at_once: int) -> list[tuple[int, ...]]:
+    """The seeds in parts of at most `at_once` each, a multiple of `processes` parts where
+    there are enough seeds (each process then measures the same number of parts)."""
+    rounds = -(-len(seeds) // (max(1, processes) * max(1, at_once)))
+    return split_seeds(seeds, max(1, processes) * rounds)
+
+
 def measure_part(part: ProfilePart, progress: Callable[[int], None] | None = None,
                  loaded_model=None) -> tuple[str, float, list[np.ndarray]]:
     """(metric, FP value, measure_sets of the part's runs) in this process; the model is

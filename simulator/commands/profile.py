@@ -55,13 +55,25 @@ def format_profile(summary: dict, limit: int = 60) -> str:
     return "\n".join(lines)
 
 
+def seed_shares(loaded, projections, seeds: list[int], processes: int, model_copies: int) -> list[tuple[int, ...]]:
+    """The seeds in parts that `processes` measure side by side: one share each when all
+    chip realisations fit the memory available, else groups that do (said on stderr)."""
+    from simulator.analysis.profile import seed_groups
+    from simulator.commands.memory import seeds_at_once
+    shares = seed_groups(seeds, processes, seeds_at_once(loaded, projections, len(seeds), processes, model_copies))
+    if len(shares) > min(processes, len(seeds)):
+        print(f"memory: the {len(seeds)} seeds are measured in {len(shares)} groups of at most "
+              f"{max(map(len, shares))}, {processes} at a time, so that their chip realisations fit",
+              file=sys.stderr)
+    return shares
+
+
 def run(args) -> int:
     check_outputs(("--json", args.json, JSON), ("--h5", args.h5, HDF5), ("--plot", args.plot, PLOT))
     times_s = parse_times(args.t)
     hw = load_hw_arg(args)
-    from simulator.analysis.profile import (ProfilePart, measure_part, measure_parts_on_dask, model_projections,
-                                            profile_result, profile_sets, split_seeds, write_profile_h5)
-    from simulator.commands.memory import check_seeds_memory
+    from simulator.analysis.profile import (ProfilePart, measure_part, measure_parts_on_dask, merge_parts,
+                                            model_projections, profile_result, profile_sets, write_profile_h5)
     from simulator.mapping.resolve import analog_names, resolve_targets
     loaded = load_model_checked(args.model)
     check_max_tokens(args.max_tokens, loaded)
@@ -75,20 +87,26 @@ def run(args) -> int:
                         f"(analog.tiles={hw.analog.tiles}); nothing to profile")
     if left_digital:
         print(f"digital (do not fit the tiles): {compact_names(left_digital)}", file=sys.stderr)
-    check_seeds_memory(loaded, sorted(profiled), args.seeds)
     seeds = list(range(args.seeds))
     part = ProfilePart(args.model, hw, tuple(seeds), len(seeds), args.max_tokens, profiled, tuple(times_s))
     runs = len(profile_sets(profiled)) * len(times_s)
-    with tqdm(total=runs * (1 if args.local else len(split_seeds(seeds, args.workers))), unit="run",
-              desc="profile", file=sys.stderr, dynamic_ncols=True) as bar:
+    # Where the processes are known before any work (here, or a local cluster: this process
+    # keeps its copy of the model beside the workers', hence + 1), refuse or group now.
+    shares = (seed_shares(loaded, profiled, seeds, 1, model_copies=1) if args.local else None if args.scheduler
+              else seed_shares(loaded, profiled, seeds, args.workers, model_copies=args.workers + 1))
+    with tqdm(total=runs * len(shares or [seeds]), unit="run", desc="profile", file=sys.stderr,
+              dynamic_ncols=True) as bar:  # one bar step per run of one share of the seeds
         if args.local:
-            metric, fp, measured = measure_part(part, progress=bar.update, loaded_model=loaded)
+            metric, fp, measured = merge_parts([measure_part(dataclasses.replace(part, seeds=share),
+                                                             progress=bar.update, loaded_model=loaded)
+                                                for share in shares])
         else:
             with dask_client(args.scheduler, args.workers) as client:
                 workers = len(client.scheduler_info()["workers"]) or args.workers
-                shares = split_seeds(seeds, workers)
-                bar.total = runs * len(shares)  # one bar step per run of one share of the seeds
-                bar.refresh()
+                if shares is None:
+                    shares = seed_shares(loaded, profiled, seeds, workers, model_copies=workers + 1)
+                    bar.total = runs * len(shares)
+                    bar.refresh()
                 parts = [dataclasses.replace(part, seeds=share, torch_threads=1) for share in shares]
                 metric, fp, measured = measure_parts_on_dask(client, parts, progress=bar.update)
     result = profile_result(metric, fp, profiled, times_s, measured)
