@@ -90,6 +90,22 @@ def test_noisy_tiles_move_away_from_fp_and_seeds_are_reproducible(tiny_lm):
     assert [entry["values"][0] for entry in second_alone.results] == pytest.approx(values[:, 1])
 
 
+def test_seeds_in_groups_give_the_numbers_of_all_at_once(tiny_lm):
+    """What lets `accuracy` evaluate seeds that do not fit in memory together: groups of
+    them, one after another, with the batches sized for all, give the same numbers."""
+    pcm_hw = load_hw("tiny")
+    targets = {"transformer.h.0.mlp.c_fc": "analog", "lm_head": "analog"}
+    calls = []
+    run = lambda at_once, progress=None: evaluate_accuracy(tiny_lm, pcm_hw, targets, [3600.0, 3.15e7], 3,  # noqa: E731
+                                                           max_tokens=EVAL_TOKENS, seeds_at_once=at_once,
+                                                           progress=progress)
+    whole = run(None)
+    grouped = run(2, progress=lambda done, total: calls.append((done, total)))
+    assert grouped.results == whole.results and grouped.fp == whole.fp and grouped.seeds == (0, 1, 2)
+    steps = calls[-1][1]  # one bar over both groups
+    assert calls == [(k, steps) for k in range(0, steps + 1)]
+
+
 def test_top1_agreement_and_mapping_targets(tiny_lm):
     mapping = Mapping(placements=(Placement("lm_head", "analog"),
                                   Placement("transformer.h.1.attn.c_proj", "digital")))
@@ -129,6 +145,8 @@ def test_encoder_cosine_against_fp(ideal_hw):
     ideal = evaluate_accuracy(encoder, ideal_hw, analog, [3600.0], seeds=2)
     assert ideal.results[0]["values"] == pytest.approx([1.0, 1.0], abs=1e-9)
     noisy = evaluate_accuracy(encoder, load_hw("tiny"), analog, [3600.0], seeds=2).results[0]
+    assert evaluate_accuracy(encoder, load_hw("tiny"), analog, [3600.0], seeds=2,
+                             seeds_at_once=1).results[0] == noisy  # one seed at a time: the same
     # a random encoder's output is mostly its embedding (residual + LayerNorm), so the
     # analog error is small, but it is far above the ideal tiles' rounding error
     assert all(0.99 < v < 1.0 - 1e-8 for v in noisy["values"])

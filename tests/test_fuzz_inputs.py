@@ -534,8 +534,6 @@ def test_every_flag_fails_before_any_work(tmp_path, capsys, monkeypatch, argv, f
 
 GIB = 1 << 30
 MEMORY_CASES = [  # with 1 GiB available
-    (["accuracy", "--seeds", "1000"], ["--seeds 1000", "chip realisations", "1.0 GiB is available",
-                                       "use at most"]),
     (["run", "--seeds", "1000"], "--seeds 1000"),
     (["profile", "--seeds", "1000", "--workers", "16"], ["--seeds 1000", "one chip realisation", "16 processes"]),
     (["search", "--seeds", "1000"], "--seeds 1000"),
@@ -566,6 +564,15 @@ def test_memory_is_estimated_before_allocating(tmp_path, capsys, monkeypatch, ar
     config = json.loads(Path("workloads/data/gpt2-pydoc/config.json").read_text())
     (big / "config.json").write_text(json.dumps(dict(config, n_embd=65536, n_layer=96, n_head=64)))
     expect_clean_error([a.format(d=tmp_path) for a in argv], tmp_path, fragments, capsys)
+
+
+@pytest.mark.parametrize("argv", [["accuracy", "--seeds", "1000"], ["profile", "--seeds", "3", "--local"]])
+def test_seeds_are_grouped_and_refused_only_when_one_does_not_fit(tmp_path, capsys, monkeypatch, argv):
+    """accuracy and profile measure seeds that do not fit at once in groups; with room for
+    less than one chip realisation (100 MB for gpt2-pydoc's 84 MB) they refuse, before any work."""
+    _fail_before_any_work(monkeypatch)
+    monkeypatch.setattr("simulator.commands.memory.available_bytes", lambda: 100 * 1024 ** 2)
+    expect_clean_error(argv, tmp_path, [f"--seeds {argv[2]}", "one chip realisation", "100.0 MiB is available"], capsys)
 
 
 def test_memory_estimates_track_what_was_measured(monkeypatch):

@@ -50,7 +50,7 @@ class AccuracyResult:
 def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times_s: list[float],
                       seeds: list[int] | int, *, max_batches: int | None = None,
                       metric: str | None = None, max_tokens: int | None = None,
-                      adapters=None,
+                      adapters=None, seeds_at_once: int | None = None,
                       progress: Callable[[int, int], None] | None = None) -> AccuracyResult:
     """Metric of `loaded_model` with `targets` analog on `hw`, at each time in `times_s`.
 
@@ -59,8 +59,9 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
     cut the LM eval to a prefix of the held-out text for quick looks. `adapters`: a
     `simulator.adapt.files.AdapterFile`; AHWA weights are programmed instead of the FP
     ones, LoRA adapters run digitally beside their analog projections. The FP reference
-    is always the original model. `progress(done, total)` is called as the analog
-    forwards finish (time x eval batch).
+    is always the original model. `seeds_at_once`: evaluate the seeds in groups of at most
+    this many, one after another (what fits in memory; the same numbers as all at once).
+    `progress(done, total)` is called as the analog forwards finish (time x eval batch).
     """
     family = loaded_model.family
     metric = _check_metric(family, metric)
@@ -72,23 +73,34 @@ def evaluate_accuracy(loaded_model, hw, targets: dict[str, str] | Mapping, times
     fp_model = loaded_model.model.eval()
     if adapters is not None:
         adapters.check_model(loaded_model)  # a wrong file fails before any progress is shown
+    groups = [seed_list[i:i + seeds_at_once] for i in range(0, len(seed_list), seeds_at_once)] \
+        if seeds_at_once else [seed_list]
+    forwards = (forward_count(eval_set, len(seed_list), len(times_s), max_batches) if eval_set is not None
+                else len(times_s))
     if progress and analog_names:  # shown before programming, which takes a while too
-        progress(0, forward_count(eval_set, len(seed_list), len(times_s), max_batches) if eval_set is not None
-                 else len(times_s))
+        progress(0, forwards * len(groups))
     programmed = fp_model
     if adapters is not None:
         programmed = adapters.programmed_model(fp_model)
-    analog_model, set_time = _analog_copy(programmed, analog_names, hw, seed_list)
-    if adapters is not None and analog_model is not None:
-        adapters.attach(analog_model, analog_names, seed_list)
-    if eval_set is not None:
-        scores = evaluate_lm(fp_model, analog_model, set_time, eval_set, list(times_s),
-                             len(seed_list), metric, max_batches=max_batches, progress=progress)
-        fp_value, values, eval_tokens = scores.fp, scores.values, scores.tokens
-    else:
-        fp_value, values = _evaluate_encoder(loaded_model, analog_model, set_time, list(times_s),
-                                             len(seed_list), progress)
-        eval_tokens = None
+    fp_value, per_group, eval_tokens = None, [], None
+    for index, group in enumerate(groups):  # each group's realisations are freed before the next is programmed
+        analog_model, set_time = _analog_copy(programmed, analog_names, hw, group)
+        if adapters is not None and analog_model is not None:
+            adapters.attach(analog_model, analog_names, group)
+        done = index * forwards
+        group_progress = progress and (lambda step, _total, done=done: progress(done + step, forwards * len(groups)))
+        if eval_set is not None:
+            # batches sized for every seed: a seed sees the same forwards in any group
+            scores = evaluate_lm(fp_model, analog_model, set_time, eval_set, list(times_s), len(group), metric,
+                                 max_batches=max_batches, progress=group_progress,
+                                 batch_replicas=len(seed_list), fp_value=fp_value)
+            fp_value, values, eval_tokens = scores.fp, scores.values, scores.tokens
+        else:
+            fp_value, values = _evaluate_encoder(loaded_model, analog_model, set_time, list(times_s),
+                                                 len(group), group_progress)
+        per_group.append(values)
+        del analog_model
+    values = np.concatenate(per_group, axis=1)
     return AccuracyResult(
         metric=metric, fp=float(fp_value),
         results=tuple(_summary(t_s, row, fp_value) for t_s, row in zip(times_s, values)),

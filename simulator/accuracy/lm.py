@@ -95,22 +95,25 @@ def evaluate_lm(fp_model: torch.nn.Module, analog_model: torch.nn.Module | None,
                 set_time: Callable[[torch.nn.Module, float], None], eval_set: LMEvalSet,
                 times_s: list[float], replicas: int, metric: str = "perplexity",
                 max_batches: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> LMScores:
+                progress: Callable[[int, int], None] | None = None, batch_replicas: int | None = None,
+                fp_value: float | None = None) -> LMScores:
     """Score the FP model once, then every (drift time, realisation) of the analog copy.
 
     Times are the outer loop because moving the analog copy to a new time is costly.
     KL and top-1 need the FP logits of each batch: they are recomputed per time rather
     than held for the whole split (tokens x vocab floats); the FP forward is a small
     fraction of the R-fold analog one. `analog_model` None: every realisation equals FP.
-    `progress(done, total)` after each analog (time, batch) forward.
+    `progress(done, total)` after each analog (time, batch) forward. `batch_replicas`: the
+    realisations the batches are sized for (default `replicas`; a group of a larger seed
+    set passes the whole set's count, so each seed sees the same forwards); `fp_value`: the
+    FP score if already known (not recomputed).
     """
-    batches = _batches(eval_set, replicas, max_batches)
+    batches = _batches(eval_set, batch_replicas or replicas, max_batches)
     tokens = sum(targets.numel() for _, targets in batches)
-    if metric == "perplexity":
-        fp_value = float(_finish(metric, sum(_metric_sum(metric, None, fp_model(inputs), targets)
-                                             for inputs, targets in batches), tokens))
-    else:
-        fp_value = _SELF_REFERENCE_VALUE[metric]
+    if fp_value is None:
+        fp_value = (float(_finish(metric, sum(_metric_sum(metric, None, fp_model(inputs), targets)
+                                              for inputs, targets in batches), tokens))
+                    if metric == "perplexity" else _SELF_REFERENCE_VALUE[metric])
     if analog_model is None:
         return LMScores(fp_value, np.full((len(times_s), replicas), fp_value), tokens)
     totals = np.zeros((len(times_s), replicas))

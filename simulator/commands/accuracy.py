@@ -189,7 +189,7 @@ def run(args) -> int:
     times_s = parse_times(args.t)
     hw = load_hw_arg(args)
     from simulator.accuracy.evaluate import evaluate_accuracy, projection_names
-    from simulator.commands.memory import check_seeds_memory
+    from simulator.commands.memory import seeds_at_once
     from simulator.mapping.resolve import analog_names
     adapters = None
     if getattr(args, "adapters", None):
@@ -199,10 +199,14 @@ def run(args) -> int:
     check_max_tokens(args.max_tokens, loaded_model)
     _check_metric_flag(args.metric, loaded_model.family)
     targets = mapping_targets(args.mapping, args.model, hw)
-    check_seeds_memory(loaded_model, analog_names(targets), args.seeds)
+    at_once = seeds_at_once(loaded_model, analog_names(targets), args.seeds, 1)
+    if at_once < args.seeds:
+        print(f"memory: the {args.seeds} seeds are evaluated in groups of at most {at_once} so that their "
+              "chip realisations fit", file=sys.stderr)
     with TotalBar("accuracy", "forward") as bar:
         result = evaluate_accuracy(loaded_model, hw, targets, times_s, args.seeds, metric=args.metric,
-                                   max_tokens=args.max_tokens, adapters=adapters, progress=bar.update)
+                                   max_tokens=args.max_tokens, adapters=adapters, progress=bar.update,
+                                   seeds_at_once=at_once)
     analog = set(result.analog_projections)
     digital = [name for name in projection_names(loaded_model.model) if name not in analog]
     print(format_table(result, digital))
