@@ -22,10 +22,10 @@ BYTES_PER_TASK = 320
 BYTES_PER_ANALOG_WEIGHT_PER_SEED = 24
 BYTES_PER_LOGIT = 16  # float32 logits plus the float64 log-softmax of the metric
 BYTES_PER_PARAMETER_LOADED = 12  # fp32 model + tensors read from the file + the fp32 upcast
-TIMING_UNITS_CHECKED_FROM = 32
+TIMING_UNITS_CHECKED_FROM = 32  # fewer chunks or decode steps than this always fit
 # Seed groups (`seeds_at_once`) are sized to this share of the memory available: the
 # per-seed constant is a peak measured on a small model, so keep a margin for the rest.
-SEED_GROUP_MEMORY_SHARE = 0.9  # fewer chunks or decode steps than this always fit
+SEED_GROUP_MEMORY_SHARE = 0.9
 
 
 def available_bytes() -> int | None:
@@ -111,10 +111,13 @@ def _tasks(hw, workload, phase, mapping, batch, seq, new_tokens, chunk_tokens, u
 
 # ---------------------------------------------------------------- accuracy runs
 
+def analog_weights(loaded_model, analog_names) -> int:
+    return sum(loaded_model.model.get_submodule(name).weight.numel() for name in analog_names)
+
+
 def bytes_per_seed(loaded_model, analog_names) -> int:
     """One chip realisation of the analog weights, plus its logits (GPT-2 family)."""
-    weights = sum(loaded_model.model.get_submodule(name).weight.numel() for name in analog_names)
-    per_seed = weights * BYTES_PER_ANALOG_WEIGHT_PER_SEED
+    per_seed = analog_weights(loaded_model, analog_names) * BYTES_PER_ANALOG_WEIGHT_PER_SEED
     if loaded_model.family == "gpt2":
         from simulator.accuracy.lm import EVAL_WINDOW_TOKENS
         window = min(EVAL_WINDOW_TOKENS, loaded_model.model.config.n_positions)
@@ -126,7 +129,7 @@ def check_seeds_memory(loaded_model, analog_names, seeds: int, flag: str = "--se
     """All chip realisations of the analog weights live at once, plus their logits."""
     if not analog_names or seeds <= 1:
         return
-    weights = sum(loaded_model.model.get_submodule(name).weight.numel() for name in analog_names)
+    weights = analog_weights(loaded_model, analog_names)
     per_seed = bytes_per_seed(loaded_model, analog_names)
     most = largest_fitting(per_seed * parallel)
     check_fits(per_seed * seeds * parallel, f"{flag} {seeds}",
@@ -139,9 +142,9 @@ def seeds_at_once(loaded_model, analog_names, seeds: int, processes: int, model_
                   flag: str = "--seeds") -> int:
     """How many chip realisations each of `processes` may hold at once, with `model_copies`
     copies of the model loaded in all (default: one per process): its whole share of the
-    seeds when that fits the memory available, else the most that fit, so a profile
-    measures its seeds in groups instead of refusing (a seed's values do not depend on
-    which seeds share its forwards). A one-line UserError when not even one fits."""
+    seeds when that fits the memory available, else the most that fit, so `profile` and
+    `accuracy` measure their seeds in groups instead of refusing (a seed's values do not
+    depend on which seeds share its forwards). A one-line UserError when not even one fits."""
     share = -(-seeds // processes)
     available = available_bytes()
     if not analog_names or available is None:

@@ -91,9 +91,13 @@ def run(args) -> int:
     part = ProfilePart(args.model, hw, tuple(seeds), len(seeds), args.max_tokens, profiled, tuple(times_s))
     runs = len(profile_sets(profiled)) * len(times_s)
     # Where the processes are known before any work (here, or a local cluster: this process
-    # keeps its copy of the model beside the workers', hence + 1), refuse or group now.
-    shares = (seed_shares(loaded, profiled, seeds, 1, model_copies=1) if args.local else None if args.scheduler
-              else seed_shares(loaded, profiled, seeds, args.workers, model_copies=args.workers + 1))
+    # keeps its copy of the model beside the workers', hence + 1), refuse or group now; a
+    # remote scheduler's workers are counted once connected.
+    shares = None
+    if args.local:
+        shares = seed_shares(loaded, profiled, seeds, 1, model_copies=1)
+    elif not args.scheduler:
+        shares = seed_shares(loaded, profiled, seeds, args.workers, model_copies=args.workers + 1)
     with tqdm(total=runs * len(shares or [seeds]), unit="run", desc="profile", file=sys.stderr,
               dynamic_ncols=True) as bar:  # one bar step per run of one share of the seeds
         if args.local:
